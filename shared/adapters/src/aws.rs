@@ -2,6 +2,7 @@
 //! with local-emulator conveniences (path-style S3, dummy credentials) when an endpoint
 //! override is configured; plus the shared classification of SDK errors.
 
+use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -62,9 +63,17 @@ impl AwsClients {
 
     /// Builds the clients from explicit options (and the environment for what they leave open).
     pub async fn load(options: AwsOptions) -> Self {
-        let region = RegionProviderChain::first_try(options.region.clone().map(Region::new))
-            .or_default_provider()
-            .or_else(Region::from_static(DEFAULT_REGION));
+        let explicit = options.region.clone().map(Region::new);
+        let region = if options.endpoint_url.is_some() {
+            // Local emulator: never wait on the instance-metadata lookup of the default chain.
+            RegionProviderChain::first_try(explicit)
+                .or_else(EnvironmentVariableRegionProvider::new())
+                .or_else(Region::from_static(DEFAULT_REGION))
+        } else {
+            RegionProviderChain::first_try(explicit)
+                .or_default_provider()
+                .or_else(Region::from_static(DEFAULT_REGION))
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
         if let Some(endpoint) = &options.endpoint_url {
             loader = loader.endpoint_url(endpoint);
@@ -190,6 +199,23 @@ mod tests {
     fn static_keys_or_a_profile_count_as_configured_credentials() {
         assert!(credentials_configured(|k| k == "AWS_ACCESS_KEY_ID"));
         assert!(credentials_configured(|k| k == "AWS_PROFILE"));
+    }
+
+    #[tokio::test]
+    async fn region_comes_from_the_environment_or_defaults_to_us_east_1() {
+        let started = std::time::Instant::now();
+        let clients = AwsClients::load(AwsOptions::local("http://127.0.0.1:1")).await;
+        let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        assert_eq!(
+            clients.region(),
+            Some(from_env.as_deref().unwrap_or(DEFAULT_REGION))
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "no metadata lookup"
+        );
     }
 
     #[tokio::test]

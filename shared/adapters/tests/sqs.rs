@@ -102,3 +102,41 @@ async fn sending_to_a_missing_queue_is_rejected() {
         .expect_err("queue does not exist");
     assert!(!err.is_transient(), "{err}");
 }
+
+#[tokio::test]
+async fn a_batch_of_large_bodies_totalling_more_than_256_kib_is_sent_whole() {
+    let (queue, _dlq) = queues().await;
+    let bodies: Vec<String> = (0..3)
+        .map(|i| format!("{i}{}", "x".repeat(100 * 1024)))
+        .collect();
+    let ids = queue
+        .send_batch(bodies)
+        .await
+        .expect("three 100 KiB messages");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(queue.approximate_len().await.expect("len"), 3);
+}
+
+#[tokio::test]
+async fn an_oversized_entry_fails_alone_and_the_rest_are_sent() {
+    let (queue, _dlq) = queues().await;
+    let bodies = vec![
+        "first".to_owned(),
+        "y".repeat(1100 * 1024),
+        "last".to_owned(),
+    ];
+    let err = queue
+        .send_batch(bodies)
+        .await
+        .expect_err("entry 1 is too large");
+    let ooni_adapters::QueueError::PartialBatch { sent, failed } = &err else {
+        panic!("expected PartialBatch, got {err}");
+    };
+    assert!(
+        sent[0].is_some() && sent[1].is_none() && sent[2].is_some(),
+        "{sent:?}"
+    );
+    assert_eq!(failed.iter().map(|f| f.index).collect::<Vec<_>>(), vec![1]);
+    assert!(!err.is_transient());
+    assert_eq!(queue.approximate_len().await.expect("len"), 2);
+}
