@@ -16,7 +16,9 @@ fn main() {
     // Watching `infra/` (which exists) rather than `infra/migrations/` (which may not yet)
     // keeps cargo from re-running this script on every build while the folder is absent.
     println!("cargo:rerun-if-changed={}", infra.display());
-    println!("cargo:rerun-if-changed={}", dir.display());
+    if dir.is_dir() {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
     println!("cargo:rerun-if-changed=build.rs");
 
     let mut files: Vec<(String, PathBuf)> = Vec::new();
