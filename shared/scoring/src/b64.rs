@@ -1,0 +1,96 @@
+//! Python `base64.b64decode` (non-strict `binascii.a2b_base64`) semantics.
+
+/// Why a base64 payload could not be decoded (Python raises `binascii.Error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum B64Error {
+    /// One data character more than a multiple of four.
+    InvalidLength,
+    /// Missing `=` padding.
+    IncorrectPadding,
+    /// Non-ASCII text (Python raises `ValueError` before decoding).
+    NonAscii,
+}
+
+fn sextet(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Decode like CPython: characters outside the alphabet are skipped, a complete
+/// `=` padding sequence ends the input, a dangling partial quantum is an error.
+pub(crate) fn py_b64decode(s: &str) -> Result<Vec<u8>, B64Error> {
+    if !s.is_ascii() {
+        return Err(B64Error::NonAscii);
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
+    let mut quad_pos = 0u8;
+    let mut left: u8 = 0;
+    let mut pads = 0u8;
+    for &c in s.as_bytes() {
+        if c == b'=' {
+            if quad_pos >= 2 {
+                pads += 1;
+                if quad_pos + pads >= 4 {
+                    return Ok(out);
+                }
+            }
+            continue;
+        }
+        let Some(v) = sextet(c) else { continue };
+        pads = 0;
+        match quad_pos {
+            0 => {
+                quad_pos = 1;
+                left = v;
+            }
+            1 => {
+                quad_pos = 2;
+                out.push((left << 2) | (v >> 4));
+                left = v & 0x0f;
+            }
+            2 => {
+                quad_pos = 3;
+                out.push((left << 4) | (v >> 2));
+                left = v & 0x03;
+            }
+            _ => {
+                quad_pos = 0;
+                out.push((left << 6) | v);
+                left = 0;
+            }
+        }
+    }
+    match quad_pos {
+        0 => Ok(out),
+        1 => Err(B64Error::InvalidLength),
+        _ => Err(B64Error::IncorrectPadding),
+    }
+}
+
+/// Python `bytes.decode("latin1")`.
+pub(crate) fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_like_cpython_non_strict_mode() {
+        assert_eq!(py_b64decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(py_b64decode("aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(py_b64decode("aGVsbG8=trailing").unwrap(), b"hello");
+        assert_eq!(py_b64decode("").unwrap(), b"");
+        assert_eq!(py_b64decode("aGVsbG8"), Err(B64Error::IncorrectPadding));
+        assert_eq!(py_b64decode("a"), Err(B64Error::InvalidLength));
+        assert_eq!(py_b64decode("é"), Err(B64Error::NonAscii));
+    }
+}
