@@ -8,13 +8,15 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ooni_domain::prio::{compute_priorities, default_prio_rules, generate_test_list, CitizenlabEntry, PrioRule};
+use ooni_domain::prio::{
+    compute_priorities, default_prio_rules, generate_test_list, CitizenlabEntry, PrioRule,
+};
 use rand::{Rng, SeedableRng};
 
 const CATEGORIES: [&str; 31] = [
-    "NEWS", "POLR", "HUMR", "LGBT", "ANON", "COMT", "GRP", "MMED", "SRCH", "PUBH", "REL", "XED", "HOST",
-    "ENV", "FILE", "CULTR", "IGO", "GOVT", "DATE", "HATE", "MILX", "PROV", "PORN", "GMB", "ALDR", "GAME",
-    "MISC", "HACK", "ECON", "COMM", "CTRL",
+    "NEWS", "POLR", "HUMR", "LGBT", "ANON", "COMT", "GRP", "MMED", "SRCH", "PUBH", "REL", "XED",
+    "HOST", "ENV", "FILE", "CULTR", "IGO", "GOVT", "DATE", "HATE", "MILX", "PROV", "PORN", "GMB",
+    "ALDR", "GAME", "MISC", "HACK", "ECON", "COMM", "CTRL",
 ];
 
 fn entries(n: usize) -> Vec<CitizenlabEntry> {
@@ -27,7 +29,11 @@ fn entries(n: usize) -> Vec<CitizenlabEntry> {
                 url: format!("https://{domain}/{i}"),
                 domain,
                 // About 1 in 8 country-specific, the rest global.
-                cc: if i % 8 == 0 { "it".to_owned() } else { "ZZ".to_owned() },
+                cc: if i % 8 == 0 {
+                    "it".to_owned()
+                } else {
+                    "ZZ".to_owned()
+                },
                 msmt_cnt: rng.random_range(0..500),
             }
         })
@@ -88,16 +94,35 @@ fn main() {
     println!("{} entries, {} rules", entries.len(), rules.len());
     let none: &[&str] = &[];
     measure("generate_test_list all categories, limit 20", 2000, || {
-        black_box(generate_test_list(black_box(&entries), black_box(&rules), none, 20, false).len());
+        black_box(
+            generate_test_list(black_box(&entries), black_box(&rules), none, 20, false).len(),
+        );
     });
-    measure("generate_test_list all categories, limit 9999", 2000, || {
-        black_box(generate_test_list(black_box(&entries), black_box(&rules), none, 9999, false).len());
-    });
+    measure(
+        "generate_test_list all categories, limit 9999",
+        2000,
+        || {
+            black_box(
+                generate_test_list(black_box(&entries), black_box(&rules), none, 9999, false).len(),
+            );
+        },
+    );
     measure("generate_test_list NEWS,HUMR, limit 100", 2000, || {
-        black_box(generate_test_list(black_box(&entries), black_box(&rules), &["NEWS", "HUMR"], 100, false).len());
+        black_box(
+            generate_test_list(
+                black_box(&entries),
+                black_box(&rules),
+                &["NEWS", "HUMR"],
+                100,
+                false,
+            )
+            .len(),
+        );
     });
     measure("generate_test_list debug, limit 9999", 2000, || {
-        black_box(generate_test_list(black_box(&entries), black_box(&rules), none, 9999, true).len());
+        black_box(
+            generate_test_list(black_box(&entries), black_box(&rules), none, 9999, true).len(),
+        );
     });
     measure("compute_priorities (all entries)", 2000, || {
         black_box(compute_priorities(black_box(&entries), black_box(&rules)).len());

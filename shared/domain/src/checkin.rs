@@ -95,7 +95,11 @@ pub struct TestHelper {
 
 impl TestHelper {
     pub fn https(address: impl Into<String>) -> Self {
-        TestHelper { address: address.into(), kind: "https".into(), front: None }
+        TestHelper {
+            address: address.into(),
+            kind: "https".into(),
+            front: None,
+        }
     }
 }
 
@@ -264,7 +268,10 @@ impl FeatureFlags {
             for r in &cfg.rules {
                 if let Some(p) = r.percent {
                     if !(0.0..=100.0).contains(&p) {
-                        return Err(FlagConfigError::Percent { flag: name.clone(), percent: p });
+                        return Err(FlagConfigError::Percent {
+                            flag: name.clone(),
+                            percent: p,
+                        });
                     }
                 }
             }
@@ -275,8 +282,10 @@ impl FeatureFlags {
     /// Every flag's value for this client: upstream's defaults, overridden or extended by the
     /// configured flags.
     pub fn evaluate(&self, ctx: &FlagContext<'_>) -> BTreeMap<String, bool> {
-        let mut out: BTreeMap<String, bool> =
-            DEFAULT_FEATURES.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        let mut out: BTreeMap<String, bool> = DEFAULT_FEATURES
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
         for (name, cfg) in &self.flags {
             out.insert(name.clone(), evaluate_flag(name, cfg, ctx));
         }
@@ -319,7 +328,10 @@ fn rule_holds(name: &str, r: &FlagRule, ctx: &FlagContext<'_>) -> bool {
         }
     }
     if let Some(p) = r.percent {
-        let bucket = stable_bucket(b"feature-flag", &[name.as_bytes(), ctx.client_key.as_bytes()]);
+        let bucket = stable_bucket(
+            b"feature-flag",
+            &[name.as_bytes(), ctx.client_key.as_bytes()],
+        );
         if !percent_selects(p, bucket) {
             return false;
         }
@@ -389,7 +401,9 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), 21);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let now = DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let ids = checkin_report_ids(now, "IT", 30722, "1", &mut rng);
         assert_eq!(ids.len(), 21);
         let (tn, rid) = &ids[19];
@@ -401,12 +415,16 @@ mod tests {
 
     #[test]
     fn utc_time_is_twenty_characters_ending_in_z() {
-        let now = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.999Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.999Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(utc_time(now), "2024-01-02T03:04:05Z");
     }
 
     fn helpers() -> (Vec<TestHelper>, Vec<TestHelper>) {
-        let https = (0..3).map(|i| TestHelper::https(format!("https://wcth{i}.fra1.ooni.org"))).collect();
+        let https = (0..3)
+            .map(|i| TestHelper::https(format!("https://wcth{i}.fra1.ooni.org")))
+            .collect();
         let fronted = vec![TestHelper {
             address: "https://d33d1gs9kpq1c5.cloudfront.net".into(),
             kind: "cloudfront".into(),
@@ -437,7 +455,10 @@ mod tests {
         );
         let mut addrs: Vec<_> = out[..3].iter().map(|h| h.address.clone()).collect();
         addrs.sort();
-        assert_eq!(addrs, https.iter().map(|h| h.address.clone()).collect::<Vec<_>>());
+        assert_eq!(
+            addrs,
+            https.iter().map(|h| h.address.clone()).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -458,7 +479,10 @@ mod tests {
                 assert_eq!(out.len(), 4);
             }
         }
-        assert!((90..=166).contains(&in_group), "{in_group} of 256 picked at 50%");
+        assert!(
+            (90..=166).contains(&in_group),
+            "{in_group} of 256 picked at 50%"
+        );
     }
 
     #[test]
@@ -484,7 +508,13 @@ mod tests {
         let (https, fronted) = helpers();
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let ip: IpAddr = "1.2.3.4".parse().unwrap();
-        let out = web_connectivity_helpers(&https, &fronted, Some(&canary(0.0, true)), Some(ip), &mut rng);
+        let out = web_connectivity_helpers(
+            &https,
+            &fronted,
+            Some(&canary(0.0, true)),
+            Some(ip),
+            &mut rng,
+        );
         assert_eq!(out.len(), 5);
         assert_eq!(out[3].address, "https://0.th.ooni.org");
         assert_eq!(out[4].kind, "cloudfront");
@@ -555,8 +585,14 @@ mod tests {
 
     #[test]
     fn bad_flag_documents_are_refused() {
-        assert!(FeatureFlags::from_json(r#"{"flags":{"x":{"rules":[{"enabled":true,"percent":101}]}}}"#).is_err());
-        assert!(FeatureFlags::from_json(r#"{"flags":{"x":{"rules":[{"enabled":true,"country":["IT"]}]}}}"#).is_err());
+        assert!(FeatureFlags::from_json(
+            r#"{"flags":{"x":{"rules":[{"enabled":true,"percent":101}]}}}"#
+        )
+        .is_err());
+        assert!(FeatureFlags::from_json(
+            r#"{"flags":{"x":{"rules":[{"enabled":true,"country":["IT"]}]}}}"#
+        )
+        .is_err());
         assert!(FeatureFlags::from_json("[]").is_err());
     }
 

@@ -17,7 +17,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The client's address, given the peer address, the `X-Forwarded-For` header (all its values
 /// joined by `,` if it appeared more than once) and how many proxies of ours append to it.
-pub fn client_ip(source_ip: Option<IpAddr>, x_forwarded_for: Option<&str>, trusted_hops: usize) -> Option<IpAddr> {
+pub fn client_ip(
+    source_ip: Option<IpAddr>,
+    x_forwarded_for: Option<&str>,
+    trusted_hops: usize,
+) -> Option<IpAddr> {
     if trusted_hops == 0 {
         return source_ip.map(canonical);
     }
@@ -107,7 +111,10 @@ mod tests {
 
     #[test]
     fn without_trusted_proxies_the_client_is_the_source_ip() {
-        assert_eq!(client_ip(Some(ip("9.9.9.9")), Some("1.1.1.1"), 0), Some(ip("9.9.9.9")));
+        assert_eq!(
+            client_ip(Some(ip("9.9.9.9")), Some("1.1.1.1"), 0),
+            Some(ip("9.9.9.9"))
+        );
         assert_eq!(client_ip(None, Some("1.1.1.1"), 0), None);
     }
 
@@ -115,13 +122,22 @@ mod tests {
     fn with_one_trusted_hop_the_client_is_the_rightmost_entry() {
         let src = Some(ip("130.176.0.1")); // the CDN's edge
         assert_eq!(client_ip(src, Some("1.1.1.1"), 1), Some(ip("1.1.1.1")));
-        assert_eq!(client_ip(src, Some("1.1.1.1, 2.2.2.2"), 1), Some(ip("2.2.2.2")));
-        assert_eq!(client_ip(src, Some("1.1.1.1,2.2.2.2"), 1), Some(ip("2.2.2.2")));
+        assert_eq!(
+            client_ip(src, Some("1.1.1.1, 2.2.2.2"), 1),
+            Some(ip("2.2.2.2"))
+        );
+        assert_eq!(
+            client_ip(src, Some("1.1.1.1,2.2.2.2"), 1),
+            Some(ip("2.2.2.2"))
+        );
     }
 
     #[test]
     fn with_two_trusted_hops_the_client_is_second_from_the_right() {
-        assert_eq!(client_ip(None, Some("6.6.6.6, 1.1.1.1, 10.0.0.1"), 2), Some(ip("1.1.1.1")));
+        assert_eq!(
+            client_ip(None, Some("6.6.6.6, 1.1.1.1, 10.0.0.1"), 2),
+            Some(ip("1.1.1.1"))
+        );
     }
 
     #[test]
@@ -133,20 +149,36 @@ mod tests {
     #[test]
     fn an_unparsable_trusted_entry_gives_no_client() {
         for entry in ["2.2.2.2:51234", "[2001:db8::1]:443", "unknown", ""] {
-            assert_eq!(client_ip(None, Some(&format!("1.1.1.1, {entry}")), 1), None, "{entry}");
+            assert_eq!(
+                client_ip(None, Some(&format!("1.1.1.1, {entry}")), 1),
+                None,
+                "{entry}"
+            );
         }
     }
 
     #[test]
     fn garbage_written_by_the_client_left_of_the_trusted_entries_is_ignored() {
-        assert_eq!(client_ip(None, Some("not-an-ip, 2.2.2.2"), 1), Some(ip("2.2.2.2")));
+        assert_eq!(
+            client_ip(None, Some("not-an-ip, 2.2.2.2"), 1),
+            Some(ip("2.2.2.2"))
+        );
     }
 
     #[test]
     fn ipv6_and_mapped_ipv4_addresses_are_understood() {
-        assert_eq!(client_ip(None, Some("2001:db8::1"), 1), Some(ip("2001:db8::1")));
-        assert_eq!(client_ip(None, Some("::ffff:1.2.3.4"), 1), Some(ip("1.2.3.4")));
-        assert_eq!(client_ip(Some(ip("::ffff:1.2.3.4")), None, 0), Some(ip("1.2.3.4")));
+        assert_eq!(
+            client_ip(None, Some("2001:db8::1"), 1),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            client_ip(None, Some("::ffff:1.2.3.4"), 1),
+            Some(ip("1.2.3.4"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("::ffff:1.2.3.4")), None, 0),
+            Some(ip("1.2.3.4"))
+        );
     }
 
     #[test]
@@ -175,8 +207,16 @@ mod tests {
                 ip("130.176.0.1")
             };
             let xff = entries.join(", ");
-            let xff = if xff.is_empty() { None } else { Some(xff.as_str()) };
-            assert_eq!(client_ip(Some(source), xff, hops), Some(real), "hops={hops} xff={xff:?}");
+            let xff = if xff.is_empty() {
+                None
+            } else {
+                Some(xff.as_str())
+            };
+            assert_eq!(
+                client_ip(Some(source), xff, hops),
+                Some(real),
+                "hops={hops} xff={xff:?}"
+            );
         }
     }
 
@@ -185,19 +225,34 @@ mod tests {
         assert_eq!(quota_bucket(ip("1.2.3.4")), quota_bucket(ip("1.2.3.250")));
         assert_ne!(quota_bucket(ip("1.2.3.4")), quota_bucket(ip("1.2.4.4")));
         assert_eq!(quota_bucket(ip("1.2.3.4")).to_string(), "1.2.3.0/24");
-        assert_eq!(quota_bucket(ip("::ffff:1.2.3.4")), quota_bucket(ip("1.2.3.9")));
+        assert_eq!(
+            quota_bucket(ip("::ffff:1.2.3.4")),
+            quota_bucket(ip("1.2.3.9"))
+        );
     }
 
     #[test]
     fn ipv6_addresses_share_a_bucket_per_slash_48() {
-        assert_eq!(quota_bucket(ip("2001:db8:1::1")), quota_bucket(ip("2001:db8:1:ffff::2")));
-        assert_ne!(quota_bucket(ip("2001:db8:1::1")), quota_bucket(ip("2001:db8:2::1")));
-        assert_eq!(quota_bucket(ip("2001:db8:1:2::1")).to_string(), "2001:db8:1::/48");
+        assert_eq!(
+            quota_bucket(ip("2001:db8:1::1")),
+            quota_bucket(ip("2001:db8:1:ffff::2"))
+        );
+        assert_ne!(
+            quota_bucket(ip("2001:db8:1::1")),
+            quota_bucket(ip("2001:db8:2::1"))
+        );
+        assert_eq!(
+            quota_bucket(ip("2001:db8:1:2::1")).to_string(),
+            "2001:db8:1::/48"
+        );
     }
 
     #[test]
     fn bucket_key_bytes_distinguish_families() {
-        assert_ne!(quota_bucket(ip("0.0.0.1")).key_bytes(), quota_bucket(ip("::1")).key_bytes());
+        assert_ne!(
+            quota_bucket(ip("0.0.0.1")).key_bytes(),
+            quota_bucket(ip("::1")).key_bytes()
+        );
         assert_eq!(quota_bucket(ip("1.2.3.4")).key_bytes(), vec![4, 1, 2, 3]);
     }
 }

@@ -23,7 +23,10 @@ pub enum BodyError {
     TooLarge { limit: usize },
     /// The body is not valid data for its declared encoding (HTTP 400).
     #[error("body is not valid {encoding}: {detail}")]
-    BadEncoding { encoding: &'static str, detail: String },
+    BadEncoding {
+        encoding: &'static str,
+        detail: String,
+    },
     /// The `Content-Encoding` is not one we decode (HTTP 400).
     #[error("unsupported content encoding {0:?}")]
     UnsupportedEncoding(String),
@@ -68,7 +71,11 @@ impl Encoding {
 }
 
 /// Decodes `body` according to `encoding`, refusing to produce more than `limit` bytes.
-pub fn decode_body(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+pub fn decode_body(
+    encoding: Option<&str>,
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     decode_body_cow(encoding, body, limit).map(Cow::into_owned)
 }
 
@@ -87,7 +94,8 @@ pub fn decode_body_cow<'a>(
             }
         }
         Encoding::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(body).map_err(|e| bad("zstd", &e))?;
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(body).map_err(|e| bad("zstd", &e))?;
             decoder
                 .window_log_max(zstd_window_log_for(limit))
                 .map_err(|e| bad("zstd", &e))?;
@@ -106,7 +114,10 @@ fn zstd_window_log_for(limit: usize) -> u32 {
 }
 
 fn bad(encoding: &'static str, e: &dyn std::fmt::Display) -> BodyError {
-    BodyError::BadEncoding { encoding, detail: e.to_string() }
+    BodyError::BadEncoding {
+        encoding,
+        detail: e.to_string(),
+    }
 }
 
 fn read_bounded<R: Read>(
@@ -117,7 +128,11 @@ fn read_bounded<R: Read>(
 ) -> Result<Vec<u8>, BodyError> {
     let cap = limit.saturating_add(1) as u64;
     // Measurements compress about 5-10x; start there but never above the limit.
-    let mut out = Vec::with_capacity(compressed_len.saturating_mul(8).min(limit.saturating_add(1)));
+    let mut out = Vec::with_capacity(
+        compressed_len
+            .saturating_mul(8)
+            .min(limit.saturating_add(1)),
+    );
     decoder
         .take(cap)
         .read_to_end(&mut out)
@@ -144,19 +159,31 @@ mod tests {
         assert_eq!(decode_body(None, b"{}", 10).unwrap(), b"{}");
         assert_eq!(decode_body(Some("identity"), b"{}", 2).unwrap(), b"{}");
         assert_eq!(decode_body(Some(""), b"{}", 2).unwrap(), b"{}");
-        assert!(matches!(decode_body_cow(None, b"{}", 2).unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(
+            decode_body_cow(None, b"{}", 2).unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
     fn identity_body_over_the_limit_is_too_large() {
-        assert_eq!(decode_body(None, b"{}", 1), Err(BodyError::TooLarge { limit: 1 }));
+        assert_eq!(
+            decode_body(None, b"{}", 1),
+            Err(BodyError::TooLarge { limit: 1 })
+        );
     }
 
     #[test]
     fn zstd_body_is_decoded() {
         let z = zstd::encode_all(&b"{\"format\":\"json\"}"[..], 3).unwrap();
-        assert_eq!(decode_body(Some("zstd"), &z, 1000).unwrap(), b"{\"format\":\"json\"}");
-        assert_eq!(decode_body(Some(" ZSTD "), &z, 1000).unwrap(), b"{\"format\":\"json\"}");
+        assert_eq!(
+            decode_body(Some("zstd"), &z, 1000).unwrap(),
+            b"{\"format\":\"json\"}"
+        );
+        assert_eq!(
+            decode_body(Some(" ZSTD "), &z, 1000).unwrap(),
+            b"{\"format\":\"json\"}"
+        );
     }
 
     #[test]
@@ -171,16 +198,31 @@ mod tests {
         let data = vec![b'a'; 1000];
         let z = zstd::encode_all(&data[..], 3).unwrap();
         assert_eq!(decode_body(Some("zstd"), &z, 1000).unwrap().len(), 1000);
-        assert_eq!(decode_body(Some("zstd"), &z, 999), Err(BodyError::TooLarge { limit: 999 }));
+        assert_eq!(
+            decode_body(Some("zstd"), &z, 999),
+            Err(BodyError::TooLarge { limit: 999 })
+        );
         let g = gzip(&data);
         assert_eq!(decode_body(Some("gzip"), &g, 1000).unwrap().len(), 1000);
-        assert_eq!(decode_body(Some("gzip"), &g, 999), Err(BodyError::TooLarge { limit: 999 }));
+        assert_eq!(
+            decode_body(Some("gzip"), &g, 999),
+            Err(BodyError::TooLarge { limit: 999 })
+        );
     }
 
     #[test]
     fn garbage_declared_as_zstd_is_a_bad_encoding() {
         let err = decode_body(Some("zstd"), b"{\"not\":\"zstd\"}", 1000).unwrap_err();
-        assert!(matches!(err, BodyError::BadEncoding { encoding: "zstd", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                BodyError::BadEncoding {
+                    encoding: "zstd",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(err.status(), 400);
     }
 
@@ -188,14 +230,26 @@ mod tests {
     fn truncated_gzip_is_a_bad_encoding() {
         let g = gzip(&vec![b'x'; 5000]);
         let err = decode_body(Some("gzip"), &g[..g.len() / 2], 100_000).unwrap_err();
-        assert!(matches!(err, BodyError::BadEncoding { encoding: "gzip", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                BodyError::BadEncoding {
+                    encoding: "gzip",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn unknown_encodings_are_unsupported() {
         for enc in ["br", "deflate", "gzip, zstd", "compress"] {
             let err = decode_body(Some(enc), b"{}", 100).unwrap_err();
-            assert!(matches!(err, BodyError::UnsupportedEncoding(_)), "{enc}: {err:?}");
+            assert!(
+                matches!(err, BodyError::UnsupportedEncoding(_)),
+                "{enc}: {err:?}"
+            );
             assert_eq!(err.status(), 400);
         }
     }
@@ -225,6 +279,9 @@ mod tests {
         let err = decode_body(Some("zstd"), &z, 1 << 20).unwrap_err();
         assert!(matches!(err, BodyError::BadEncoding { .. }), "{err:?}");
         // The same frame decodes when the limit itself justifies such a window.
-        assert_eq!(decode_body(Some("zstd"), &z, 1 << 26).unwrap().len(), 1 << 16);
+        assert_eq!(
+            decode_body(Some("zstd"), &z, 1 << 26).unwrap().len(),
+            1 << 16
+        );
     }
 }

@@ -83,7 +83,11 @@ impl SubmissionEnvelope {
 
     /// Inlines `body` (a JSON document) when the serialised message then stays within
     /// `message_limit` bytes. Returns whether it was inlined.
-    pub fn attach_body_if_fits(&mut self, body: &[u8], message_limit: usize) -> Result<bool, EnvelopeError> {
+    pub fn attach_body_if_fits(
+        &mut self,
+        body: &[u8],
+        message_limit: usize,
+    ) -> Result<bool, EnvelopeError> {
         self.body = None;
         let without = serde_json::to_vec(self)?.len();
         // `,"body":` plus the body itself.
@@ -92,7 +96,8 @@ impl SubmissionEnvelope {
             return Ok(false);
         }
         let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::BodyNotJson)?;
-        let raw = RawValue::from_string(text.trim().to_owned()).map_err(|_| EnvelopeError::BodyNotJson)?;
+        let raw = RawValue::from_string(text.trim().to_owned())
+            .map_err(|_| EnvelopeError::BodyNotJson)?;
         self.body = Some(raw);
         Ok(true)
     }
@@ -147,18 +152,23 @@ pub fn parse_incoming_object_key(key: &str) -> Result<IncomingKey, EnvelopeError
     let bad = || EnvelopeError::BadObjectKey;
     let rest = key.strip_prefix(INCOMING_PREFIX).ok_or_else(bad)?;
     let mut segs = rest.split('/');
-    let (Some(hour), Some(dir), Some(file), None) = (segs.next(), segs.next(), segs.next(), segs.next())
+    let (Some(hour), Some(dir), Some(file), None) =
+        (segs.next(), segs.next(), segs.next(), segs.next())
     else {
         return Err(bad());
     };
-    let uid = MeasurementUid::parse(file.strip_suffix(".post").ok_or_else(bad)?).map_err(|_| bad())?;
+    let uid =
+        MeasurementUid::parse(file.strip_suffix(".post").ok_or_else(bad)?).map_err(|_| bad())?;
     let expected_dir = format!("{hour}_{}_{}", uid.cc(), uid.test_name());
     if hour.len() != 10 || &uid.as_str()[..10] != hour || dir != expected_dir {
         return Err(bad());
     }
     let received = uid.received_at();
     let hour_start = Utc
-        .timestamp_opt(received.timestamp() - received.timestamp().rem_euclid(3600), 0)
+        .timestamp_opt(
+            received.timestamp() - received.timestamp().rem_euclid(3600),
+            0,
+        )
         .single()
         .ok_or_else(bad)?;
     Ok(IncomingKey {
@@ -232,7 +242,10 @@ mod tests {
         let body = br#"{"format":"json","content":{"a":[1,2]},"is_verified":"u"}"#;
         assert!(env.attach_body_if_fits(body, DEFAULT_INLINE_LIMIT).unwrap());
         let json = env.to_json().unwrap();
-        assert!(json.contains(r#""received_at":"2024-03-05T06:07:08.123Z""#), "{json}");
+        assert!(
+            json.contains(r#""received_at":"2024-03-05T06:07:08.123Z""#),
+            "{json}"
+        );
         assert!(json.contains(r#""body":{"format":"json""#), "{json}");
         let back = SubmissionEnvelope::from_json(&json).unwrap();
         assert_eq!(back.v, 1);
@@ -249,7 +262,9 @@ mod tests {
     fn envelope_without_geoip_or_body_omits_those_fields() {
         let env = SubmissionEnvelope::new(uid(), "rid", None, None);
         let json = env.to_json().unwrap();
-        assert!(!json.contains("client_cc") && !json.contains("client_asn") && !json.contains("body"));
+        assert!(
+            !json.contains("client_cc") && !json.contains("client_asn") && !json.contains("body")
+        );
         let back = SubmissionEnvelope::from_json(&json).unwrap();
         assert!(back.body.is_none() && back.client_cc.is_none() && back.client_asn.is_none());
     }
@@ -260,18 +275,28 @@ mod tests {
         let base = env.to_json().unwrap().len();
         let body = br#"{"content":{}}"#;
         // Exactly fits.
-        assert!(env.attach_body_if_fits(body, base + 8 + body.len()).unwrap());
+        assert!(env
+            .attach_body_if_fits(body, base + 8 + body.len())
+            .unwrap());
         assert_eq!(env.to_json().unwrap().len(), base + 8 + body.len());
         // One byte short.
-        assert!(!env.attach_body_if_fits(body, base + 7 + body.len()).unwrap());
+        assert!(!env
+            .attach_body_if_fits(body, base + 7 + body.len())
+            .unwrap());
         assert!(env.body.is_none());
     }
 
     #[test]
     fn a_non_json_body_cannot_be_inlined() {
         let mut env = SubmissionEnvelope::new(uid(), "rid", None, None);
-        assert!(matches!(env.attach_body_if_fits(b"{nope", 1 << 20), Err(EnvelopeError::BodyNotJson)));
-        assert!(matches!(env.attach_body_if_fits(b"\xff", 1 << 20), Err(EnvelopeError::BodyNotJson)));
+        assert!(matches!(
+            env.attach_body_if_fits(b"{nope", 1 << 20),
+            Err(EnvelopeError::BodyNotJson)
+        ));
+        assert!(matches!(
+            env.attach_body_if_fits(b"\xff", 1 << 20),
+            Err(EnvelopeError::BodyNotJson)
+        ));
     }
 
     #[test]
@@ -279,9 +304,15 @@ mod tests {
         let env = SubmissionEnvelope::new(uid(), "rid", None, None);
         let json = env.to_json().unwrap();
         let v2 = json.replace(r#""v":1"#, r#""v":2"#);
-        assert!(matches!(SubmissionEnvelope::from_json(&v2), Err(EnvelopeError::Version(2))));
+        assert!(matches!(
+            SubmissionEnvelope::from_json(&v2),
+            Err(EnvelopeError::Version(2))
+        ));
         let moved = json.replace("incoming/2024030506/", "incoming/2024030507/");
-        assert!(matches!(SubmissionEnvelope::from_json(&moved), Err(EnvelopeError::Inconsistent(_))));
+        assert!(matches!(
+            SubmissionEnvelope::from_json(&moved),
+            Err(EnvelopeError::Inconsistent(_))
+        ));
         let bad_uid = json.replace("_IT_webconnectivity_0123", "_it_webconnectivity_0123");
         assert!(SubmissionEnvelope::from_json(&bad_uid).is_err());
     }

@@ -230,7 +230,10 @@ fn is_uid_cc(cc: &str) -> bool {
 }
 
 fn is_uid_test_name(tn: &str) -> bool {
-    !tn.is_empty() && tn.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    !tn.is_empty()
+        && tn
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// Appends `%Y%m%d%H%M%S.%f` (Python's `%f`: six digits of microseconds).
@@ -299,7 +302,10 @@ mod tests {
             &mut rng,
         );
         assert_eq!(rid.len(), 61, "{rid}");
-        assert!(rid.starts_with("20210208T162755Z_webconnectivity_IE_34245_n1_"), "{rid}");
+        assert!(
+            rid.starts_with("20210208T162755Z_webconnectivity_IE_34245_n1_"),
+            "{rid}"
+        );
         let parts = ReportIdParts::split(&rid).unwrap();
         assert_eq!(parts.random.len(), 16);
         assert!(parts.random.bytes().all(|c| c.is_ascii_alphanumeric()));
@@ -361,7 +367,10 @@ mod tests {
         let now = t("2021-02-08T22:07:10.181572Z");
         let uid = MeasurementUid::generate(now, "MA", "ndt", b"hello").unwrap();
         // sha512("hello") = 9b71d224bd62f378...
-        assert_eq!(uid.as_str(), "20210208220710.181572_MA_ndt_9b71d224bd62f378");
+        assert_eq!(
+            uid.as_str(),
+            "20210208220710.181572_MA_ndt_9b71d224bd62f378"
+        );
         assert_eq!(uid.received_at(), now);
         assert_eq!(uid.cc(), "MA");
         assert_eq!(uid.test_name(), "ndt");
@@ -371,7 +380,10 @@ mod tests {
     #[test]
     fn uid_of_a_whole_second_keeps_six_zero_microseconds() {
         let uid = MeasurementUid::generate(t("2024-01-01T00:00:00Z"), "IT", "x1", b"").unwrap();
-        assert!(uid.as_str().starts_with("20240101000000.000000_IT_x1_"), "{uid}");
+        assert!(
+            uid.as_str().starts_with("20240101000000.000000_IT_x1_"),
+            "{uid}"
+        );
     }
 
     #[test]
@@ -388,7 +400,8 @@ mod tests {
         let uid = MeasurementUid::parse("20210208220710.181572_MA_ndt_7888edc7748936bf").unwrap();
         assert_eq!(uid.received_at(), t("2021-02-08T22:07:10.181572Z"));
         assert_eq!(uid.test_name(), "ndt");
-        let round: MeasurementUid = serde_json::from_str(&serde_json::to_string(&uid).unwrap()).unwrap();
+        let round: MeasurementUid =
+            serde_json::from_str(&serde_json::to_string(&uid).unwrap()).unwrap();
         assert_eq!(round, uid);
     }
 
@@ -396,13 +409,13 @@ mod tests {
     fn uid_parse_rejects_everything_the_regex_rejects() {
         for bad in [
             "",
-            "20210208220710.181572_MA_ndt_7888edc7748936b",   // short hash
+            "20210208220710.181572_MA_ndt_7888edc7748936b", // short hash
             "20210208220710.181572_MA_ndt_7888edc7748936bff", // long hash
-            "20210208220710.181572_MA_ndt_7888EDC7748936BF",  // upper hex
-            "20210208220710.181572_ma_ndt_7888edc7748936bf",  // lower cc
-            "20210208220710.18157_MA_ndt_7888edc7748936bf",   // 5-digit micros
-            "2021020822071.181572_MA_ndt_7888edc7748936bf",   // 13 digits
-            "20210208220710.181572_MA__7888edc7748936bf",     // empty tn
+            "20210208220710.181572_MA_ndt_7888EDC7748936BF", // upper hex
+            "20210208220710.181572_ma_ndt_7888edc7748936bf", // lower cc
+            "20210208220710.18157_MA_ndt_7888edc7748936bf", // 5-digit micros
+            "2021020822071.181572_MA_ndt_7888edc7748936bf", // 13 digits
+            "20210208220710.181572_MA__7888edc7748936bf",   // empty tn
             "20210208220710.181572_MA_web_conn_7888edc7748936bf",
             "20210208220710.181572_MA_Ndt_7888edc7748936bf",
             "20211308220710.181572_MA_ndt_7888edc7748936bf", // month 13

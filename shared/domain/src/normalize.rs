@@ -39,7 +39,11 @@ pub fn normalize_asn(probe_asn: &str) -> u32 {
 
 /// `probe_cc` (e.g. `"it"`) → `"IT"`; anything that is not two characters → `"ZZ"`.
 pub fn normalize_cc(probe_cc: &str) -> String {
-    let cc: String = probe_cc.to_uppercase().chars().filter(|c| *c != '_').collect();
+    let cc: String = probe_cc
+        .to_uppercase()
+        .chars()
+        .filter(|c| *c != '_')
+        .collect();
     if cc.len() == 2 && cc.bytes().all(|c| c.is_ascii_alphanumeric()) {
         cc
     } else {
@@ -119,7 +123,14 @@ mod tests {
     #[test]
     fn open_report_with_defaults_normalises_to_zz_and_zero() {
         let m = normalize_open_report("ZZ", "AS0", "");
-        assert_eq!(m, OpenReportMeta { cc: "ZZ".into(), asn: 0, test_name: String::new() });
+        assert_eq!(
+            m,
+            OpenReportMeta {
+                cc: "ZZ".into(),
+                asn: 0,
+                test_name: String::new()
+            }
+        );
         let m = normalize_open_report("ie", "AS65550", "web_connectivity");
         assert_eq!(m.cc, "IE");
         assert_eq!(m.asn, 65550);

@@ -82,7 +82,11 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -107,14 +111,24 @@ impl<'r> RuleIndex<'r> {
             if wildcard(&r.category_code) {
                 any_category.push(r);
             } else {
-                by_category.entry(r.category_code.as_str()).or_default().push(r);
+                by_category
+                    .entry(r.category_code.as_str())
+                    .or_default()
+                    .push(r);
             }
         }
-        RuleIndex { by_category, any_category }
+        RuleIndex {
+            by_category,
+            any_category,
+        }
     }
 
     fn priority(&self, e: &CitizenlabEntry) -> i64 {
-        let specific = self.by_category.get(e.category_code.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let specific = self
+            .by_category
+            .get(e.category_code.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         specific
             .iter()
             .chain(self.any_category.iter())
@@ -131,14 +145,22 @@ fn weight(priority: i64, msmt_cnt: u64) -> f64 {
 
 /// Upstream `compute_priorities`: every entry with its priority and weight, stably sorted by
 /// weight, highest first.
-pub fn compute_priorities<'a>(entries: &'a [CitizenlabEntry], rules: &[PrioRule]) -> Vec<Prioritized<'a>> {
+pub fn compute_priorities<'a>(
+    entries: &'a [CitizenlabEntry],
+    rules: &[PrioRule],
+) -> Vec<Prioritized<'a>> {
     let index = RuleIndex::new(rules);
     let mut out: Vec<Prioritized<'a>> = entries
         .iter()
         .enumerate()
         .map(|(i, entry)| {
             let priority = index.priority(entry);
-            Prioritized { entry, index: i, priority, weight: weight(priority, entry.msmt_cnt) }
+            Prioritized {
+                entry,
+                index: i,
+                priority,
+                weight: weight(priority, entry.msmt_cnt),
+            }
         })
         .collect();
     out.sort_unstable_by(by_weight_then_position);
@@ -202,7 +224,8 @@ pub fn generate_test_list<'a, S: AsRef<str>>(
     debug: bool,
 ) -> Vec<TestListItem<'a>> {
     let index = RuleIndex::new(rules);
-    let wanted = |cat: &str| category_codes.is_empty() || category_codes.iter().any(|c| c.as_ref() == cat);
+    let wanted =
+        |cat: &str| category_codes.is_empty() || category_codes.iter().any(|c| c.as_ref() == cat);
     // Filtering before the stable sort keeps the same relative order as filtering after it.
     let mut kept: Vec<Prioritized<'a>> = entries
         .iter()
@@ -210,7 +233,12 @@ pub fn generate_test_list<'a, S: AsRef<str>>(
         .filter(|(_, e)| wanted(&e.category_code))
         .filter_map(|(i, entry)| {
             let priority = index.priority(entry);
-            (priority > 0).then(|| Prioritized { entry, index: i, priority, weight: weight(priority, entry.msmt_cnt) })
+            (priority > 0).then(|| Prioritized {
+                entry,
+                index: i,
+                priority,
+                weight: weight(priority, entry.msmt_cnt),
+            })
         })
         .collect();
     top_by_weight(&mut kept, limit.max(1));
@@ -257,7 +285,10 @@ impl FailoverTestList {
                 list.by_category.push((cat.clone(), Vec::new()));
                 list.by_category.len() - 1
             });
-            list.by_category[i].1.push(FailoverEntry { category_code: cat, url: url.into() });
+            list.by_category[i].1.push(FailoverEntry {
+                category_code: cat,
+                url: url.into(),
+            });
         }
         list
     }
@@ -274,13 +305,21 @@ impl FailoverTestList {
     /// Upstream `failover_generate_test_list`: a uniform random sample without replacement of
     /// `min(limit, candidates)` URLs from the wanted categories (all when none are given), in
     /// random order, each with `country_code` `XX`.
-    pub fn sample<'a, S, R>(&'a self, category_codes: &[S], limit: usize, rng: &mut R) -> Vec<TestListItem<'a>>
+    pub fn sample<'a, S, R>(
+        &'a self,
+        category_codes: &[S],
+        limit: usize,
+        rng: &mut R,
+    ) -> Vec<TestListItem<'a>>
     where
         S: AsRef<str>,
         R: rand::Rng + ?Sized,
     {
         let candidates: Vec<&FailoverEntry> = if category_codes.is_empty() {
-            self.by_category.iter().flat_map(|(_, v)| v.iter()).collect()
+            self.by_category
+                .iter()
+                .flat_map(|(_, v)| v.iter())
+                .collect()
         } else {
             category_codes
                 .iter()
@@ -308,7 +347,10 @@ impl FailoverTestList {
 /// `cc = domain = url = "*"`.
 pub fn default_prio_rules() -> Vec<PrioRule> {
     const TABLE: &[(i64, &[&str])] = &[
-        (100, &["NEWS", "POLR", "HUMR", "LGBT", "ANON", "COMT", "GRP"]),
+        (
+            100,
+            &["NEWS", "POLR", "HUMR", "LGBT", "ANON", "COMT", "GRP"],
+        ),
         (80, &["MMED", "SRCH", "PUBH"]),
         (60, &["REL", "XED", "HOST", "ENV"]),
         (40, &["FILE", "CULTR", "IGO", "GOVT"]),
@@ -345,11 +387,23 @@ mod tests {
     }
 
     fn rule(cat: &str, cc: &str, domain: &str, url: &str, priority: i64) -> PrioRule {
-        PrioRule { category_code: cat.into(), cc: cc.into(), domain: domain.into(), url: url.into(), priority }
+        PrioRule {
+            category_code: cat.into(),
+            cc: cc.into(),
+            domain: domain.into(),
+            url: url.into(),
+            priority,
+        }
     }
 
     fn hidden_wiki() -> CitizenlabEntry {
-        entry("MISC", "thehiddenwiki.org", "https://thehiddenwiki.org/", "ZZ", 38)
+        entry(
+            "MISC",
+            "thehiddenwiki.org",
+            "https://thehiddenwiki.org/",
+            "ZZ",
+            38,
+        )
     }
 
     #[test]
@@ -357,8 +411,14 @@ mod tests {
         let cz = hidden_wiki();
         assert!(match_prio_rule(&cz, &rule("MISC", "US", "*", "*", -200)));
         assert!(!match_prio_rule(&cz, &rule("BOGUS", "US", "*", "*", -200)));
-        assert!(!match_prio_rule(&cz, &rule("MISC", "US", "BOGUS", "*", -200)));
-        assert!(!match_prio_rule(&cz, &rule("MISC", "US", "*", "BOGUS", -200)));
+        assert!(!match_prio_rule(
+            &cz,
+            &rule("MISC", "US", "BOGUS", "*", -200)
+        ));
+        assert!(!match_prio_rule(
+            &cz,
+            &rule("MISC", "US", "*", "BOGUS", -200)
+        ));
     }
 
     #[test]
@@ -376,7 +436,10 @@ mod tests {
     #[test]
     fn upstream_test_compute_priorities_misc_plus_20_and_us_misc_minus_200() {
         let entries = vec![hidden_wiki()];
-        let rules = vec![rule("MISC", "*", "*", "*", 20), rule("MISC", "US", "*", "*", -200)];
+        let rules = vec![
+            rule("MISC", "*", "*", "*", 20),
+            rule("MISC", "US", "*", "*", -200),
+        ];
         let out = compute_priorities(&entries, &rules);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].priority, -180);
@@ -387,7 +450,10 @@ mod tests {
     #[test]
     fn upstream_test_compute_priorities_country_list() {
         let entries = vec![entry("HUMR", "ooni.org", "https://ooni.org/", "it", 38)];
-        let rules = vec![rule("*", "IT", "ooni.org", "*", 20), rule("*", "IT", "ooni.org", "*", 400)];
+        let rules = vec![
+            rule("*", "IT", "ooni.org", "*", 20),
+            rule("*", "IT", "ooni.org", "*", 400),
+        ];
         let out = compute_priorities(&entries, &rules);
         assert_eq!(out[0].priority, 420);
         assert_eq!(out[0].weight, 11.052631578947368);
@@ -405,7 +471,15 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         use rand::Rng;
         let entries: Vec<_> = (0..500)
-            .map(|i| entry(["NEWS", "MISC", "GAME"][i % 3], "d", &format!("https://{i}/"), "ZZ", rng.random_range(0..4)))
+            .map(|i| {
+                entry(
+                    ["NEWS", "MISC", "GAME"][i % 3],
+                    "d",
+                    &format!("https://{i}/"),
+                    "ZZ",
+                    rng.random_range(0..4),
+                )
+            })
             .collect();
         let rules = default_prio_rules();
         let mut stable: Vec<_> = compute_priorities(&entries, &rules);
@@ -413,15 +487,24 @@ mod tests {
         stable.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         let none: &[&str] = &[];
         for limit in [1, 7, 100, 499, 500, 10_000] {
-            let got: Vec<_> = generate_test_list(&entries, &rules, none, limit, false).iter().map(|i| i.url).collect();
-            let want: Vec<_> = stable.iter().take(limit).map(|p| p.entry.url.as_str()).collect();
+            let got: Vec<_> = generate_test_list(&entries, &rules, none, limit, false)
+                .iter()
+                .map(|i| i.url)
+                .collect();
+            let want: Vec<_> = stable
+                .iter()
+                .take(limit)
+                .map(|p| p.entry.url.as_str())
+                .collect();
             assert_eq!(got, want, "limit {limit}");
         }
     }
 
     #[test]
     fn sorting_by_weight_is_stable_for_ties() {
-        let entries: Vec<_> = (0..20).map(|i| entry("NEWS", "d", &format!("https://{i}/"), "ZZ", 10)).collect();
+        let entries: Vec<_> = (0..20)
+            .map(|i| entry("NEWS", "d", &format!("https://{i}/"), "ZZ", 10))
+            .collect();
         let out = compute_priorities(&entries, &default_prio_rules());
         let urls: Vec<_> = out.iter().map(|p| p.entry.url.clone()).collect();
         let expected: Vec<_> = (0..20).map(|i| format!("https://{i}/")).collect();
@@ -451,24 +534,41 @@ mod tests {
         let mut rules = default_prio_rules();
         rules.push(rule("MISC", "IT", "*", "*", -20));
         let out = generate_test_list(&entries, &rules, &["NEWS", "MISC"], 100, false);
-        let got: Vec<_> = out.iter().map(|i| (i.url, i.country_code.as_ref())).collect();
+        let got: Vec<_> = out
+            .iter()
+            .map(|i| (i.url, i.country_code.as_ref()))
+            .collect();
         assert_eq!(got, [("https://a/", "XX"), ("https://b/", "IT")]);
         assert!(out.iter().all(|i| i.debug.is_none()));
     }
 
     #[test]
     fn test_list_with_no_categories_keeps_every_category() {
-        let entries = vec![entry("NEWS", "a", "https://a/", "ZZ", 0), entry("GAME", "b", "https://b/", "ZZ", 0)];
+        let entries = vec![
+            entry("NEWS", "a", "https://a/", "ZZ", 0),
+            entry("GAME", "b", "https://b/", "ZZ", 0),
+        ];
         let none: &[&str] = &[];
-        assert_eq!(generate_test_list(&entries, &default_prio_rules(), none, 100, false).len(), 2);
+        assert_eq!(
+            generate_test_list(&entries, &default_prio_rules(), none, 100, false).len(),
+            2
+        );
     }
 
     #[test]
     fn test_list_respects_the_limit_and_upstream_limit_zero_quirk() {
-        let entries: Vec<_> = (0..50).map(|i| entry("NEWS", "d", &format!("https://{i}/"), "ZZ", i)).collect();
+        let entries: Vec<_> = (0..50)
+            .map(|i| entry("NEWS", "d", &format!("https://{i}/"), "ZZ", i))
+            .collect();
         let none: &[&str] = &[];
-        assert_eq!(generate_test_list(&entries, &default_prio_rules(), none, 20, false).len(), 20);
-        assert_eq!(generate_test_list(&entries, &default_prio_rules(), none, 0, false).len(), 1);
+        assert_eq!(
+            generate_test_list(&entries, &default_prio_rules(), none, 20, false).len(),
+            20
+        );
+        assert_eq!(
+            generate_test_list(&entries, &default_prio_rules(), none, 0, false).len(),
+            1
+        );
     }
 
     #[test]
@@ -476,15 +576,28 @@ mod tests {
         let entries = vec![entry("NEWS", "a", "https://a/", "ZZ", 4)];
         let none: &[&str] = &[];
         let out = generate_test_list(&entries, &default_prio_rules(), none, 10, true);
-        assert_eq!(out[0].debug, Some(DebugInfo { msmt_cnt: 4, priority: 100, weight: 25.0 }));
+        assert_eq!(
+            out[0].debug,
+            Some(DebugInfo {
+                msmt_cnt: 4,
+                priority: 100,
+                weight: 25.0
+            })
+        );
         let json = serde_json::to_value(&out[0]).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"category_code":"NEWS","url":"https://a/","country_code":"XX",
                                 "msmt_cnt":4,"priority":100,"weight":25.0})
         );
-        let plain = serde_json::to_value(&generate_test_list(&entries, &default_prio_rules(), none, 10, false)[0]).unwrap();
-        assert_eq!(plain, serde_json::json!({"category_code":"NEWS","url":"https://a/","country_code":"XX"}));
+        let plain = serde_json::to_value(
+            &generate_test_list(&entries, &default_prio_rules(), none, 10, false)[0],
+        )
+        .unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"category_code":"NEWS","url":"https://a/","country_code":"XX"})
+        );
     }
 
     #[test]
@@ -510,7 +623,11 @@ mod tests {
         rules.push(rule("NEWS", "us", "*", "", 13));
         let out = compute_priorities(&entries, &rules);
         for p in &out {
-            let naive: i64 = rules.iter().filter(|r| match_prio_rule(p.entry, r)).map(|r| r.priority).sum();
+            let naive: i64 = rules
+                .iter()
+                .filter(|r| match_prio_rule(p.entry, r))
+                .map(|r| r.priority)
+                .sum();
             assert_eq!(p.priority, naive, "{:?}", p.entry);
         }
     }
@@ -519,7 +636,12 @@ mod tests {
     fn default_rules_match_the_seed_table() {
         let rules = default_prio_rules();
         assert_eq!(rules.len(), 31);
-        let p = |c: &str| rules.iter().find(|r| r.category_code == c).map(|r| r.priority);
+        let p = |c: &str| {
+            rules
+                .iter()
+                .find(|r| r.category_code == c)
+                .map(|r| r.priority)
+        };
         assert_eq!(p("NEWS"), Some(100));
         assert_eq!(p("GRP"), Some(100));
         assert_eq!(p("PUBH"), Some(80));
@@ -527,19 +649,26 @@ mod tests {
         assert_eq!(p("GOVT"), Some(40));
         assert_eq!(p("ALDR"), Some(30));
         assert_eq!(p("CTRL"), Some(20));
-        assert!(rules.iter().all(|r| r.cc == "*" && r.domain == "*" && r.url == "*"));
+        assert!(rules
+            .iter()
+            .all(|r| r.cc == "*" && r.domain == "*" && r.url == "*"));
     }
 
     #[test]
     fn failover_sample_is_a_sample_without_replacement_from_wanted_categories() {
-        let list = FailoverTestList::from_rows(
-            (0..30).map(|i| (if i % 3 == 0 { "NEWS" } else { "MISC" }, format!("https://{i}/"))),
-        );
+        let list = FailoverTestList::from_rows((0..30).map(|i| {
+            (
+                if i % 3 == 0 { "NEWS" } else { "MISC" },
+                format!("https://{i}/"),
+            )
+        }));
         assert_eq!(list.len(), 30);
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
         let out = list.sample(&["NEWS"], 100, &mut rng);
         assert_eq!(out.len(), 10);
-        assert!(out.iter().all(|i| i.category_code == "NEWS" && i.country_code == "XX"));
+        assert!(out
+            .iter()
+            .all(|i| i.category_code == "NEWS" && i.country_code == "XX"));
         let mut urls: Vec<_> = out.iter().map(|i| i.url).collect();
         urls.sort_unstable();
         urls.dedup();

@@ -313,7 +313,12 @@ pub fn check_report_id(report_id: &str) -> Result<ReportIdCheck<'_>, Rejected> {
     if cc.to_uppercase() == "ZZ" {
         return Ok(ReportIdCheck::Discard(DiscardReason::CcZz));
     }
-    Ok(ReportIdCheck::Proceed(CheckedReportId { cc, test_name: tn, asn_text, asn }))
+    Ok(ReportIdCheck::Proceed(CheckedReportId {
+        cc,
+        test_name: tn,
+        asn_text,
+        asn,
+    }))
 }
 
 /// Validates a submission end to end (steps 1–7) and prepares what to store.
@@ -334,7 +339,9 @@ pub fn validate_submission(
     let decoded = decode_body_cow(content_encoding, body, limit)?;
 
     let view = parse_body(&decoded)?;
-    let content = view.content.ok_or_else(|| Rejected::BadJson("content is not an object".into()))?;
+    let content = view
+        .content
+        .ok_or_else(|| Rejected::BadJson("content is not an object".into()))?;
 
     let body = if view.has_is_verified {
         overwrite_is_verified(&decoded)?
@@ -350,9 +357,16 @@ pub fn validate_submission(
     // name of ASCII lowercase letters and digits.
     let cc = meta.probe_cc.clone();
     let test_name = rid.test_name.to_owned();
-    let measurement_uid = MeasurementUid::generate(now, &cc, &test_name, &body)
-        .map_err(|_| Rejected::BadReportId)?;
-    Ok(Outcome::Accepted(Box::new(Accepted { measurement_uid, cc, test_name, asn, body, meta })))
+    let measurement_uid =
+        MeasurementUid::generate(now, &cc, &test_name, &body).map_err(|_| Rejected::BadReportId)?;
+    Ok(Outcome::Accepted(Box::new(Accepted {
+        measurement_uid,
+        cc,
+        test_name,
+        asn,
+        body,
+        meta,
+    })))
 }
 
 /// Step 6: the body must agree with the report id.
@@ -380,7 +394,11 @@ fn compare_report_id_to_body(rid: &CheckedReportId<'_>, meta: &ProbeMeta) -> Res
 /// * test name: 1 < len ≤ 30, lowercase (Python `islower`: has a cased character, none upper);
 /// * ASN: 3–12 characters, `AS` prefix, no leading zero after `AS` (but `AS0` itself is not a
 ///   leading zero: it is `asn_0`).
-pub fn check_measurement_meta(test_name: &str, probe_cc: &str, probe_asn: &str) -> Result<u32, Rejected> {
+pub fn check_measurement_meta(
+    test_name: &str,
+    probe_cc: &str,
+    probe_asn: &str,
+) -> Result<u32, Rejected> {
     let mut errors = Vec::new();
     let cc_ok = probe_cc.len() == 2 && probe_cc.bytes().all(|c| c.is_ascii_uppercase());
     if !cc_ok {
@@ -487,11 +505,16 @@ impl<'de> Deserialize<'de> for BodyView {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyView, A::Error> {
-                let mut view = BodyView { content: None, has_is_verified: false };
+                let mut view = BodyView {
+                    content: None,
+                    has_is_verified: false,
+                };
                 while let Some(key) = map.next_key::<TopField>()? {
                     match key {
                         // Duplicate keys: the last one wins, as with Python's json/ujson.
-                        TopField::Content => view.content = map.next_value::<MaybeObject<ContentView>>()?.0,
+                        TopField::Content => {
+                            view.content = map.next_value::<MaybeObject<ContentView>>()?.0
+                        }
                         TopField::IsVerified => {
                             map.next_value::<IgnoredAny>()?;
                             view.has_is_verified = true;
@@ -657,7 +680,10 @@ impl FromObject for ContentView {
                     c.software_version = map.next_value::<MaybeString>()?.0
                 }
                 ContentField::Annotations => {
-                    c.platform = map.next_value::<MaybeObject<Annotations>>()?.0.and_then(|a| a.platform)
+                    c.platform = map
+                        .next_value::<MaybeObject<Annotations>>()?
+                        .0
+                        .and_then(|a| a.platform)
                 }
                 ContentField::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -703,7 +729,9 @@ mod tests {
     const RID: &str = "20230101T000000Z_webconnectivity_IT_30722_n1_abcdefghijklmnop";
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2024-03-05T06:07:08.123456Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2024-03-05T06:07:08.123456Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn body(cc: &str, asn: &str, tn: &str) -> Vec<u8> {
@@ -747,7 +775,10 @@ mod tests {
     #[test]
     fn a_consistent_measurement_is_accepted_with_a_uid_covering_the_stored_body() {
         let a = accepted(validate(RID, None, &good_body()));
-        assert!(a.measurement_uid.as_str().starts_with("20240305060708.123456_IT_webconnectivity_"));
+        assert!(a
+            .measurement_uid
+            .as_str()
+            .starts_with("20240305060708.123456_IT_webconnectivity_"));
         assert_eq!(a.cc, "IT");
         assert_eq!(a.test_name, "webconnectivity");
         assert_eq!(a.asn, 30722);
@@ -769,7 +800,10 @@ mod tests {
         expected["is_verified"] = json!("u");
         assert_eq!(stored, expected);
         // Everything before the splice point is byte-for-byte the original.
-        assert_eq!(&a.body[..original.len() - 1], &original[..original.len() - 1]);
+        assert_eq!(
+            &a.body[..original.len() - 1],
+            &original[..original.len() - 1]
+        );
         assert!(a.body.ends_with(b",\"is_verified\":\"u\"}"));
     }
 
@@ -799,7 +833,13 @@ mod tests {
         let mut v: Value = serde_json::from_slice(&good_body()).unwrap();
         v["is_verified"] = Value::Null;
         let a = accepted(validate(RID, None, &serde_json::to_vec(&v).unwrap()));
-        assert_eq!(String::from_utf8(a.body).unwrap().matches("is_verified").count(), 1);
+        assert_eq!(
+            String::from_utf8(a.body)
+                .unwrap()
+                .matches("is_verified")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -832,12 +872,16 @@ mod tests {
         for rid in [
             "20230101T000000Z_webconnectivity_ITA_30722_n1_x", // cc length
             "20230101T000000Z_web-connectivity_IT_30722_n1_x", // not alnum
-            "20230101T000000Z_w_IT_30722_n1_x",               // length 1
+            "20230101T000000Z_w_IT_30722_n1_x",                // length 1
             "20230101T000000Z_abcdefghijklmnopqrstuvwxyz0123_IT_30722_n1_x", // length 30
-            "20230101T000000Z__IT_30722_n1_x",                // empty
-            "20230101T000000Z_wébconnectivity_IT_30722_n1_x", // non-ASCII
+            "20230101T000000Z__IT_30722_n1_x",                 // empty
+            "20230101T000000Z_wébconnectivity_IT_30722_n1_x",  // non-ASCII
         ] {
-            assert_eq!(rejected(validate(rid, None, &good_body())), Rejected::BadReportId, "{rid}");
+            assert_eq!(
+                rejected(validate(rid, None, &good_body())),
+                Rejected::BadReportId,
+                "{rid}"
+            );
         }
         // 29 characters is the longest allowed.
         let rid = "20230101T000000Z_abcdefghijklmnopqrstuvwxyz012_IT_30722_n1_x";
@@ -859,12 +903,28 @@ mod tests {
     fn asn_zero_or_cc_zz_in_the_report_id_is_discarded_before_the_body_is_read() {
         let garbage = b"not even json";
         for (rid, why) in [
-            ("20230101T000000Z_webconnectivity_IT_0_n1_x", DiscardReason::Asn0),
-            ("20230101T000000Z_webconnectivity_IT_000_n1_x", DiscardReason::Asn0),
-            ("20230101T000000Z_webconnectivity_ZZ_30722_n1_x", DiscardReason::CcZz),
-            ("20230101T000000Z_webconnectivity_zz_30722_n1_x", DiscardReason::CcZz),
+            (
+                "20230101T000000Z_webconnectivity_IT_0_n1_x",
+                DiscardReason::Asn0,
+            ),
+            (
+                "20230101T000000Z_webconnectivity_IT_000_n1_x",
+                DiscardReason::Asn0,
+            ),
+            (
+                "20230101T000000Z_webconnectivity_ZZ_30722_n1_x",
+                DiscardReason::CcZz,
+            ),
+            (
+                "20230101T000000Z_webconnectivity_zz_30722_n1_x",
+                DiscardReason::CcZz,
+            ),
         ] {
-            assert_eq!(validate(rid, None, garbage), Ok(Outcome::Discarded(why)), "{rid}");
+            assert_eq!(
+                validate(rid, None, garbage),
+                Ok(Outcome::Discarded(why)),
+                "{rid}"
+            );
         }
         assert_eq!(DiscardReason::CcZz.status(), 200);
         assert_eq!(DiscardReason::CcZz.body_json(), "{}");
@@ -877,7 +937,13 @@ mod tests {
         assert_eq!(e.status(), 413);
         assert_eq!(e.body_json(), r#"{"detail":"Request body too large"}"#);
         let z = zstd::encode_all(&b[..], 3).unwrap();
-        let e = rejected(validate_submission(RID, Some("zstd"), &z, b.len() - 1, now()));
+        let e = rejected(validate_submission(
+            RID,
+            Some("zstd"),
+            &z,
+            b.len() - 1,
+            now(),
+        ));
         assert_eq!(e.status(), 413);
     }
 
@@ -910,7 +976,11 @@ mod tests {
             b"\xff\xfe",
         ] {
             let e = rejected(validate(RID, None, b));
-            assert!(matches!(e, Rejected::BadJson(_)), "{:?}: {e:?}", String::from_utf8_lossy(b));
+            assert!(
+                matches!(e, Rejected::BadJson(_)),
+                "{:?}: {e:?}",
+                String::from_utf8_lossy(b)
+            );
             assert_eq!(e.body_json(), r#"{"detail":"Incorrect format"}"#);
         }
     }
@@ -921,7 +991,10 @@ mod tests {
             (body("IE", "AS30722", "web_connectivity"), Mismatch::Cc),
             (body("IT", "AS3303", "web_connectivity"), Mismatch::Asn),
             (body("IT", "AS30722", "dnscheck"), Mismatch::TestName),
-            (body("IT", "AS30722", "Web_Connectivity"), Mismatch::TestName),
+            (
+                body("IT", "AS30722", "Web_Connectivity"),
+                Mismatch::TestName,
+            ),
         ] {
             let e = rejected(validate(RID, None, &b));
             assert_eq!(e, Rejected::Inconsistent(which));
@@ -929,19 +1002,34 @@ mod tests {
             assert_eq!(e.body_json(), r#"{"detail":"Inconsistent measurement"}"#);
         }
         let no_cc = br#"{"content":{"probe_asn":"AS30722","test_name":"web_connectivity"}}"#;
-        assert_eq!(rejected(validate(RID, None, no_cc)), Rejected::Inconsistent(Mismatch::Cc));
+        assert_eq!(
+            rejected(validate(RID, None, no_cc)),
+            Rejected::Inconsistent(Mismatch::Cc)
+        );
     }
 
     #[test]
     fn asn_comparison_strips_any_leading_a_and_s_like_python_lstrip() {
         // "SA30722".upper().lstrip("AS") == "30722": consistent, then caught by step 7.
-        let e = rejected(validate(RID, None, &body("IT", "SA30722", "web_connectivity")));
+        let e = rejected(validate(
+            RID,
+            None,
+            &body("IT", "SA30722", "web_connectivity"),
+        ));
         assert_eq!(e, Rejected::BadMetadata(vec![MetaCheck::AsnNoAsPrefix]));
         // "as30722" is consistent too, and also lacks the uppercase prefix.
-        let e = rejected(validate(RID, None, &body("IT", "as30722", "web_connectivity")));
+        let e = rejected(validate(
+            RID,
+            None,
+            &body("IT", "as30722", "web_connectivity"),
+        ));
         assert_eq!(e, Rejected::BadMetadata(vec![MetaCheck::AsnNoAsPrefix]));
         // "ASA30722" strips to "30722" but "A30722" is not a number.
-        let e = rejected(validate(RID, None, &body("IT", "ASA30722", "web_connectivity")));
+        let e = rejected(validate(
+            RID,
+            None,
+            &body("IT", "ASA30722", "web_connectivity"),
+        ));
         assert_eq!(e, Rejected::AsnInvalid);
         assert_eq!(e.body_json(), r#"{"detail":{"error":"asn_invalid"}}"#);
     }
@@ -949,7 +1037,11 @@ mod tests {
     #[test]
     fn a_lowercase_cc_agreeing_case_insensitively_fails_bad_cc() {
         let rid = "20230101T000000Z_webconnectivity_it_30722_n1_x";
-        let e = rejected(validate(rid, None, &body("it", "AS30722", "web_connectivity")));
+        let e = rejected(validate(
+            rid,
+            None,
+            &body("it", "AS30722", "web_connectivity"),
+        ));
         assert_eq!(e, Rejected::BadMetadata(vec![MetaCheck::BadCc]));
         assert_eq!(
             e.body_json(),
@@ -974,8 +1066,14 @@ mod tests {
 
     #[test]
     fn check_measurement_meta_accepts_the_thirty_character_test_name() {
-        assert_eq!(check_measurement_meta("http_header_field_manipulation", "US", "AS30722"), Ok(30722));
-        assert_eq!(check_measurement_meta("web_connectivity", "IT", "AS123"), Ok(123));
+        assert_eq!(
+            check_measurement_meta("http_header_field_manipulation", "US", "AS30722"),
+            Ok(30722)
+        );
+        assert_eq!(
+            check_measurement_meta("web_connectivity", "IT", "AS123"),
+            Ok(123)
+        );
     }
 
     #[test]
@@ -1025,8 +1123,14 @@ mod tests {
 
     #[test]
     fn check_measurement_meta_refuses_asns_beyond_32_bits() {
-        assert_eq!(check_measurement_meta("ndt", "IT", "AS4294967295"), Ok(u32::MAX));
-        assert_eq!(check_measurement_meta("ndt", "IT", "AS4294967296"), Err(Rejected::AsnInvalid));
+        assert_eq!(
+            check_measurement_meta("ndt", "IT", "AS4294967295"),
+            Ok(u32::MAX)
+        );
+        assert_eq!(
+            check_measurement_meta("ndt", "IT", "AS4294967296"),
+            Err(Rejected::AsnInvalid)
+        );
     }
 
     #[test]

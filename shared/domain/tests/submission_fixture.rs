@@ -12,7 +12,9 @@ const BODY: &[u8] = include_bytes!("fixtures/web_connectivity_it_30722.post.json
 const RID: &str = "20240214T090617Z_webconnectivity_IT_30722_n1_1IvUiXNWHooB5rmD";
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2024-02-14T09:07:00.5Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2024-02-14T09:07:00.5Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 #[test]
@@ -24,7 +26,10 @@ fn the_real_measurement_is_accepted_and_its_stored_body_is_the_original_plus_is_
     assert_eq!(a.asn, 30722);
     assert_eq!(a.test_name, "webconnectivity");
     assert_eq!(a.meta.software_name.as_deref(), Some("miniooni"));
-    assert!(a.measurement_uid.as_str().starts_with("20240214090700.500000_IT_webconnectivity_"));
+    assert!(a
+        .measurement_uid
+        .as_str()
+        .starts_with("20240214090700.500000_IT_webconnectivity_"));
     let mut expected: serde_json::Value = serde_json::from_slice(BODY).unwrap();
     expected["is_verified"] = "u".into();
     let stored: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
@@ -40,8 +45,14 @@ fn the_same_measurement_compressed_with_zstd_or_gzip_gets_the_same_uid() {
     let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     g.write_all(BODY).unwrap();
     let g = g.finish().unwrap();
-    assert_eq!(validate_submission(RID, Some("zstd"), &z, 1 << 20, now()).unwrap(), plain);
-    assert_eq!(validate_submission(RID, Some("gzip"), &g, 1 << 20, now()).unwrap(), plain);
+    assert_eq!(
+        validate_submission(RID, Some("zstd"), &z, 1 << 20, now()).unwrap(),
+        plain
+    );
+    assert_eq!(
+        validate_submission(RID, Some("gzip"), &g, 1 << 20, now()).unwrap(),
+        plain
+    );
 }
 
 #[test]
@@ -58,11 +69,23 @@ fn the_accepted_measurement_fits_inline_in_its_queue_envelope() {
     let Ok(Outcome::Accepted(a)) = validate_submission(RID, None, BODY, 1 << 20, now()) else {
         panic!("not accepted");
     };
-    let mut env = SubmissionEnvelope::new(a.measurement_uid.clone(), RID, Some("IT".into()), Some(30722));
-    assert!(env.attach_body_if_fits(&a.body, DEFAULT_INLINE_LIMIT).unwrap());
+    let mut env = SubmissionEnvelope::new(
+        a.measurement_uid.clone(),
+        RID,
+        Some("IT".into()),
+        Some(30722),
+    );
+    assert!(env
+        .attach_body_if_fits(&a.body, DEFAULT_INLINE_LIMIT)
+        .unwrap());
     let back = SubmissionEnvelope::from_json(&env.to_json().unwrap()).unwrap();
     assert_eq!(back.body_str().unwrap().as_bytes(), &a.body[..]);
     let key = parse_incoming_object_key(&back.object_key).unwrap();
     assert_eq!(key.uid, a.measurement_uid);
-    assert_eq!(MeasurementUid::parse(a.measurement_uid.as_str()).unwrap().received_at(), now());
+    assert_eq!(
+        MeasurementUid::parse(a.measurement_uid.as_str())
+            .unwrap()
+            .received_at(),
+        now()
+    );
 }

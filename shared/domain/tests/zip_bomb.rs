@@ -48,7 +48,11 @@ fn a_one_gib_zstd_bomb_is_refused_quickly_with_bounded_memory() {
     let start = Instant::now();
     let result = decode_body(Some("zstd"), &bomb, LIMIT);
     let elapsed = start.elapsed();
-    eprintln!("elapsed {elapsed:?} peak {} MiB bomb {} bytes", peak_rss() >> 20, bomb.len());
+    eprintln!(
+        "elapsed {elapsed:?} peak {} MiB bomb {} bytes",
+        peak_rss() >> 20,
+        bomb.len()
+    );
     assert_eq!(result, Err(BodyError::TooLarge { limit: LIMIT }));
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     assert!(peak_rss() < 256 << 20, "peak RSS {} MiB", peak_rss() >> 20);
@@ -61,7 +65,11 @@ fn a_one_gib_gzip_bomb_is_refused_quickly_with_bounded_memory() {
     let start = Instant::now();
     let result = decode_body(Some("gzip"), &bomb, LIMIT);
     let elapsed = start.elapsed();
-    eprintln!("elapsed {elapsed:?} peak {} MiB bomb {} bytes", peak_rss() >> 20, bomb.len());
+    eprintln!(
+        "elapsed {elapsed:?} peak {} MiB bomb {} bytes",
+        peak_rss() >> 20,
+        bomb.len()
+    );
     assert_eq!(result, Err(BodyError::TooLarge { limit: LIMIT }));
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     assert!(peak_rss() < 256 << 20, "peak RSS {} MiB", peak_rss() >> 20);
