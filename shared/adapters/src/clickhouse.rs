@@ -396,6 +396,26 @@ mod tests {
     }
 
     #[test]
+    fn every_sql_file_in_infra_migrations_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/migrations");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .filter(|n| n.ends_with(".sql"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        on_disk.sort();
+        let embedded: Vec<&str> = embedded::EMBEDDED_MIGRATIONS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
     fn file_name_gives_version_and_name() {
         let m = Migration::parse(
             "0007_create_fastpath.sql",

@@ -194,10 +194,30 @@ async fn the_embedded_migrations_apply_to_a_fresh_database_and_rerun_as_no_ops()
     let second = migrator.migrate_config(&config).await.expect("second run");
     assert!(second.applied.is_empty());
     assert_eq!(second.already_applied.len(), total);
-    let recorded = Migrator::applied(&config.client())
+    let recorded: Vec<(u32, String)> = Migrator::applied(&config.client())
         .await
         .expect("rows")
-        .len();
-    assert_eq!(recorded, total);
+        .into_iter()
+        .map(|r| (r.version, r.name))
+        .collect();
+    let expected: Vec<(u32, String)> = migrator
+        .migrations()
+        .iter()
+        .map(|m| (m.version, m.name.clone()))
+        .collect();
+    assert_eq!(recorded, expected);
+    // Every migration created something: more tables than the bookkeeping one.
+    let tables = count(
+        &config,
+        &format!(
+            "SELECT count() FROM system.tables WHERE database = '{}'",
+            config.database
+        ),
+    )
+    .await;
+    assert!(
+        total == 0 || tables > 1,
+        "{tables} tables after {total} migrations"
+    );
     drop_database(&config).await;
 }
