@@ -102,8 +102,22 @@ start_service() {
     setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$pidfile"
+    STARTED+=("$name")
     say "$name started (pid $pid, port $port, log ${logfile#"$REPO_ROOT"/})"
 }
+
+# A ClickHouse data dir can be open in one process only; it holds an flock on `status`
+# while running. Fail early with the owner's pid instead of a Code 76 in the log.
+check_data_dir() {
+    [[ -n "$(live_pid "$CH_PID" "$CH_NEEDLE")" ]] && return 0
+    local status="$CH_DATA/status" owner
+    if [[ -e "$status" ]] && ! flock -n "$status" true 2>/dev/null; then
+        owner="$(sed -n 's/^PID: *//p' "$status" 2>/dev/null || true)"
+        die "clickhouse: data dir $CH_DATA is in use by pid ${owner:-?} (another stack?); set OONI_CLICKHOUSE_DATA to use another one"
+    fi
+}
+
+STARTED=()
 
 cmd_start() {
     [[ -x "$PYTHON" && -x "$MOTO" ]] || die "missing $REPO_ROOT/.venv tools; run scripts/setup.sh first"
@@ -111,12 +125,21 @@ cmd_start() {
     START_MS="$(now_ms)"
     check_port clickhouse "$CH_PID" "$CH_NEEDLE" "$CH_PORT" OONI_CLICKHOUSE_PORT
     check_port moto "$AWS_PID" "$AWS_NEEDLE" "$AWS_PORT" OONI_AWS_PORT
+    check_data_dir
     mkdir -p "$LOCAL_DIR" "$CH_DATA" "$CH_RUN"
     start_service clickhouse "$CH_PID" "$CH_LOG" "$CH_PORT" "$CH_NEEDLE" -- \
         "$PYTHON" "$CH_SCRIPT" --port "$CH_PORT" --data-dir "$CH_DATA" --run-dir "$CH_RUN"
     start_service moto "$AWS_PID" "$AWS_LOG" "$AWS_PORT" "$AWS_NEEDLE" -- \
         "$MOTO" -H 127.0.0.1 -p "$AWS_PORT"
-    cmd_wait
+    if ! cmd_wait; then
+        # Leave things as they were: stop what this invocation started.
+        if ((${#STARTED[@]})); then
+            say "start failed; stopping what this run started: ${STARTED[*]}"
+            [[ " ${STARTED[*]} " == *" moto "* ]] && stop_service moto "$AWS_PID" "$AWS_NEEDLE"
+            [[ " ${STARTED[*]} " == *" clickhouse "* ]] && stop_service clickhouse "$CH_PID" "$CH_NEEDLE"
+        fi
+        return 1
+    fi
 }
 
 # wait_one NAME PIDFILE NEEDLE LOGFILE CHECKFN
