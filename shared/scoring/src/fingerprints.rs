@@ -7,7 +7,7 @@
 //! returns them (by byte length of `name`, then `name`), and all body patterns are
 //! found in a single Aho-Corasick pass over each body.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -305,7 +305,12 @@ impl Fingerprints {
         let body_ac = if patterns.is_empty() {
             None
         } else {
-            AhoCorasick::builder().match_kind(MatchKind::Standard).build(&patterns).ok()
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .prefilter(false)
+                .build(&patterns)
+                .ok()
         };
         Ok(Fingerprints { dns, http, dns_by_pattern, body_ac, body_pattern_fps, body_empty, headers })
     }

@@ -124,66 +124,97 @@ pub(crate) fn truthy_opt(raw: Option<&RawValue>) -> bool {
 ///
 /// Lone surrogates, which Python accepts but Rust strings cannot hold, become U+FFFD.
 pub(crate) fn unescape(inner: &str) -> Cow<'_, str> {
+    match unescape_bytes(inner) {
+        Cow::Borrowed(_) => Cow::Borrowed(inner),
+        // the decoder only ever emits whole UTF-8 sequences
+        Cow::Owned(v) => Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+    }
+}
+
+/// [`unescape`] to bytes: the hot path for HTTP bodies.
+pub(crate) fn unescape_bytes(inner: &str) -> Cow<'_, [u8]> {
     let bytes = inner.as_bytes();
-    let Some(first) = bytes.iter().position(|&b| b == b'\\') else {
-        return Cow::Borrowed(inner);
+    let Some(first) = inner.find('\\') else {
+        return Cow::Borrowed(bytes);
     };
-    let mut out = String::with_capacity(inner.len());
-    out.push_str(&inner[..first]);
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut run = 0usize;
     let mut i = first;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b != b'\\' {
-            // copy a run of plain text up to the next escape
-            let next = bytes[i..]
-                .iter()
-                .position(|&c| c == b'\\')
-                .map_or(bytes.len(), |p| i + p);
-            out.push_str(&inner[i..next]);
-            i = next;
+        if bytes[i] != b'\\' {
+            i = next_backslash(bytes, i + 1);
             continue;
         }
+        out.extend_from_slice(&bytes[run..i]);
         let Some(&esc) = bytes.get(i + 1) else {
+            run = bytes.len();
             break;
         };
         i += 2;
         match esc {
-            b'"' => out.push('"'),
-            b'\\' => out.push('\\'),
-            b'/' => out.push('/'),
-            b'b' => out.push('\u{8}'),
-            b'f' => out.push('\u{c}'),
-            b'n' => out.push('\n'),
-            b'r' => out.push('\r'),
-            b't' => out.push('\t'),
+            b'"' => out.push(b'"'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
             b'u' => {
-                let Some(hi) = hex4(bytes, i) else {
-                    out.push('\u{fffd}');
-                    continue;
-                };
-                i += 4;
-                if (0xD800..0xDC00).contains(&hi) {
-                    let lo = if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
-                        hex4(bytes, i + 2).filter(|lo| (0xDC00..0xE000).contains(lo))
-                    } else {
-                        None
-                    };
-                    match lo {
-                        Some(lo) => {
-                            i += 6;
-                            let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                            out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
+                let c = match hex4(bytes, i) {
+                    None => '\u{fffd}',
+                    Some(hi) => {
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&hi) {
+                            let lo = if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
+                                hex4(bytes, i + 2).filter(|lo| (0xDC00..0xE000).contains(lo))
+                            } else {
+                                None
+                            };
+                            match lo {
+                                Some(lo) => {
+                                    i += 6;
+                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)).unwrap_or('\u{fffd}')
+                                }
+                                None => '\u{fffd}',
+                            }
+                        } else {
+                            char::from_u32(hi).unwrap_or('\u{fffd}')
                         }
-                        None => out.push('\u{fffd}'),
                     }
-                } else {
-                    out.push(char::from_u32(hi).unwrap_or('\u{fffd}'));
-                }
+                };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             }
-            _ => out.push('\u{fffd}'),
+            _ => out.extend_from_slice("\u{fffd}".as_bytes()),
         }
+        run = i;
+    }
+    if run < bytes.len() {
+        out.extend_from_slice(&bytes[run..]);
     }
     Cow::Owned(out)
+}
+
+/// Index of the next `\\` at or after `from` (or `len`), eight bytes at a time.
+fn next_backslash(bytes: &[u8], mut from: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const BS: u64 = LO * (b'\\' as u64);
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ BS;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return from + (found.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < bytes.len() && bytes[from] != b'\\' {
+        from += 1;
+    }
+    from
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u32> {

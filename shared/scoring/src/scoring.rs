@@ -570,8 +570,8 @@ fn match_body<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut Vec<
         Kind::String => {
             let text = body.get();
             let inner = &text[1..text.len() - 1];
-            let decoded = json::unescape(inner);
-            fps.body_matches(decoded.as_bytes(), &mut idx);
+            let decoded = json::unescape_bytes(inner);
+            fps.body_matches(&decoded, &mut idx);
         }
         Kind::Object => {
             let Some(Obj::Val(v)) = json::parse_obj::<B64Value>(body) else {
