@@ -1,0 +1,4 @@
+//! `ooni`: the operator and developer CLI.
+fn main() {
+    println!("ooni");
+}
