@@ -434,8 +434,16 @@ pub(crate) fn parse_obj<'a, T: FromMap<'a>>(raw: &'a RawValue) -> Option<Obj<T>>
 
 /// Python equality of two JSON values (`1 == 1.0 == True`, key order irrelevant).
 pub(crate) fn py_eq(a: &RawValue, b: &RawValue) -> bool {
+    py_eq_depth(a, b, 0)
+}
+
+fn py_eq_depth(a: &RawValue, b: &RawValue, depth: usize) -> bool {
     if a.get() == b.get() {
         return true;
+    }
+    if depth > 64 {
+        // absurdly deep and not byte-identical: treat as different
+        return false;
     }
     match (kind(a), kind(b)) {
         (Kind::String, Kind::String) => as_str(a) == as_str(b),
@@ -446,7 +454,7 @@ pub(crate) fn py_eq(a: &RawValue, b: &RawValue) -> bool {
             ) else {
                 return false;
             };
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| py_eq(p, q))
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| py_eq_depth(p, q, depth + 1))
         }
         (Kind::Object, Kind::Object) => {
             let (Some(Obj::Val(RawMap(x))), Some(Obj::Val(RawMap(y)))) =
@@ -475,7 +483,7 @@ pub(crate) fn py_eq(a: &RawValue, b: &RawValue) -> bool {
                                 serde_json::from_str::<Raw>(v),
                                 serde_json::from_str::<Raw>(v2),
                             ) {
-                                (Ok(p), Ok(q)) => py_eq(p, q),
+                                (Ok(p), Ok(q)) => py_eq_depth(p, q, depth + 1),
                                 _ => false,
                             }
                     })

@@ -221,11 +221,18 @@ pub(crate) fn py_str(raw: Raw<'_>) -> String {
 /// Python `repr(v)` of a JSON value.
 pub(crate) fn py_repr(raw: Raw<'_>) -> String {
     let mut out = String::new();
-    write_py_repr(&mut out, raw);
+    write_py_repr(&mut out, raw, 0);
     out
 }
 
-fn write_py_repr(out: &mut String, raw: Raw<'_>) {
+/// Nesting beyond this is elided (Python itself would hit its recursion limit).
+const MAX_REPR_DEPTH: usize = 64;
+
+fn write_py_repr(out: &mut String, raw: Raw<'_>, depth: usize) {
+    if depth > MAX_REPR_DEPTH {
+        out.push_str("...");
+        return;
+    }
     match json::kind(raw) {
         Kind::Null => out.push_str("None"),
         Kind::Bool => out.push_str(if raw.get() == "true" { "True" } else { "False" }),
@@ -246,7 +253,7 @@ fn write_py_repr(out: &mut String, raw: Raw<'_>) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_py_repr(out, item);
+                write_py_repr(out, item, depth + 1);
             }
             out.push(']');
         }
@@ -266,7 +273,7 @@ fn write_py_repr(out: &mut String, raw: Raw<'_>) {
                     }
                     write_py_str_repr(out, k);
                     out.push_str(": ");
-                    write_py_repr(out, v);
+                    write_py_repr(out, v, depth + 1);
                 }
             }
             out.push('}');
