@@ -53,7 +53,9 @@ fn run(name: &str, samples: &[(String, Vec<u8>)], bytes: usize, mut f: impl FnMu
 const ROUNDS: usize = 7;
 
 fn main() {
+    let t = Instant::now();
     let fps = Fingerprints::from_csv(&fixture("fingerprints_dns.csv"), &fixture("fingerprints_http.csv")).unwrap();
+    println!("fingerprints built in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let text = fixture("samples.jsonl");
     let samples: Vec<(String, Vec<u8>)> = text
         .lines()

@@ -131,13 +131,24 @@ pub(crate) fn unescape(inner: &str) -> Cow<'_, str> {
     }
 }
 
-/// [`unescape`] to bytes: the hot path for HTTP bodies.
+/// [`unescape`] to bytes.
 pub(crate) fn unescape_bytes(inner: &str) -> Cow<'_, [u8]> {
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner.as_bytes());
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    unescape_into(inner, &mut out);
+    Cow::Owned(out)
+}
+
+/// Append the decoded bytes of a JSON string literal's inside to `out`.
+pub(crate) fn unescape_into(inner: &str, out: &mut Vec<u8>) {
     let bytes = inner.as_bytes();
     let Some(first) = inner.find('\\') else {
-        return Cow::Borrowed(bytes);
+        out.extend_from_slice(bytes);
+        return;
     };
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    out.reserve(bytes.len());
     let mut run = 0usize;
     let mut i = first;
     while i < bytes.len() {
@@ -193,7 +204,6 @@ pub(crate) fn unescape_bytes(inner: &str) -> Cow<'_, [u8]> {
     if run < bytes.len() {
         out.extend_from_slice(&bytes[run..]);
     }
-    Cow::Owned(out)
 }
 
 /// Index of the next `\\` at or after `from` (or `len`), eight bytes at a time.

@@ -554,6 +554,13 @@ fn decode_b64(data: &str) -> Result<Vec<u8>, MatchFail> {
     })
 }
 
+thread_local! {
+    static BODY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers above this size are released after use.
+const MAX_SCRATCH: usize = 16 << 20;
+
 crate::json::json_object!(
     /// A `{format, data}` binary body or header value.
     B64Value<'a> {
@@ -570,8 +577,20 @@ fn match_body<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut Vec<
         Kind::String => {
             let text = body.get();
             let inner = &text[1..text.len() - 1];
-            let decoded = json::unescape_bytes(inner);
-            fps.body_matches(&decoded, &mut idx);
+            if inner.contains('\\') {
+                // decode into a per-thread scratch buffer: bodies are large and frequent
+                BODY_SCRATCH.with(|cell| {
+                    let mut buf = cell.borrow_mut();
+                    buf.clear();
+                    json::unescape_into(inner, &mut buf);
+                    fps.body_matches(&buf, &mut idx);
+                    if buf.capacity() > MAX_SCRATCH {
+                        *buf = Vec::new();
+                    }
+                });
+            } else {
+                fps.body_matches(inner.as_bytes(), &mut idx);
+            }
         }
         Kind::Object => {
             let Some(Obj::Val(v)) = json::parse_obj::<B64Value>(body) else {
