@@ -1,0 +1,2 @@
+//! Probe-services benchmarks (placeholder while the crate is written).
+fn main() {}
