@@ -1,0 +1,112 @@
+//! Test support for black-box tests: [`TestStack`] provisions a private slice of the REAL local
+//! services (its own ClickHouse database, migrated; its own buckets, queue + DLQ and DynamoDB
+//! tables on the AWS emulator) and [`TestStack::serve`] runs the same dev server as `ooni dev`.
+//!
+//! Endpoints: `OONI_TEST_CLICKHOUSE_URL` (default `http://127.0.0.1:8123`) and
+//! `OONI_TEST_AWS_ENDPOINT` (default `http://127.0.0.1:5000`). A missing service fails the test
+//! with a message saying how to start it; nothing is skipped.
+
+use ooni_adapters::{ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, Migrator, ResourceNames, Secret};
+use ooni_platform::auth::JwtKeys;
+use ooni_platform::config::HttpConfig;
+use ooni_platform::devserver::{self, DevServer};
+use ooni_platform::{Context, Service};
+use std::sync::Arc;
+
+pub const PROBE_KEY: &str = "test-probe-key-0123456789";
+pub const USER_KEY: &str = "test-user-key-0123456789";
+
+pub fn clickhouse_url() -> String {
+    std::env::var("OONI_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+pub fn aws_endpoint() -> String {
+    std::env::var("OONI_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
+}
+
+/// The JWT keys every test stack uses (so tests can mint tokens).
+pub fn jwt_keys() -> JwtKeys {
+    match JwtKeys::new(&Secret::new(PROBE_KEY), &Secret::new(USER_KEY)) {
+        Ok(k) => k,
+        Err(e) => panic!("test keys are valid by construction: {e}"),
+    }
+}
+
+/// A private slice of the local services.
+pub struct TestStack {
+    /// Unique prefix of every resource name (and the ClickHouse database name).
+    pub prefix: String,
+    pub ctx: Arc<Context>,
+    pub aws: AwsClients,
+    pub names: ResourceNames,
+    pub clickhouse: ClickHouseConfig,
+}
+
+impl TestStack {
+    /// Provisions a fresh stack. Panics with a clear message when a local service is down.
+    pub async fn start() -> TestStack {
+        Self::start_with(|h| h).await
+    }
+
+    /// Like [`TestStack::start`], adjusting the HTTP config (e.g. trusted proxy hops).
+    pub async fn start_with(adjust: impl FnOnce(HttpConfig) -> HttpConfig) -> TestStack {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("t{}", &id[..12]);
+        let ch_url = clickhouse_url();
+        let clickhouse = ClickHouseConfig::new(&ch_url, format!("test_{prefix}"));
+        if let Err(e) = clickhouse.ensure_database().await {
+            panic!("ClickHouse is not reachable at {ch_url} ({e}). Start it with `infra/local/stack.sh start` or set OONI_TEST_CLICKHOUSE_URL");
+        }
+        let migrator = match Migrator::embedded() {
+            Ok(m) => m,
+            Err(e) => panic!("embedded migrations are invalid: {e}"),
+        };
+        if let Err(e) = migrator.migrate(&clickhouse.client()).await {
+            panic!("migrations failed on {ch_url}: {e}");
+        }
+        let endpoint = aws_endpoint();
+        let aws = AwsClients::load(AwsOptions::local(&endpoint)).await;
+        let mut names = ResourceNames::with_prefix(&prefix);
+        let queues = match ensure_resources(&aws, &names).await {
+            Ok(q) => q,
+            Err(e) => panic!("the AWS emulator is not reachable at {endpoint} ({e}). Start it with `infra/local/stack.sh start` or set OONI_TEST_AWS_ENDPOINT"),
+        };
+        names.submissions_queue_url = Some(queues.submissions_queue_url);
+        let http = adjust(HttpConfig {
+            base_url: "http://127.0.0.1:8080".into(),
+            trusted_proxy_hops: 0,
+            stage: "test".into(),
+        });
+        let ctx = Context::new(http, aws.clone(), names.clone(), clickhouse.clone()).with_jwt_keys(jwt_keys());
+        TestStack { prefix, ctx: Arc::new(ctx), aws, names, clickhouse }
+    }
+
+    /// A ClickHouse client on this stack's database.
+    pub fn ch(&self) -> clickhouse::Client {
+        self.clickhouse.client()
+    }
+
+    /// Runs the dev server for `service` on an ephemeral loopback port.
+    pub async fn serve(&self, service: Arc<dyn Service>) -> TestServer {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("cannot bind a loopback port: {e}"),
+        };
+        match devserver::serve(listener, service).await {
+            Ok(server) => TestServer { base_url: server.base_url(), server },
+            Err(e) => panic!("could not build the service's handlers: {e:#}"),
+        }
+    }
+}
+
+/// A dev server running for one test.
+pub struct TestServer {
+    pub base_url: String,
+    pub server: DevServer,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
