@@ -1,0 +1,9 @@
+//! Lambda entrypoint for the accounts, OONI Run, findings and feedback functions
+//! (`OONI_FUNCTION` selects the handler).
+
+#[tokio::main]
+async fn main() -> Result<(), ooni_platform::lambda::Error> {
+    ooni_platform::telemetry::init();
+    let ctx = ooni_platform::context::shared().await?;
+    ooni_platform::lambda::run(&ooni_accounts::AccountsService::new(ctx)).await
+}
