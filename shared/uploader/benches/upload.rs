@@ -1,0 +1,2 @@
+//! Uploader benchmark (placeholder).
+fn main() {}
