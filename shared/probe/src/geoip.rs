@@ -133,7 +133,7 @@ impl GeoIp {
 mod tests {
     use super::*;
 
-    #[path = "../../tests/support/mmdb.rs"]
+    #[path = "../../../tests/support/mmdb.rs"]
     #[allow(dead_code)]
     mod mmdb;
 
