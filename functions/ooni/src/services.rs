@@ -1,0 +1,8 @@
+//! Every area service, combined: what `ooni dev` serves and `ooni invoke` can call.
+
+use ooni_platform::{Combined, Context};
+use std::sync::Arc;
+
+pub fn all(ctx: Arc<Context>) -> Combined {
+    Combined(vec![Arc::new(ooni_probe::ProbeService::new(ctx))])
+}
