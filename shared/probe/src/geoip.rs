@@ -130,12 +130,15 @@ impl GeoIp {
 }
 
 #[cfg(test)]
+#[path = "../tests/support/mmdb.rs"]
+#[allow(dead_code)]
+mod test_mmdb;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    #[path = "../../../tests/support/mmdb.rs"]
-    #[allow(dead_code)]
-    mod mmdb;
+    use super::test_mmdb as mmdb;
 
     fn dbs() -> GeoIp {
         GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap()
