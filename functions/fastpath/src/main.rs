@@ -1,0 +1,8 @@
+//! Lambda entrypoint for the Scorer function (OONI_FUNCTION selects the handler).
+
+#[tokio::main]
+async fn main() -> Result<(), ooni_platform::lambda::Error> {
+    ooni_platform::telemetry::init();
+    let ctx = ooni_platform::context::shared().await?;
+    ooni_platform::lambda::run(&ooni_fastpath::FastpathService::new(ctx)).await
+}

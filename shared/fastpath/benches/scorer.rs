@@ -1,0 +1,2 @@
+//! Scorer throughput benchmark (work in progress).
+fn main() {}

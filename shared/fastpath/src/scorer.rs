@@ -1,0 +1,367 @@
+//! The Scorer: the submissions-queue handler. For each SQS batch it decodes the envelopes,
+//! takes each body inline or from the incoming bucket, scores it, checks the GeoIP claim, and
+//! writes all rows with one INSERT per table (see the crate doc for the dedup design). It
+//! answers with the items SQS must redeliver.
+//!
+//! Outcomes per message (each logged with its uid and a `counter` field):
+//! - row written, or already stored (a redelivery): acknowledged (`scorer_written`,
+//!   `scorer_duplicate`);
+//! - documented discard (no `report_id`, `probe_cc` ZZ, `probe_asn` AS0, as upstream):
+//!   acknowledged (`scorer_discarded`, with `reason`);
+//! - unreadable envelope, missing body object, a body the scorer cannot turn into a row for any
+//!   other reason, a scoring panic: failed item (`scorer_bad_envelope`, `scorer_body_missing`,
+//!   `scorer_unprocessable`, `scorer_panicked`), so SQS parks it in the DLQ after
+//!   `maxReceiveCount` receives; on that last receive it is logged at error (`scorer_parked`);
+//! - the incoming bucket failing: that item is retried (`scorer_body_unavailable`);
+//! - ClickHouse failing (fingerprints cannot be loaded, a lookup or insert fails): every item of
+//!   the batch is retried (`scorer_clickhouse_unavailable`).
+
+use crate::fingerprints::FingerprintCache;
+use crate::records::{geoip_mismatch, ClientGeo, FastpathRecord, OpenvpnRecord};
+use crate::store::RowStore;
+use crate::writer::{write, RowBatch, WriteMode};
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use bytes::Bytes;
+use ooni_adapters::ObjectStore;
+use ooni_domain::SubmissionEnvelope;
+use ooni_platform::SqsHandler;
+use ooni_scoring::{process, DiscardReason, Outcome};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Token prefix of the Scorer's inserts.
+pub const TOKEN_PREFIX: &str = "scorer";
+
+/// Settings of the Scorer.
+#[derive(Debug, Clone, Copy)]
+pub struct ScorerConfig {
+    /// The queue's redrive `maxReceiveCount`: a failure on this receive parks the message.
+    pub max_receive_count: u32,
+}
+
+impl Default for ScorerConfig {
+    fn default() -> Self {
+        ScorerConfig { max_receive_count: ooni_adapters::bootstrap::QUEUE_MAX_RECEIVE_COUNT }
+    }
+}
+
+/// Counts since the container started (also logged per event).
+#[derive(Debug, Default)]
+pub struct ScorerStats {
+    pub written: AtomicU64,
+    pub duplicate: AtomicU64,
+    pub discarded: AtomicU64,
+    pub failed: AtomicU64,
+    pub parked: AtomicU64,
+    pub faulty_written: AtomicU64,
+}
+
+/// A plain copy of [`ScorerStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub written: u64,
+    pub duplicate: u64,
+    pub discarded: u64,
+    pub failed: u64,
+    pub parked: u64,
+    pub faulty_written: u64,
+}
+
+impl ScorerStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            written: self.written.load(Ordering::Relaxed),
+            duplicate: self.duplicate.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            parked: self.parked.load(Ordering::Relaxed),
+            faulty_written: self.faulty_written.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// The Scorer's ports and state.
+pub struct Scorer {
+    fingerprints: FingerprintCache,
+    incoming: Arc<dyn ObjectStore>,
+    store: Arc<dyn RowStore>,
+    config: ScorerConfig,
+    stats: ScorerStats,
+}
+
+/// Why a message is failed (redelivered, eventually parked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    BadEnvelope,
+    BodyMissing,
+    BodyUnavailable,
+    Unprocessable(DiscardReason),
+    Panicked,
+    ClickHouse,
+}
+
+impl Failure {
+    fn counter(self) -> &'static str {
+        match self {
+            Failure::BadEnvelope => "scorer_bad_envelope",
+            Failure::BodyMissing => "scorer_body_missing",
+            Failure::BodyUnavailable => "scorer_body_unavailable",
+            Failure::Unprocessable(_) => "scorer_unprocessable",
+            Failure::Panicked => "scorer_panicked",
+            Failure::ClickHouse => "scorer_clickhouse_unavailable",
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Failure::Unprocessable(r) => r.as_str(),
+            Failure::BadEnvelope => "bad_envelope",
+            Failure::BodyMissing => "body_missing",
+            Failure::BodyUnavailable => "body_unavailable",
+            Failure::Panicked => "panicked",
+            Failure::ClickHouse => "clickhouse_unavailable",
+        }
+    }
+}
+
+/// The discards upstream documents: acknowledged without a row.
+fn is_documented_discard(r: DiscardReason) -> bool {
+    matches!(r, DiscardReason::NoReportId | DiscardReason::ProbeCcZz | DiscardReason::ProbeAsnZero)
+}
+
+enum State {
+    Pending,
+    Body(Bytes),
+    Row,
+    Discarded,
+    Failed(Failure),
+}
+
+struct Item {
+    message_id: String,
+    receive_count: u32,
+    /// The envelope's uid, or the best guess at it for an unreadable envelope (for logs).
+    uid: String,
+    envelope: Option<SubmissionEnvelope>,
+    state: State,
+}
+
+/// `measurement_uid` of a message that is not a valid envelope, if it has one (logs only).
+fn guess_uid(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("measurement_uid").and_then(|u| u.as_str()).map(|s| s.chars().take(80).collect()))
+        .unwrap_or_default()
+}
+
+impl Item {
+    fn decode(record: &SqsMessage) -> Item {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse::<u32>().ok())
+            .unwrap_or(1);
+        let body = record.body.as_deref().unwrap_or("");
+        match SubmissionEnvelope::from_json(body) {
+            Ok(env) => Item {
+                message_id,
+                receive_count,
+                uid: env.measurement_uid.as_str().to_owned(),
+                state: match env.body_str() {
+                    Some(b) => State::Body(Bytes::copy_from_slice(b.as_bytes())),
+                    None => State::Pending,
+                },
+                envelope: Some(env),
+            },
+            Err(e) => {
+                let uid = guess_uid(body);
+                tracing::warn!(counter = "scorer_bad_envelope", measurement_uid = %uid, message_id = %message_id, error = %e, "unreadable queue message");
+                Item { message_id, receive_count, uid, envelope: None, state: State::Failed(Failure::BadEnvelope) }
+            }
+        }
+    }
+}
+
+/// Fails every item not already failed (keeping the first cause for the logs).
+fn fail_unfailed(items: &mut [Item], failure: Failure) {
+    for item in items {
+        if !matches!(item.state, State::Failed(_)) {
+            item.state = State::Failed(failure);
+        }
+    }
+}
+
+impl Scorer {
+    pub fn new(
+        fingerprints: FingerprintCache,
+        incoming: Arc<dyn ObjectStore>,
+        store: Arc<dyn RowStore>,
+        config: ScorerConfig,
+    ) -> Self {
+        Scorer { fingerprints, incoming, store, config, stats: ScorerStats::default() }
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Reads the bodies that were not inline, concurrently.
+    async fn fetch_bodies(&self, items: &mut [Item]) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, item) in items.iter().enumerate() {
+            if let (State::Pending, Some(env)) = (&item.state, &item.envelope) {
+                let store = self.incoming.clone();
+                let key = env.object_key.clone();
+                set.spawn(async move { (i, store.get(&key).await) });
+            }
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((i, result)) = joined else {
+                // A panicked fetch leaves its item Pending; it is failed below.
+                continue;
+            };
+            let item = &mut items[i];
+            item.state = match result {
+                Ok(Some(body)) => State::Body(body),
+                Ok(None) => {
+                    tracing::error!(counter = "scorer_body_missing", measurement_uid = %item.uid, "the envelope has no body and its object is missing");
+                    State::Failed(Failure::BodyMissing)
+                }
+                Err(e) => {
+                    tracing::warn!(counter = "scorer_body_unavailable", measurement_uid = %item.uid, error = %e, "cannot read the measurement body");
+                    State::Failed(Failure::BodyUnavailable)
+                }
+            };
+        }
+        for item in items.iter_mut() {
+            if matches!(item.state, State::Pending) {
+                item.state = State::Failed(Failure::BodyUnavailable);
+            }
+        }
+    }
+
+    async fn handle_event(&self, event: SqsEvent) -> SqsBatchResponse {
+        let started = Instant::now();
+        let mut items: Vec<Item> = event.records.iter().map(Item::decode).collect();
+
+        let fps = match self.fingerprints.get().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(counter = "scorer_clickhouse_unavailable", items = items.len(), error = %e, "no fingerprints: retrying the whole batch");
+                fail_unfailed(&mut items, Failure::ClickHouse);
+                return self.respond(items, started);
+            }
+        };
+
+        self.fetch_bodies(&mut items).await;
+
+        let mut batch = RowBatch::default();
+        for item in &mut items {
+            let State::Body(body) = &item.state else { continue };
+            let Some(env) = &item.envelope else { continue };
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process(body, env.measurement_uid.as_str(), &fps)));
+            item.state = match outcome {
+                Ok(Outcome::Row { row, openvpn }) => {
+                    let record = FastpathRecord::from(*row);
+                    let geo = ClientGeo { cc: env.client_cc.clone(), asn: env.client_asn };
+                    if let Some(f) = geoip_mismatch(&record, &geo, env.received_at) {
+                        batch.faulty.push(f);
+                    }
+                    if let Some(ov) = openvpn {
+                        batch.openvpn.push(OpenvpnRecord::from(*ov));
+                    }
+                    batch.fastpath.push(record);
+                    State::Row
+                }
+                Ok(Outcome::Discard(reason)) if is_documented_discard(reason) => {
+                    tracing::info!(counter = "scorer_discarded", reason = reason.as_str(), measurement_uid = %item.uid, "measurement discarded");
+                    bump(&self.stats.discarded, 1);
+                    State::Discarded
+                }
+                Ok(Outcome::Discard(reason)) => {
+                    tracing::warn!(counter = "scorer_unprocessable", reason = reason.as_str(), measurement_uid = %item.uid, "measurement cannot be scored");
+                    State::Failed(Failure::Unprocessable(reason))
+                }
+                Err(_) => {
+                    tracing::error!(counter = "scorer_panicked", measurement_uid = %item.uid, "scoring panicked");
+                    State::Failed(Failure::Panicked)
+                }
+            };
+        }
+
+        if !batch.is_empty() {
+            let rows = batch.fastpath.len();
+            match write(self.store.as_ref(), batch, WriteMode::SkipExisting, TOKEN_PREFIX).await {
+                Ok(report) => {
+                    bump(&self.stats.written, report.fastpath_written);
+                    bump(&self.stats.duplicate, report.fastpath_skipped);
+                    bump(&self.stats.faulty_written, report.faulty_written);
+                    if report.faulty_written > 0 {
+                        tracing::info!(counter = "scorer_geoip_mismatch", rows = report.faulty_written, "GeoIP mismatches recorded");
+                    }
+                    if report.fastpath_skipped > 0 {
+                        tracing::info!(counter = "scorer_duplicate", rows = report.fastpath_skipped, "redelivered measurements already stored");
+                    }
+                    tracing::info!(counter = "scorer_written", rows = report.fastpath_written, "rows written");
+                }
+                Err(e) => {
+                    tracing::error!(counter = "scorer_clickhouse_unavailable", rows, items = items.len(), error = %e, "writing rows failed: retrying the whole batch");
+                    fail_unfailed(&mut items, Failure::ClickHouse);
+                }
+            }
+        }
+        self.respond(items, started)
+    }
+
+    fn respond(&self, items: Vec<Item>, started: Instant) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        let total = items.len();
+        for item in items {
+            let State::Failed(failure) = item.state else { continue };
+            bump(&self.stats.failed, 1);
+            if item.receive_count >= self.config.max_receive_count {
+                bump(&self.stats.parked, 1);
+                tracing::error!(
+                    counter = "scorer_parked",
+                    measurement_uid = %item.uid,
+                    message_id = %item.message_id,
+                    reason = failure.reason(),
+                    cause = failure.counter(),
+                    receive_count = item.receive_count,
+                    "last attempt failed: the message goes to the dead-letter queue"
+                );
+            }
+            if item.message_id.is_empty() {
+                // An empty identifier makes Lambda retry the whole batch: the only way to get
+                // a message without an id redelivered.
+                tracing::error!(measurement_uid = %item.uid, "failed message has no messageId: the whole batch is retried");
+            }
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = item.message_id;
+            response.batch_item_failures.push(f);
+        }
+        tracing::info!(
+            messages = total,
+            failed = response.batch_item_failures.len(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "batch scored"
+        );
+        response
+    }
+}
+
+#[async_trait]
+impl SqsHandler for Scorer {
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let span = tracing::info_span!("scorer", messages = event.records.len());
+        tracing::Instrument::instrument(self.handle_event(event), span).await
+    }
+}
