@@ -230,7 +230,12 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     probe("ReportOpen", &[(Post, "/report")], &[]),
     FunctionSpec {
         memory_mb: 512,
-        ..probe("ReportSubmit", &[(Post, "/report/{report_id}")], &[Write(Bucket::Incoming), SendSubmission, Read(Bucket::Config)])
+        ..probe(
+            "ReportSubmit",
+            &[(Post, "/report/{report_id}")],
+            // Delete: a body stored before a failed enqueue is removed so the retry leaves no duplicate.
+            &[Write(Bucket::Incoming), Delete(Bucket::Incoming), SendSubmission, Read(Bucket::Config)],
+        )
     },
     probe("ReportClose", &[(Post, "/report/{report_id}/close")], &[]),
     probe("TestHelpers", &[(Get, "/api/v1/test-helpers")], &[Read(Bucket::Config)]),
