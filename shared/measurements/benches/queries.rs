@@ -1,0 +1,2 @@
+//! Benchmark of the five typical Explorer queries (filled in below).
+fn main() {}
