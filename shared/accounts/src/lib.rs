@@ -47,6 +47,9 @@ pub struct State {
     pub config: AccountsConfig,
     pub keys: JwtKeys,
     pub auth: UserAuth,
+    /// The same verification without the expunge lookup, for the public OONI Run reads that
+    /// only use a session for `is_mine` and have no access to the accounts table.
+    pub public_auth: UserAuth,
     pub accounts: Arc<dyn store::AccountStore>,
     pub mailer: Arc<dyn mailer::Mailer>,
     pub links: oonirun::LinkStore,
@@ -61,11 +64,13 @@ impl State {
         let keys = ctx.jwt_keys().await?;
         let accounts = Arc::new(store::DynamoAccountStore::new(ctx.table(Table::Accounts)));
         let auth = UserAuth::new(&keys, Some(Arc::new(store::StoreSessionPolicy::new(accounts.clone()))));
+        let public_auth = UserAuth::new(&keys, None);
         let mailer = Arc::new(mailer::SesMailer::new(&ctx.aws, config.email_source.clone()).await);
         Ok(State {
             config,
             keys,
             auth,
+            public_auth,
             accounts,
             mailer,
             links: oonirun::LinkStore::new(ctx.table(Table::Oonirun)),

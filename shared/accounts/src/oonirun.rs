@@ -456,7 +456,7 @@ async fn link_at(s: &State, id: u64, revision: Option<u64>, account: Option<&str
 /// `GET /api/v2/oonirun/links/{id}`: the latest revision.
 pub async fn get(s: Arc<State>, req: Request) -> HttpResult {
     let id = parse_link_id(&req)?;
-    let account = optional_user(&s.auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
     link_at(&s, id, None, account.as_deref()).await
 }
 
@@ -464,7 +464,7 @@ pub async fn get(s: Arc<State>, req: Request) -> HttpResult {
 pub async fn full_descriptor(s: Arc<State>, req: Request) -> HttpResult {
     let id = parse_link_id(&req)?;
     let revision = parse_revision(&req)?;
-    let account = optional_user(&s.auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
     link_at(&s, id, revision, account.as_deref()).await
 }
 
@@ -596,7 +596,7 @@ pub async fn list(s: Arc<State>, req: Request) -> HttpResult {
     let is_mine = query_bool(&req, "is_mine")?.unwrap_or(false);
     let is_expired = query_bool(&req, "is_expired")?.unwrap_or(false);
     let only_latest = query_bool(&req, "only_latest")?.unwrap_or(true);
-    let account = optional_user(&s.auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
     let now = now_seconds();
     let mut links: Vec<LinkDoc> = s
         .links

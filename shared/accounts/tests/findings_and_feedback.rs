@@ -181,7 +181,8 @@ async fn search_filters_sorts_and_hides_drafts_and_addresses() {
     let (_, by_domain, _) = env.get("/api/v1/incidents/search?domain=nope.example", Some(&admin)).await;
     assert_eq!(titles(&by_domain), Vec::<String>::new());
 
-    // An edit moves a finding to the top of the update-time order.
+    // An edit moves a finding to the top of the update-time order (times are whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
     let (_, shown, _) = env.get(&format!("/api/v1/incidents/show/{}", ids[0]), Some(&user)).await;
     let mut upd = shown["incident"].clone();
     upd["email_address"] = json!(email);
