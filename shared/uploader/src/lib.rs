@@ -46,6 +46,8 @@
 //!   uploads); optionally transition `raw/` to Intelligent-Tiering after 30 days (ranged
 //!   GETs still work).
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod config;
 pub mod content;

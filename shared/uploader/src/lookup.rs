@@ -104,23 +104,23 @@ impl BodyLookup {
     /// The measurement's `content` (one JSON document), or `None` when nothing is stored.
     pub async fn body_by_uid(&self, uid: &str) -> Result<Option<Bytes>, LookupError> {
         let Ok(parsed) = MeasurementUid::parse(uid) else {
-            return self.from_index(self.index.by_uid(uid).await?).await;
+            return self.read_located(self.index.by_uid(uid).await?).await;
         };
         let key = incoming_object_key(&parsed);
         if parsed.received_at() >= self.clock.now() - self.fresh {
-            if let Some(body) = self.from_incoming(&key).await? {
+            if let Some(body) = self.read_incoming(&key).await? {
                 return Ok(Some(body));
             }
-            return self.from_index(self.index.by_uid(uid).await?).await;
+            return self.read_located(self.index.by_uid(uid).await?).await;
         }
-        if let Some(found) = self.from_index(self.index.by_uid(uid).await?).await? {
+        if let Some(found) = self.read_located(self.index.by_uid(uid).await?).await? {
             return Ok(Some(found));
         }
-        if let Some(body) = self.from_incoming(&key).await? {
+        if let Some(body) = self.read_incoming(&key).await? {
             return Ok(Some(body));
         }
         // Uploaded between the two looks above.
-        self.from_index(self.index.by_uid(uid).await?).await
+        self.read_located(self.index.by_uid(uid).await?).await
     }
 
     /// The body of the measurement of `report_id` with `input` (`""` for none).
@@ -129,7 +129,7 @@ impl BodyLookup {
         report_id: &str,
         input: &str,
     ) -> Result<Option<Bytes>, LookupError> {
-        self.from_index(self.index.by_report_input(report_id, input).await?)
+        self.read_located(self.index.by_report_input(report_id, input).await?)
             .await
     }
 
@@ -149,7 +149,7 @@ impl BodyLookup {
             .ok_or(LookupError::NotFound)
     }
 
-    async fn from_incoming(&self, key: &str) -> Result<Option<Bytes>, LookupError> {
+    async fn read_incoming(&self, key: &str) -> Result<Option<Bytes>, LookupError> {
         let Some(post) = self.incoming.get(key).await? else {
             return Ok(None);
         };
@@ -162,7 +162,7 @@ impl BodyLookup {
         Ok(Some(Bytes::copy_from_slice(&extracted.line)))
     }
 
-    async fn from_index(&self, location: Option<BodyLocation>) -> Result<Option<Bytes>, LookupError> {
+    async fn read_located(&self, location: Option<BodyLocation>) -> Result<Option<Bytes>, LookupError> {
         let Some(loc) = location else {
             return Ok(None);
         };

@@ -157,3 +157,15 @@ pub fn assert_all_stored_once(stored: &Stored, posts: &[Post]) {
     let jsonls: Vec<String> = stored.jsonl_files.iter().map(|k| k.replace(".jsonl.gz", "")).collect();
     assert_eq!(tars, jsonls, "every chunk has both files");
 }
+
+/// `n` posts of one group (the first web_connectivity fixture) within `hour`, plus `mixed`
+/// posts cycling over every fixture: one big group next to many small ones.
+pub fn mixed_hour(hour: DateTime<Utc>, n: usize, mixed: usize, salt: u64) -> Vec<Post> {
+    let samples = samples();
+    let (tn, m) = samples.iter().find(|(tn, _)| tn == "web_connectivity").unwrap();
+    let mut posts: Vec<Post> = (0..n)
+        .map(|i| post(tn, m, hour + Duration::seconds(i as i64 + 1), salt * 1_000_000 + 500_000 + i as u64))
+        .collect();
+    posts.extend(hour_of_posts(hour, mixed, salt));
+    posts
+}
