@@ -35,7 +35,7 @@ build: ## release build of every Lambda binary for $(ARCH) (target/lambda/<bin>/
 	$(ENV) cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(FUNCTION_PACKAGES)
 
 deploy: build ## sam deploy to $(STAGE) (samconfig.toml environments)
-	$(ENV) sam deploy --config-env $(STAGE) --parameter-overrides Stage=$(STAGE) Architecture=$(ARCH)
+	$(ENV) sam deploy --config-env $(STAGE)
 
 invoke: ## run one function in-process: make invoke FN=CheckIn EVENT=events/CheckIn/basic.json
 	$(ENV) cargo run -q --bin ooni -- invoke $(FN) $(EVENT)

@@ -123,11 +123,25 @@ fn function_yaml(f: &FunctionSpec) -> String {
     let id = format!("{}Function", f.name);
     wl!(y, "  {id}:");
     wl!(y, "    Type: AWS::Serverless::Function");
+    if !f.trigger_is_deploy() {
+        wl!(y, "    DependsOn: SchemaMigrations");
+    }
     wl!(y, "    Properties:");
     wl!(y, "      FunctionName: !Sub 'ooni-${{Stage}}-{}'", f.name);
     wl!(y, "      CodeUri: target/lambda/{}/", f.binary.bin_name());
     wl!(y, "      MemorySize: {}", f.memory_mb);
     wl!(y, "      Timeout: {}", f.timeout_s);
+    if f.trigger_is_deploy() {
+        // The migration function itself must exist before the custom resource that calls it.
+    } else {
+        // Gradual deployment with automatic rollback on the function's error alarm; migrations
+        // are applied (custom resource) before any new code takes traffic.
+        wl!(y, "      AutoPublishAlias: live");
+        wl!(y, "      DeploymentPreference:");
+        wl!(y, "        Type: !If [IsProd, Canary10Percent5Minutes, AllAtOnce]");
+        wl!(y, "        Alarms:");
+        wl!(y, "          - !Ref {}ErrorsAlarm", f.name);
+    }
     match f.tier {
         Tier::One => {
             wl!(
@@ -197,9 +211,32 @@ fn function_yaml(f: &FunctionSpec) -> String {
 const HEADER: &str = include_str!("template_base.yaml");
 const OUTPUTS: &str = include_str!("template_outputs.yaml");
 
+trait DeployTrigger {
+    fn trigger_is_deploy(&self) -> bool;
+}
+
+impl DeployTrigger for FunctionSpec {
+    fn trigger_is_deploy(&self) -> bool {
+        matches!(self.trigger, Trigger::Deploy)
+    }
+}
+
+/// The custom resource that runs the forward-only ClickHouse migrations at deploy time; its
+/// `MigrationsVersion` changes with every new migration, which makes CloudFormation call it again.
+fn migrations_resource() -> String {
+    let version = ooni_adapters::Migrator::embedded()
+        .ok()
+        .and_then(|m| m.migrations().iter().map(|x| x.version).max())
+        .unwrap_or(0);
+    format!(
+        "  SchemaMigrations:\n    Type: Custom::Migrations\n    Properties:\n      ServiceToken: !GetAtt MigrateFunction.Arn\n      MigrationsVersion: '{version}'\n"
+    )
+}
+
 /// The whole template.
 pub fn render() -> String {
     let mut out = String::from(HEADER);
+    out.push_str(&migrations_resource());
     out.push_str("\n  # ---- Functions (generated from shared/platform/src/functions.rs by `ooni template`) ----\n");
     for f in FUNCTIONS {
         out.push_str(&function_yaml(f));
