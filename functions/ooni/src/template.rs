@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn the_probe_submit_function_may_write_incoming_but_not_read_tables() {
+    fn the_probe_submit_function_may_write_incoming_but_touch_no_table_or_data_bucket() {
         let t = render();
         let start = t.find("\n  ReportSubmitFunction:").unwrap();
         let end = t[start + 1..].find("\n  ReportSubmitErrorsAlarm:").unwrap() + start;
@@ -268,6 +268,7 @@ mod tests {
         assert!(block.contains("s3:PutObject"));
         assert!(block.contains("sqs:SendMessage"));
         assert!(!block.contains("dynamodb:"));
-        assert!(!block.contains("s3:DeleteObject"));
+        assert!(!block.contains("DataBucket"));
+        assert!(!block.contains("ClickHousePasswordParameter"));
     }
 }
