@@ -70,19 +70,24 @@ pub fn normalize_email(raw: &str) -> Option<String> {
     }
     let (local, domain) = email.split_once('@')?;
     let local_ok = !local.is_empty()
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c))
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c))
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
     let (first, rest) = domain.split_once('.')?;
-    let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let label_ok =
+        |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let domain_ok = label_ok(first) && rest.split('.').all(label_ok);
     (local_ok && domain_ok).then_some(email)
 }
 
 /// Upstream `validate_redirect_to`: an `https` URL whose authority is exactly an allowed host.
 pub fn valid_redirect_to(redirect_to: &str) -> bool {
-    let Some(rest) = redirect_to.strip_prefix("https://") else { return false };
+    let Some(rest) = redirect_to.strip_prefix("https://") else {
+        return false;
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     VALID_REDIRECT_TO_FQDN.contains(&authority)
 }
@@ -103,19 +108,28 @@ mod tests {
     fn account_ids_match_python_hashlib_blake2b_with_a_key() {
         // python3 -c "import hashlib; print(hashlib.blake2b(b'x@example.org', key=b'key', digest_size=16).hexdigest())"
         let h = AccountHasher::new(Secret::new("key")).unwrap();
-        assert_eq!(h.account_id("x@example.org"), "802d7c10e82b736560f99110b278a01e");
+        assert_eq!(
+            h.account_id("x@example.org"),
+            "802d7c10e82b736560f99110b278a01e"
+        );
         assert_eq!(h.account_id("x@example.org").len(), 32);
     }
 
     #[test]
     fn empty_or_overlong_hashing_keys_are_refused() {
-        assert_eq!(AccountHasher::new(Secret::new("")).unwrap_err(), KeyError::BadLength);
+        assert_eq!(
+            AccountHasher::new(Secret::new("")).unwrap_err(),
+            KeyError::BadLength
+        );
         assert!(AccountHasher::new(Secret::new("k".repeat(65))).is_err());
     }
 
     #[test]
     fn addresses_are_lowercased_and_need_a_dotted_domain() {
-        assert_eq!(normalize_email(" Nick@Example.ORG ").as_deref(), Some("nick@example.org"));
+        assert_eq!(
+            normalize_email(" Nick@Example.ORG ").as_deref(),
+            Some("nick@example.org")
+        );
         assert_eq!(normalize_email("nick@localhost"), None);
         assert_eq!(normalize_email("a b@example.org"), None);
         assert_eq!(normalize_email("@example.org"), None);

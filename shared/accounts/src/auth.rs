@@ -53,11 +53,19 @@ pub async fn resolve_role(s: &State, email: &str) -> Result<Role, ApiError> {
         return Ok(Role::Admin);
     }
     let account_id = s.config.hasher.account_id(email);
-    Ok(s.accounts.role(&account_id).await.map_err(ApiError::unavailable)?.unwrap_or(Role::User))
+    Ok(s.accounts
+        .role(&account_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .unwrap_or(Role::User))
 }
 
 /// Signs a login token for `email`, e-mails the link and returns the token's expiry.
-async fn send_login_link(s: &State, email: &str, redirect_to: &str) -> Result<DateTime<Utc>, ApiError> {
+async fn send_login_link(
+    s: &State,
+    email: &str,
+    redirect_to: &str,
+) -> Result<DateTime<Utc>, ApiError> {
     let now = Utc::now().timestamp();
     let exp = now + LOGIN_TOKEN_LIFETIME_S;
     let account_id = s.config.hasher.account_id(email);
@@ -75,8 +83,11 @@ async fn send_login_link(s: &State, email: &str, redirect_to: &str) -> Result<Da
         tracing::info!(login_link = %link, "login link (local stage only)");
     }
     let id = s.mailer.send_login(email, &link).await.map_err(|e| {
-        ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, ooni_platform::ErrorBody::Detail(json!("Unable to send the email")))
-            .with_source(e)
+        ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            ooni_platform::ErrorBody::Detail(json!("Unable to send the email")),
+        )
+        .with_source(e)
     })?;
     tracing::info!(%account_id, message_id = %id, "login e-mail sent");
     Ok(Utc.timestamp_opt(exp, 0).single().unwrap_or_else(Utc::now))
@@ -84,10 +95,16 @@ async fn send_login_link(s: &State, email: &str, redirect_to: &str) -> Result<Da
 
 /// Signs a session token (upstream `create_session_token`):
 /// `exp = min(now + session_expiry_days, login_time + login_expiry_days)`.
-pub fn create_session_token(s: &State, email: &str, role: Role, login_time: Option<i64>) -> Result<(String, UserClaims), ApiError> {
+pub fn create_session_token(
+    s: &State,
+    email: &str,
+    role: Role,
+    login_time: Option<i64>,
+) -> Result<(String, UserClaims), ApiError> {
     let now = Utc::now().timestamp();
     let login_time = login_time.unwrap_or(now);
-    let exp = (now + s.config.session_expiry_days * 86_400).min(login_time + s.config.login_expiry_days * 86_400);
+    let exp = (now + s.config.session_expiry_days * 86_400)
+        .min(login_time + s.config.login_expiry_days * 86_400);
     let claims = UserClaims {
         nbf: now,
         iat: now,
@@ -103,12 +120,16 @@ pub fn create_session_token(s: &State, email: &str, role: Role, login_time: Opti
 
 /// Verifies an e-mailed login token: 401 "Invalid credentials" or "Expired token".
 fn verify_login_token(s: &State, token: &str) -> Result<(String, RegisterClaims), ApiError> {
-    let claims: RegisterClaims = s.keys.user.verify(token, AUD_REGISTER, true).map_err(|e| match e {
-        TokenError::Expired => as_detail(ApiError::unauthorized("Expired token")),
-        TokenError::Invalid => as_detail(ApiError::unauthorized("Invalid credentials")),
-    })?;
-    let email =
-        normalize_email(&claims.email_address).ok_or_else(|| as_detail(ApiError::unauthorized("Invalid credentials")))?;
+    let claims: RegisterClaims =
+        s.keys
+            .user
+            .verify(token, AUD_REGISTER, true)
+            .map_err(|e| match e {
+                TokenError::Expired => as_detail(ApiError::unauthorized("Expired token")),
+                TokenError::Invalid => as_detail(ApiError::unauthorized("Invalid credentials")),
+            })?;
+    let email = normalize_email(&claims.email_address)
+        .ok_or_else(|| as_detail(ApiError::unauthorized("Invalid credentials")))?;
     Ok((email, claims))
 }
 
@@ -123,18 +144,27 @@ pub async fn user_register(s: Arc<State>, req: Request) -> HttpResult {
 pub async fn v2_user_login(s: Arc<State>, req: Request) -> HttpResult {
     let (email, redirect_to) = parse_login_request(&req)?;
     let exp = send_login_link(&s, &email, &redirect_to).await?;
-    json(&json!({"email_address": email, "login_token_expiration": fmt_datetime(&exp)}), Cache::NoCache)
+    json(
+        &json!({"email_address": email, "login_token_expiration": fmt_datetime(&exp)}),
+        Cache::NoCache,
+    )
 }
 
 /// `GET /api/v1/user_login?k=<login token>`: `{bearer, redirect_to, email_address}`.
 pub async fn user_login(s: Arc<State>, req: Request) -> HttpResult {
-    let token = query(&req, "k")
-        .ok_or_else(|| ApiError::unprocessable(json!([{"loc": ["query", "k"], "msg": "Field required", "type": "missing"}])))?;
+    let token = query(&req, "k").ok_or_else(|| {
+        ApiError::unprocessable(
+            json!([{"loc": ["query", "k"], "msg": "Field required", "type": "missing"}]),
+        )
+    })?;
     let (email, claims) = verify_login_token(&s, &token)?;
     let role = resolve_role(&s, &email).await?;
     let (bearer, _) = create_session_token(&s, &email, role, None)?;
     tracing::info!(account_id = %s.config.hasher.account_id(&email), "user login successful");
-    json(&json!({"bearer": bearer, "redirect_to": claims.redirect_to, "email_address": email}), Cache::Private)
+    json(
+        &json!({"bearer": bearer, "redirect_to": claims.redirect_to, "email_address": email}),
+        Cache::Private,
+    )
 }
 
 /// `GET /api/v1/user_refresh_token`: a new session keeping `login_time`; `{bearer}`.
@@ -173,9 +203,16 @@ struct UserSession {
 }
 
 /// The session carried by the `Authorization` header, with the role looked up afresh.
-async fn session_from_header(s: &State, req: &Request) -> Result<Option<(String, Role, i64)>, ApiError> {
-    let Some(claims) = crate::util::optional_user(&s.auth, req).await? else { return Ok(None) };
-    let Some(email) = claims.email_address.as_deref().and_then(normalize_email) else { return Ok(None) };
+async fn session_from_header(
+    s: &State,
+    req: &Request,
+) -> Result<Option<(String, Role, i64)>, ApiError> {
+    let Some(claims) = crate::util::optional_user(&s.auth, req).await? else {
+        return Ok(None);
+    };
+    let Some(email) = claims.email_address.as_deref().and_then(normalize_email) else {
+        return Ok(None);
+    };
     let role = resolve_role(s, &email).await?;
     Ok(Some((email, role, claims.login_time)))
 }
@@ -270,7 +307,10 @@ pub async fn set_account_role(s: Arc<State>, req: Request) -> HttpResult {
         _ => return Err(ApiError::bad_request("Invalid role")),
     };
     let account_id = s.config.hasher.account_id(&email);
-    s.accounts.set_role(&account_id, role).await.map_err(ApiError::unavailable)?;
+    s.accounts
+        .set_role(&account_id, role)
+        .await
+        .map_err(ApiError::unavailable)?;
     tracing::info!(%account_id, role = role.as_str(), by = %admin.account_id, "role set");
     json(&json!({}), Cache::NoCacheLegacy)
 }
@@ -283,7 +323,10 @@ pub async fn get_account_role(s: Arc<State>, req: Request) -> HttpResult {
     let role = if s.config.is_admin_email(&email) {
         Some(Role::Admin)
     } else {
-        s.accounts.role(&account_id).await.map_err(ApiError::unavailable)?
+        s.accounts
+            .role(&account_id)
+            .await
+            .map_err(ApiError::unavailable)?
     };
     match role {
         Some(r) => json(&json!({"role": r.as_str()}), Cache::NoCacheLegacy),
@@ -305,7 +348,198 @@ pub async fn set_session_expunge(s: Arc<State>, req: Request) -> HttpResult {
     let email = legacy_email(&body.email_address)?;
     let account_id = s.config.hasher.account_id(&email);
     let threshold = Utc::now().timestamp() + 1;
-    s.accounts.set_expunge_threshold(&account_id, threshold).await.map_err(ApiError::unavailable)?;
+    s.accounts
+        .set_expunge_threshold(&account_id, threshold)
+        .await
+        .map_err(ApiError::unavailable)?;
     tracing::info!(%account_id, by = %admin.account_id, "sessions expunged");
     json(&json!({}), Cache::NoCacheLegacy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::AccountHasher;
+    use crate::config::AccountsConfig;
+    use crate::mailer::MemoryMailer;
+    use crate::store::{AccountStore, MemoryAccountStore, StoreSessionPolicy};
+    use lambda_http::RequestExt;
+    use ooni_domain::prio::{CitizenlabEntry, PrioRule};
+    use ooni_platform::auth::{JwtKeys, UserAuth};
+    use ooni_platform::config::{Env, Secret};
+    use std::collections::HashMap;
+
+    struct NoTargets;
+    #[async_trait::async_trait]
+    impl crate::prio::TargetsSource for NoTargets {
+        async fn fetch(
+            &self,
+            _: &str,
+            _: u32,
+        ) -> anyhow::Result<(Vec<CitizenlabEntry>, Vec<PrioRule>)> {
+            Ok((vec![], vec![]))
+        }
+    }
+
+    struct NoFeedback;
+    #[async_trait::async_trait]
+    impl crate::feedback::FeedbackStore for NoFeedback {
+        async fn summary(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> anyhow::Result<Vec<crate::feedback::StatusCount>> {
+            Ok(vec![])
+        }
+        async fn submit(&self, _: &str, _: &str, _: &str) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn offline_table() -> ooni_adapters::DynamoTable {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        ooni_adapters::DynamoTable::new(aws_sdk_dynamodb::Client::from_conf(conf), "unused")
+    }
+
+    fn state(mailer: Arc<MemoryMailer>, accounts: Arc<MemoryAccountStore>) -> Arc<State> {
+        let keys = JwtKeys::new(
+            &Secret::new("probe-key-0123456789"),
+            &Secret::new("user-key-0123456789ab"),
+        )
+        .unwrap();
+        let env =
+            Env::from_fn(|k| (k == "OONI_ADMIN_EMAILS").then(|| "boss@example.org".to_string()));
+        let config =
+            AccountsConfig::from_env(&env, AccountHasher::new(Secret::new("k")).unwrap(), "local")
+                .unwrap();
+        Arc::new(State {
+            config,
+            auth: UserAuth::new(
+                &keys,
+                Some(Arc::new(StoreSessionPolicy::new(accounts.clone()))),
+            ),
+            public_auth: UserAuth::new(&keys, None),
+            keys,
+            accounts,
+            mailer,
+            links: crate::oonirun::LinkStore::new(offline_table()),
+            findings: crate::findings::FindingStore::new(offline_table()),
+            targets: Arc::new(NoTargets),
+            feedback: Arc::new(NoFeedback),
+        })
+    }
+
+    fn post(body: serde_json::Value) -> Request {
+        http::Request::builder()
+            .method("POST")
+            .body(lambda_http::Body::Text(body.to_string()))
+            .unwrap()
+    }
+
+    fn get_with(query: &[(&str, &str)], bearer: Option<&str>) -> Request {
+        let mut b = http::Request::builder().method("GET");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let q: HashMap<String, String> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        b.body(lambda_http::Body::Empty)
+            .unwrap()
+            .with_query_string_parameters(q)
+    }
+
+    fn body_json(resp: &http::Response<lambda_http::Body>) -> serde_json::Value {
+        match resp.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_mailer_is_a_500_with_upstreams_detail() {
+        let mailer = Arc::new(MemoryMailer::default());
+        mailer.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let s = state(mailer, Arc::new(MemoryAccountStore::default()));
+        let req = post(
+            json!({"email_address": "a@example.org", "redirect_to": "https://explorer.ooni.org/"}),
+        );
+        let err = user_register(s, req).await.unwrap_err();
+        assert_eq!(err.status, 500);
+        assert_eq!(
+            err.body.to_json(),
+            json!({"detail": "Unable to send the email"})
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mailed_link_logs_in_and_the_role_record_or_admin_list_decide_the_role() {
+        let mailer = Arc::new(MemoryMailer::default());
+        let accounts = Arc::new(MemoryAccountStore::default());
+        let s = state(mailer.clone(), accounts.clone());
+        for (email, want) in [
+            ("a@example.org", Role::User),
+            ("Boss@Example.org", Role::Admin),
+            ("promoted@example.org", Role::Admin),
+        ] {
+            if email.starts_with("promoted") {
+                accounts
+                    .set_role(&s.config.hasher.account_id(email), Role::Admin)
+                    .await
+                    .unwrap();
+            }
+            let req =
+                post(json!({"email_address": email, "redirect_to": "https://explorer.ooni.org/"}));
+            user_register(s.clone(), req).await.unwrap();
+            let (to, link) = mailer.sent.lock().unwrap().last().cloned().unwrap();
+            assert_eq!(to, email.to_lowercase());
+            let token = link.split("token=").nth(1).unwrap().to_owned();
+            let resp = user_login(s.clone(), get_with(&[("k", &token)], None))
+                .await
+                .unwrap();
+            let bearer = body_json(&resp)["bearer"].as_str().unwrap().to_owned();
+            let claims: UserClaims = s.keys.user.verify(&bearer, AUD_USER_AUTH, true).unwrap();
+            assert_eq!(claims.role, want, "{email}");
+            assert_eq!(
+                claims.email_address.as_deref(),
+                Some(email.to_lowercase().as_str())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expunged_session_cannot_refresh() {
+        let accounts = Arc::new(MemoryAccountStore::default());
+        let s = state(Arc::new(MemoryMailer::default()), accounts.clone());
+        let (token, claims) = create_session_token(&s, "a@example.org", Role::User, None).unwrap();
+        assert!(user_refresh_token(s.clone(), get_with(&[], Some(&token)))
+            .await
+            .is_ok());
+        accounts
+            .set_expunge_threshold(&claims.account_id, claims.iat + 1)
+            .await
+            .unwrap();
+        let err = user_refresh_token(s, get_with(&[], Some(&token)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, 401);
+    }
+
+    #[test]
+    fn session_expiry_is_capped_by_the_login_time() {
+        let s = state(
+            Arc::new(MemoryMailer::default()),
+            Arc::new(MemoryAccountStore::default()),
+        );
+        let old_login = Utc::now().timestamp() - 9 * 86_400;
+        let (_, c) =
+            create_session_token(&s, "a@example.org", Role::User, Some(old_login)).unwrap();
+        assert_eq!(c.exp, old_login + 10 * 86_400);
+        assert_eq!(c.aud, AUD_USER_AUTH);
+        assert_eq!(c.account_id.len(), 32);
+    }
 }

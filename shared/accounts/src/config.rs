@@ -27,18 +27,28 @@ impl AccountsConfig {
     pub fn from_env(env: &Env, hasher: AccountHasher, stage: &str) -> Result<Self, ConfigError> {
         let collector_id: u64 = env.parse("OONI_COLLECTOR_ID", 0u64)?;
         if collector_id > 99 {
-            return Err(ConfigError::Invalid { name: "OONI_COLLECTOR_ID".into(), reason: "must be 0..=99".into() });
+            return Err(ConfigError::Invalid {
+                name: "OONI_COLLECTOR_ID".into(),
+                reason: "must be 0..=99".into(),
+            });
         }
         let days = |name: &str| -> Result<i64, ConfigError> {
             let d: i64 = env.parse(name, 10i64)?;
             if d <= 0 {
-                return Err(ConfigError::Invalid { name: name.into(), reason: "must be positive".into() });
+                return Err(ConfigError::Invalid {
+                    name: name.into(),
+                    reason: "must be positive".into(),
+                });
             }
             Ok(d)
         };
         Ok(AccountsConfig {
             hasher,
-            admin_emails: env.list("OONI_ADMIN_EMAILS").into_iter().map(|e| e.to_lowercase()).collect(),
+            admin_emails: env
+                .list("OONI_ADMIN_EMAILS")
+                .into_iter()
+                .map(|e| e.to_lowercase())
+                .collect(),
             session_expiry_days: days("OONI_SESSION_EXPIRY_DAYS")?,
             login_expiry_days: days("OONI_LOGIN_EXPIRY_DAYS")?,
             email_source: env.string("OONI_EMAIL_SOURCE_ADDRESS", "contact@ooni.io"),
@@ -66,8 +76,12 @@ mod tests {
 
     #[test]
     fn admin_emails_are_lowercased_and_lifetimes_default_to_ten_days() {
-        let env = Env::from_fn(|k| (k == "OONI_ADMIN_EMAILS").then(|| " Admin@Example.org ,b@c.org".to_string()));
-        let c = AccountsConfig::from_env(&env, AccountHasher::new(Secret::new("k")).unwrap(), "local").unwrap();
+        let env = Env::from_fn(|k| {
+            (k == "OONI_ADMIN_EMAILS").then(|| " Admin@Example.org ,b@c.org".to_string())
+        });
+        let c =
+            AccountsConfig::from_env(&env, AccountHasher::new(Secret::new("k")).unwrap(), "local")
+                .unwrap();
         assert!(c.is_admin_email("admin@example.org"));
         assert!(c.is_admin_email("b@c.org"));
         assert!(!c.is_admin_email("x@c.org"));
@@ -78,7 +92,9 @@ mod tests {
     #[test]
     fn a_collector_id_over_99_is_refused() {
         let env = Env::from_fn(|k| (k == "OONI_COLLECTOR_ID").then(|| "100".to_string()));
-        let err = AccountsConfig::from_env(&env, AccountHasher::new(Secret::new("k")).unwrap(), "prod").unwrap_err();
+        let err =
+            AccountsConfig::from_env(&env, AccountHasher::new(Secret::new("k")).unwrap(), "prod")
+                .unwrap_err();
         assert!(err.to_string().contains("OONI_COLLECTOR_ID"));
     }
 }

@@ -43,8 +43,17 @@ pub struct StatusCount {
 /// Where feedback lives.
 #[async_trait]
 pub trait FeedbackStore: Send + Sync {
-    async fn summary(&self, measurement_uid: &str, account_id: &str) -> anyhow::Result<Vec<StatusCount>>;
-    async fn submit(&self, measurement_uid: &str, account_id: &str, status: &str) -> anyhow::Result<()>;
+    async fn summary(
+        &self,
+        measurement_uid: &str,
+        account_id: &str,
+    ) -> anyhow::Result<Vec<StatusCount>>;
+    async fn submit(
+        &self,
+        measurement_uid: &str,
+        account_id: &str,
+        status: &str,
+    ) -> anyhow::Result<()>;
 }
 
 /// [`FeedbackStore`] over ClickHouse.
@@ -61,7 +70,11 @@ impl ClickHouseFeedback {
 
 #[async_trait]
 impl FeedbackStore for ClickHouseFeedback {
-    async fn summary(&self, measurement_uid: &str, account_id: &str) -> anyhow::Result<Vec<StatusCount>> {
+    async fn summary(
+        &self,
+        measurement_uid: &str,
+        account_id: &str,
+    ) -> anyhow::Result<Vec<StatusCount>> {
         Ok(self
             .client
             .query(
@@ -74,10 +87,17 @@ impl FeedbackStore for ClickHouseFeedback {
             .await?)
     }
 
-    async fn submit(&self, measurement_uid: &str, account_id: &str, status: &str) -> anyhow::Result<()> {
+    async fn submit(
+        &self,
+        measurement_uid: &str,
+        account_id: &str,
+        status: &str,
+    ) -> anyhow::Result<()> {
         Ok(self
             .client
-            .query("INSERT INTO msmt_feedback (measurement_uid, account_id, status) VALUES (?, ?, ?)")
+            .query(
+                "INSERT INTO msmt_feedback (measurement_uid, account_id, status) VALUES (?, ?, ?)",
+            )
             .bind(measurement_uid)
             .bind(account_id)
             .bind(status)
@@ -106,7 +126,11 @@ pub fn summarize(rows: &[StatusCount]) -> Value {
 
 /// Measurement uids are `\d{14}\.\d+_[A-Z]{2}_\w+_[0-9a-f]{16}`-like; accept the safe charset.
 fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty() && uid.len() <= 100 && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    !uid.is_empty()
+        && uid.len() <= 100
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// `GET /api/_/measurement_feedback/{measurement_uid}`.
@@ -115,9 +139,15 @@ pub async fn get(s: Arc<State>, req: Request) -> HttpResult {
     if !valid_uid(&uid) {
         return Err(ApiError::bad_request("Invalid measurement_uid"));
     }
-    let account = crate::util::optional_user(&s.auth, &req).await?.map(|c| c.account_id);
+    let account = crate::util::optional_user(&s.auth, &req)
+        .await?
+        .map(|c| c.account_id);
     // An anonymous caller matches no account (account ids are 32 hex characters).
-    let rows = s.feedback.summary(&uid, account.as_deref().unwrap_or("-")).await.map_err(ApiError::unavailable)?;
+    let rows = s
+        .feedback
+        .summary(&uid, account.as_deref().unwrap_or("-"))
+        .await
+        .map_err(ApiError::unavailable)?;
     json(&summarize(&rows), Cache::MaxAge(0))
 }
 
@@ -141,7 +171,10 @@ pub async fn submit(s: Arc<State>, req: Request) -> HttpResult {
     if !valid_uid(uid) {
         return Err(ApiError::bad_request("Invalid measurement_uid"));
     }
-    s.feedback.submit(uid, &claims.account_id, status).await.map_err(ApiError::unavailable)?;
+    s.feedback
+        .submit(uid, &claims.account_id, status)
+        .await
+        .map_err(ApiError::unavailable)?;
     json(&json!({}), Cache::MaxAge(0))
 }
 
@@ -161,11 +194,26 @@ mod tests {
     #[test]
     fn the_summary_adds_up_statuses_and_names_the_callers_own() {
         let rows = vec![
-            StatusCount { status: "ok".into(), is_mine: 0, cnt: 2 },
-            StatusCount { status: "ok".into(), is_mine: 1, cnt: 1 },
-            StatusCount { status: "blocked".into(), is_mine: 0, cnt: 4 },
+            StatusCount {
+                status: "ok".into(),
+                is_mine: 0,
+                cnt: 2,
+            },
+            StatusCount {
+                status: "ok".into(),
+                is_mine: 1,
+                cnt: 1,
+            },
+            StatusCount {
+                status: "blocked".into(),
+                is_mine: 0,
+                cnt: 4,
+            },
         ];
-        assert_eq!(summarize(&rows), json!({"summary": {"ok": 3, "blocked": 4}, "user_feedback": "ok"}));
+        assert_eq!(
+            summarize(&rows),
+            json!({"summary": {"ok": 3, "blocked": 4}, "user_feedback": "ok"})
+        );
         assert_eq!(summarize(&[]), json!({"summary": {}}));
     }
 

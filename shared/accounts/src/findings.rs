@@ -9,7 +9,10 @@
 //! Anonymous callers see published findings; users also see their own; admins see all. The
 //! author's e-mail address is blanked for everyone but admins.
 
-use crate::util::{as_detail, char_len, invalid, invalid_param, now_seconds, optional_user, query_bool, wire_time, wire_time_opt};
+use crate::util::{
+    as_detail, char_len, invalid, invalid_param, now_seconds, optional_user, query_bool, wire_time,
+    wire_time_opt,
+};
 use crate::State;
 use chrono::{DateTime, Datelike, Utc};
 use lambda_http::Request;
@@ -102,10 +105,16 @@ impl FindingRequest {
             return Err(invalid(&["text"], "Value error, field cannot be empty"));
         }
         if char_len(&self.title) > 1000 {
-            return Err(invalid(&["title"], "String should have at most 1000 characters"));
+            return Err(invalid(
+                &["title"],
+                "String should have at most 1000 characters",
+            ));
         }
         if self.end_time.is_some_and(|e| e < self.start_time) {
-            return Err(invalid(&["end_time"], "Value error, end_time must not be before start_time"));
+            return Err(invalid(
+                &["end_time"],
+                "Value error, end_time must not be before start_time",
+            ));
         }
         Ok(())
     }
@@ -128,7 +137,10 @@ pub fn slug(start_time: &DateTime<Utc>, title: &str) -> String {
         .map(|c| if c == ' ' { '-' } else { c })
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    format!("{}-{}", start_time.year(), words).chars().take(64).collect()
+    format!("{}-{}", start_time.year(), words)
+        .chars()
+        .take(64)
+        .collect()
 }
 
 /// Upstream `generate_random_intuid`: 4 random bytes as an integer, × 100, + collector id.
@@ -165,7 +177,9 @@ impl FindingStore {
     }
 
     fn item(f: &Finding) -> Result<ooni_adapters::Item, FindingStoreError> {
-        Ok(ItemBuilder::new("findings", f.id.clone()).string("doc", serde_json::to_string(f)?).build())
+        Ok(ItemBuilder::new("findings", f.id.clone())
+            .string("doc", serde_json::to_string(f)?)
+            .build())
     }
 
     pub async fn all(&self) -> Result<Vec<Finding>, FindingStoreError> {
@@ -178,7 +192,9 @@ impl FindingStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<Finding>, FindingStoreError> {
         match self.table.get("findings", id).await? {
-            Some(i) => Ok(Some(serde_json::from_str(item_str(&i, "doc").unwrap_or("null"))?)),
+            Some(i) => Ok(Some(serde_json::from_str(
+                item_str(&i, "doc").unwrap_or("null"),
+            )?)),
             None => Ok(None),
         }
     }
@@ -205,7 +221,10 @@ struct Viewer {
 
 impl Viewer {
     fn from(claims: Option<&UserClaims>) -> Self {
-        Viewer { account_id: claims.map(|c| c.account_id.clone()), admin: claims.is_some_and(|c| c.role == Role::Admin) }
+        Viewer {
+            account_id: claims.map(|c| c.account_id.clone()),
+            admin: claims.is_some_and(|c| c.role == Role::Admin),
+        }
     }
 
     fn is_mine(&self, f: &Finding) -> bool {
@@ -253,7 +272,10 @@ pub async fn search(s: Arc<State>, req: Request) -> HttpResult {
     let viewer = Viewer::from(claims.as_ref());
     let only_mine = query_bool(&req, "only_mine")?.unwrap_or(false);
     let themes = query_all(&req, "theme");
-    let ccs: Vec<String> = query_all(&req, "country_code").iter().map(|c| c.to_uppercase()).collect();
+    let ccs: Vec<String> = query_all(&req, "country_code")
+        .iter()
+        .map(|c| c.to_uppercase())
+        .collect();
     let domains = query_all(&req, "domain");
     let asns = query_all(&req, "asn")
         .iter()
@@ -264,12 +286,24 @@ pub async fn search(s: Arc<State>, req: Request) -> HttpResult {
         None | Some("create_time") => SortBy::Create,
         Some("update_time") => SortBy::Update,
         Some("start_time") => SortBy::Start,
-        Some(_) => return Err(invalid_param("query", "sort_by", "Input should be 'create_time', 'update_time' or 'start_time'")),
+        Some(_) => {
+            return Err(invalid_param(
+                "query",
+                "sort_by",
+                "Input should be 'create_time', 'update_time' or 'start_time'",
+            ))
+        }
     };
     let descending = match query(&req, "order").as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
-        Some(_) => return Err(invalid_param("query", "order", "Input should be 'asc' or 'desc'")),
+        Some(_) => {
+            return Err(invalid_param(
+                "query",
+                "order",
+                "Input should be 'asc' or 'desc'",
+            ))
+        }
     };
     if only_mine && viewer.account_id.is_none() {
         return json(&json!({"incidents": []}), Cache::NoCache);
@@ -311,12 +345,23 @@ pub async fn show(s: Arc<State>, req: Request) -> HttpResult {
     let finding = if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
         s.findings.get(&key).await?
     } else {
-        let mut by_slug: Vec<Finding> = s.findings.all().await?.into_iter().filter(|f| f.slug == key).collect();
+        let mut by_slug: Vec<Finding> = s
+            .findings
+            .all()
+            .await?
+            .into_iter()
+            .filter(|f| f.slug == key)
+            .collect();
         by_slug.sort_by_key(|f| f.create_time);
         by_slug.into_iter().find(|f| viewer.can_see(f))
     };
-    let finding = finding.filter(|f| viewer.can_see(f)).ok_or_else(not_found)?;
-    json(&json!({ "incident": viewer.render(&finding, true) }), Cache::NoCache)
+    let finding = finding
+        .filter(|f| viewer.can_see(f))
+        .ok_or_else(not_found)?;
+    json(
+        &json!({ "incident": viewer.render(&finding, true) }),
+        Cache::NoCache,
+    )
 }
 
 fn response(id: &str) -> HttpResult {
@@ -325,12 +370,20 @@ fn response(id: &str) -> HttpResult {
 
 /// A slug no other finding uses (the id is appended on a clash).
 async fn unique_slug(s: &State, base: String, id: &str) -> Result<String, ApiError> {
-    let taken = s.findings.all().await?.iter().any(|f| f.slug == base && f.id != id);
+    let taken = s
+        .findings
+        .all()
+        .await?
+        .iter()
+        .any(|f| f.slug == base && f.id != id);
     if !taken {
         return Ok(base);
     }
     let keep = 64usize.saturating_sub(id.len() + 1);
-    Ok(format!("{}-{id}", base.chars().take(keep).collect::<String>()))
+    Ok(format!(
+        "{}-{id}",
+        base.chars().take(keep).collect::<String>()
+    ))
 }
 
 /// `POST /api/v1/incidents/create` (any logged-in user; the e-mail must be the caller's).
@@ -340,10 +393,14 @@ pub async fn create(s: Arc<State>, req: Request) -> HttpResult {
     body.validate()?;
     let email = body.email_address.trim().to_lowercase();
     if s.config.hasher.account_id(&email) != claims.account_id {
-        return Err(ApiError::bad_request_detail("Invalid email address for creator account"));
+        return Err(ApiError::bad_request_detail(
+            "Invalid email address for creator account",
+        ));
     }
     if body.published {
-        return Err(ApiError::bad_request_detail("Invalid publish parameter on create request"));
+        return Err(ApiError::bad_request_detail(
+            "Invalid publish parameter on create request",
+        ));
     }
     let now = now_seconds();
     for _ in 0..5 {
@@ -377,19 +434,30 @@ pub async fn create(s: Arc<State>, req: Request) -> HttpResult {
             return response(&id);
         }
     }
-    Err(ApiError::internal(anyhow::anyhow!("could not allocate a free finding id")))
+    Err(ApiError::internal(anyhow::anyhow!(
+        "could not allocate a free finding id"
+    )))
 }
 
 /// Non-admins may act only on their own findings, with their own e-mail address.
-fn check_owner(s: &State, claims: &UserClaims, existing: &Finding, email: &str) -> Result<(), ApiError> {
+fn check_owner(
+    s: &State,
+    claims: &UserClaims,
+    existing: &Finding,
+    email: &str,
+) -> Result<(), ApiError> {
     if claims.role == Role::Admin {
         return Ok(());
     }
     if existing.creator_account_id != claims.account_id {
-        return Err(as_detail(ApiError::forbidden("Attempted to create, update or delete an item belonging to another user")));
+        return Err(as_detail(ApiError::forbidden(
+            "Attempted to create, update or delete an item belonging to another user",
+        )));
     }
     if s.config.hasher.account_id(&email.trim().to_lowercase()) != claims.account_id {
-        return Err(as_detail(ApiError::forbidden("Invalid email address for owner account")));
+        return Err(as_detail(ApiError::forbidden(
+            "Invalid email address for owner account",
+        )));
     }
     Ok(())
 }
@@ -403,7 +471,9 @@ pub async fn update(s: Arc<State>, req: Request) -> HttpResult {
     let existing = s.findings.get(&id).await?.ok_or_else(not_found)?;
     check_owner(&s, &claims, &existing, &body.email_address)?;
     if claims.role != Role::Admin && body.published != existing.published {
-        return Err(as_detail(ApiError::forbidden("Not enough permissions to publish")));
+        return Err(as_detail(ApiError::forbidden(
+            "Not enough permissions to publish",
+        )));
     }
     let f = Finding {
         title: body.title,
@@ -491,7 +561,10 @@ mod tests {
     #[test]
     fn slugs_are_year_dash_title_lowercased_dashed_and_stripped_to_64_chars() {
         let t = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
-        assert_eq!(slug(&t, "Iran blocks WhatsApp!"), "2024-iran-blocks-whatsapp");
+        assert_eq!(
+            slug(&t, "Iran blocks WhatsApp!"),
+            "2024-iran-blocks-whatsapp"
+        );
         assert_eq!(slug(&t, "Ünïcode & co."), "2024-ncode--co");
         assert_eq!(slug(&t, &"x".repeat(100)).len(), 64);
     }
@@ -507,7 +580,11 @@ mod tests {
         let base = json!({"title": "t", "text": "x", "start_time": "2024-01-02T00:00:00.000000Z"});
         let ok: FindingRequest = serde_json::from_value(base.clone()).unwrap();
         assert!(ok.validate().is_ok());
-        for (k, v) in [("title", json!("")), ("text", json!("")), ("end_time", json!("2024-01-01T00:00:00Z"))] {
+        for (k, v) in [
+            ("title", json!("")),
+            ("text", json!("")),
+            ("end_time", json!("2024-01-01T00:00:00Z")),
+        ] {
             let mut b = base.clone();
             b[k] = v;
             let r: FindingRequest = serde_json::from_value(b).unwrap();
@@ -544,15 +621,30 @@ mod tests {
 
     #[test]
     fn only_admins_see_the_email_and_drafts_are_visible_to_their_owner() {
-        let anon = Viewer { account_id: None, admin: false };
-        let owner = Viewer { account_id: Some("o".into()), admin: false };
-        let admin = Viewer { account_id: Some("a".into()), admin: true };
+        let anon = Viewer {
+            account_id: None,
+            admin: false,
+        };
+        let owner = Viewer {
+            account_id: Some("o".into()),
+            admin: false,
+        };
+        let admin = Viewer {
+            account_id: Some("a".into()),
+            admin: true,
+        };
         let draft = finding("o", false);
         assert!(!anon.can_see(&draft) && owner.can_see(&draft) && admin.can_see(&draft));
         assert_eq!(owner.render(&draft, true)["email_address"], "");
         assert_eq!(owner.render(&draft, true)["mine"], true);
         assert_eq!(admin.render(&draft, true)["email_address"], "a@b.org");
-        assert_eq!(anon.render(&finding("o", true), false)["creator_account_id"], serde_json::Value::Null);
-        assert!(anon.render(&finding("o", true), false).get("text").is_none());
+        assert_eq!(
+            anon.render(&finding("o", true), false)["creator_account_id"],
+            serde_json::Value::Null
+        );
+        assert!(anon
+            .render(&finding("o", true), false)
+            .get("text")
+            .is_none());
     }
 }

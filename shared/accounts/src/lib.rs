@@ -9,6 +9,8 @@
 //!
 //! Other crates that need a user or admin build the same extractor with [`user_auth`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod account;
 pub mod auth;
 pub mod config;
@@ -63,7 +65,10 @@ impl State {
     pub async fn build(ctx: &Context, config: AccountsConfig) -> anyhow::Result<Self> {
         let keys = ctx.jwt_keys().await?;
         let accounts = Arc::new(store::DynamoAccountStore::new(ctx.table(Table::Accounts)));
-        let auth = UserAuth::new(&keys, Some(Arc::new(store::StoreSessionPolicy::new(accounts.clone()))));
+        let auth = UserAuth::new(
+            &keys,
+            Some(Arc::new(store::StoreSessionPolicy::new(accounts.clone()))),
+        );
         let public_auth = UserAuth::new(&keys, None);
         let mailer = Arc::new(mailer::SesMailer::new(&ctx.aws, config.email_source.clone()).await);
         Ok(State {
@@ -115,17 +120,29 @@ pub struct AccountsService {
 impl AccountsService {
     /// Configuration from the environment (and SSM for the hashing key) at first build.
     pub fn new(ctx: Arc<Context>) -> Self {
-        AccountsService { ctx, config: None, state: OnceCell::new() }
+        AccountsService {
+            ctx,
+            config: None,
+            state: OnceCell::new(),
+        }
     }
 
     /// With an explicit configuration (tests, the dev server).
     pub fn with_config(ctx: Arc<Context>, config: AccountsConfig) -> Self {
-        AccountsService { ctx, config: Some(config), state: OnceCell::new() }
+        AccountsService {
+            ctx,
+            config: Some(config),
+            state: OnceCell::new(),
+        }
     }
 
     /// With ready-made state (unit tests with in-memory ports).
     pub fn with_state(ctx: Arc<Context>, state: State) -> Self {
-        AccountsService { ctx, config: None, state: OnceCell::new_with(Some(Arc::new(state))) }
+        AccountsService {
+            ctx,
+            config: None,
+            state: OnceCell::new_with(Some(Arc::new(state))),
+        }
     }
 
     async fn state(&self) -> anyhow::Result<Arc<State>> {
@@ -196,7 +213,11 @@ mod tests {
     #[test]
     fn this_crate_serves_exactly_the_accounts_binary_functions() {
         let mut ours: Vec<&str> = FUNCTIONS.to_vec();
-        let mut table: Vec<&str> = ALL.iter().filter(|f| f.binary == Binary::Accounts).map(|f| f.name).collect();
+        let mut table: Vec<&str> = ALL
+            .iter()
+            .filter(|f| f.binary == Binary::Accounts)
+            .map(|f| f.name)
+            .collect();
         ours.sort_unstable();
         table.sort_unstable();
         assert_eq!(ours, table);

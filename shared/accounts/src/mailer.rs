@@ -40,7 +40,10 @@ impl SesMailer {
     /// override (the local emulator) it uses dummy credentials and verifies the sender identity,
     /// as the emulator refuses mail from unverified senders.
     pub async fn new(aws: &ooni_adapters::AwsClients, source: String) -> Self {
-        let region = aws.region().unwrap_or(ooni_adapters::aws::DEFAULT_REGION).to_owned();
+        let region = aws
+            .region()
+            .unwrap_or(ooni_adapters::aws::DEFAULT_REGION)
+            .to_owned();
         let client = match aws.endpoint_url() {
             Some(endpoint) => {
                 let conf = aws_sdk_sesv2::Config::builder()
@@ -56,7 +59,12 @@ impl SesMailer {
                     ))
                     .build();
                 let client = aws_sdk_sesv2::Client::from_conf(conf);
-                if let Err(e) = client.create_email_identity().email_identity(&source).send().await {
+                if let Err(e) = client
+                    .create_email_identity()
+                    .email_identity(&source)
+                    .send()
+                    .await
+                {
                     tracing::debug!(error = %aws_sdk_sesv2::error::DisplayErrorContext(&e), "sender identity not created (may exist)");
                 }
                 client
@@ -97,7 +105,12 @@ impl Mailer for SesMailer {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("SES SendEmail failed: {}", aws_sdk_sesv2::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "SES SendEmail failed: {}",
+                    aws_sdk_sesv2::error::DisplayErrorContext(&e)
+                )
+            })?;
         Ok(out.message_id.unwrap_or_default())
     }
 }
@@ -127,7 +140,10 @@ mod tests {
 
     #[test]
     fn both_bodies_carry_the_login_link() {
-        assert!(body_text("https://x/login?token=t").contains("Please login by following https://x/login?token=t"));
-        assert!(body_html("https://x/login?token=t").contains("<a href=\"https://x/login?token=t\">"));
+        assert!(body_text("https://x/login?token=t")
+            .contains("Please login by following https://x/login?token=t"));
+        assert!(
+            body_html("https://x/login?token=t").contains("<a href=\"https://x/login?token=t\">")
+        );
     }
 }

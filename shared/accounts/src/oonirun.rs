@@ -11,7 +11,10 @@
 //!   cannot both claim a revision number.
 
 use crate::prio::TargetsSource;
-use crate::util::{as_detail, char_len, fmt_datetime, invalid, invalid_param, now_seconds, optional_user, query_bool, wire_time};
+use crate::util::{
+    as_detail, char_len, fmt_datetime, invalid, invalid_param, now_seconds, optional_user,
+    query_bool, wire_time,
+};
 use crate::State;
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::Request;
@@ -69,10 +72,16 @@ pub struct LinkRequest {
 fn check_len(field: &str, v: &str, min: usize, max: Option<usize>) -> Result<(), ApiError> {
     let n = char_len(v);
     if n < min {
-        return Err(invalid(&[field], format!("String should have at least {min} characters")));
+        return Err(invalid(
+            &[field],
+            format!("String should have at least {min} characters"),
+        ));
     }
     if let Some(max) = max.filter(|m| n > *m) {
-        return Err(invalid(&[field], format!("String should have at most {max} characters")));
+        return Err(invalid(
+            &[field],
+            format!("String should have at most {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -81,7 +90,12 @@ fn check_intl(field: &str, v: &Option<Map<String, Value>>) -> Result<(), ApiErro
     for value in v.iter().flat_map(|m| m.values()) {
         match value.as_str() {
             Some(s) if char_len(s) >= 2 => {}
-            Some(_) => return Err(invalid(&[field], "Value error, must be at least 2 characters")),
+            Some(_) => {
+                return Err(invalid(
+                    &[field],
+                    "Value error, must be at least 2 characters",
+                ))
+            }
             None => return Err(invalid(&[field], "Input should be a valid string")),
         }
     }
@@ -98,11 +112,18 @@ impl Nettest {
         // Upstream validates test_name only when given (the "" default is not checked).
         if !self.test_name.is_empty() {
             check_len("test_name", &self.test_name, 2, Some(100)).map_err(|_| {
-                invalid(&["nettests", &idx, "test_name"], "String should have 2 to 100 characters")
+                invalid(
+                    &["nettests", &idx, "test_name"],
+                    "String should have 2 to 100 characters",
+                )
             })?;
         }
         if let Some(extra) = &self.inputs_extra {
-            if self.inputs.as_ref().is_none_or(|inputs| inputs.len() != extra.len()) {
+            if self
+                .inputs
+                .as_ref()
+                .is_none_or(|inputs| inputs.len() != extra.len())
+            {
                 return Err(invalid(
                     &["nettests", &idx],
                     "Value error, When provided, inputs_extra should be the same length as inputs",
@@ -135,7 +156,10 @@ impl LinkRequest {
         check_intl("description_intl", &self.description_intl)?;
         if let Some(c) = &self.color {
             if !valid_color(c) {
-                return Err(invalid(&["color"], "String should match pattern '^#(?:[0-9a-fA-F]{6})$'"));
+                return Err(invalid(
+                    &["color"],
+                    "String should match pattern '^#(?:[0-9a-fA-F]{6})$'",
+                ));
             }
         }
         for (i, nt) in self.nettests.iter().enumerate() {
@@ -205,7 +229,13 @@ pub struct LinkView<'a> {
 }
 
 impl LinkDoc {
-    fn view<'a>(&'a self, nettests: &'a [Nettest], revision: u64, date_created: DateTime<Utc>, account: Option<&str>) -> LinkView<'a> {
+    fn view<'a>(
+        &'a self,
+        nettests: &'a [Nettest],
+        revision: u64,
+        date_created: DateTime<Utc>,
+        account: Option<&str>,
+    ) -> LinkView<'a> {
         LinkView {
             oonirun_link_id: &self.oonirun_link_id,
             date_created,
@@ -250,7 +280,9 @@ impl From<StoreError> for ApiError {
             StoreError::Dynamo(d) if d.is_transient() => ApiError::unavailable(d),
             StoreError::Conflict(_) => ApiError::new(
                 http::StatusCode::CONFLICT,
-                ooni_platform::ErrorBody::Detail(json!("the link was edited concurrently, please retry")),
+                ooni_platform::ErrorBody::Detail(json!(
+                    "the link was edited concurrently, please retry"
+                )),
             ),
             other => ApiError::internal(other),
         }
@@ -266,7 +298,9 @@ fn rev_sk(rev: u64) -> String {
 }
 
 fn doc<T: serde::de::DeserializeOwned>(item: &ooni_adapters::Item) -> Result<T, StoreError> {
-    Ok(serde_json::from_str(item_str(item, "doc").unwrap_or("null"))?)
+    Ok(serde_json::from_str(
+        item_str(item, "doc").unwrap_or("null"),
+    )?)
 }
 
 pub const FIRST_LINK_ID: u64 = 10_000;
@@ -278,7 +312,10 @@ impl LinkStore {
 
     /// Allocates the next link id atomically (10000, 10001, ...).
     pub async fn next_id(&self) -> Result<u64, StoreError> {
-        let n = self.table.increment("counter", "oonirun_link_id", "n", 1).await?;
+        let n = self
+            .table
+            .increment("counter", "oonirun_link_id", "n", 1)
+            .await?;
         Ok(FIRST_LINK_ID - 1 + u64::try_from(n.max(1)).unwrap_or(1))
     }
 
@@ -291,7 +328,9 @@ impl LinkStore {
 
     pub async fn put(&self, link: &LinkDoc) -> Result<(), StoreError> {
         let id: u64 = link.oonirun_link_id.parse().unwrap_or(0);
-        let item = ItemBuilder::new("links", links_sk(id)).string("doc", serde_json::to_string(link)?).build();
+        let item = ItemBuilder::new("links", links_sk(id))
+            .string("doc", serde_json::to_string(link)?)
+            .build();
         Ok(self.table.put(item).await?)
     }
 
@@ -316,9 +355,15 @@ impl LinkStore {
 
     /// Every revision, newest first.
     pub async fn revisions(&self, id: u64) -> Result<Vec<RevisionDoc>, StoreError> {
-        let items = self.table.query_all(&format!("link#{id}"), Some("rev#")).await?;
-        let mut revs = items.iter().map(doc::<RevisionDoc>).collect::<Result<Vec<_>, _>>()?;
-        revs.sort_by(|a, b| b.revision.cmp(&a.revision));
+        let items = self
+            .table
+            .query_all(&format!("link#{id}"), Some("rev#"))
+            .await?;
+        let mut revs = items
+            .iter()
+            .map(doc::<RevisionDoc>)
+            .collect::<Result<Vec<_>, _>>()?;
+        revs.sort_by_key(|r| std::cmp::Reverse(r.revision));
         Ok(revs)
     }
 
@@ -347,7 +392,11 @@ fn parse_revision(req: &Request) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     }
     if r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid_param("path", "revision_number", "invalid revision number specified, must be 'latest' or a number"));
+        return Err(invalid_param(
+            "path",
+            "revision_number",
+            "invalid revision number specified, must be 'latest' or a number",
+        ));
     }
     r.parse().map(Some).map_err(|_| not_found())
 }
@@ -388,10 +437,22 @@ pub async fn create(s: Arc<State>, req: Request) -> HttpResult {
         revision_created: now,
         nettests: body.nettests,
     };
-    s.links.add_revision(id, &RevisionDoc { revision: 1, date_created: now, nettests: link.nettests.clone() }).await?;
+    s.links
+        .add_revision(
+            id,
+            &RevisionDoc {
+                revision: 1,
+                date_created: now,
+                nettests: link.nettests.clone(),
+            },
+        )
+        .await?;
     s.links.put(&link).await?;
     tracing::info!(oonirun_link_id = id, "oonirun link created");
-    json(&link.view(&link.nettests, 1, now, Some(&claims.account_id)), Cache::NoCache)
+    json(
+        &link.view(&link.nettests, 1, now, Some(&claims.account_id)),
+        Cache::NoCache,
+    )
 }
 
 /// `PUT /api/v2/oonirun/links/{id}`: owners (or admins) edit; a new revision only when the
@@ -413,11 +474,22 @@ pub async fn edit(s: Arc<State>, req: Request) -> HttpResult {
     }
     let now = now_seconds();
     if link.expiration_date < now {
-        return Err(as_detail(ApiError::forbidden("OONI Run link has expired and cannot be edited")));
+        return Err(as_detail(ApiError::forbidden(
+            "OONI Run link has expired and cannot be edited",
+        )));
     }
     if link.nettests != body.nettests {
         let revision = link.revision + 1;
-        s.links.add_revision(id, &RevisionDoc { revision, date_created: now, nettests: body.nettests.clone() }).await?;
+        s.links
+            .add_revision(
+                id,
+                &RevisionDoc {
+                    revision,
+                    date_created: now,
+                    nettests: body.nettests.clone(),
+                },
+            )
+            .await?;
         link.revision = revision;
         link.revision_created = now;
         link.nettests = body.nettests;
@@ -434,21 +506,38 @@ pub async fn edit(s: Arc<State>, req: Request) -> HttpResult {
     link.expiration_date = body.expiration_date.unwrap_or(now + Duration::days(180));
     link.date_updated = now;
     s.links.put(&link).await?;
-    json(&link.view(&link.nettests, link.revision, link.date_created, Some(&claims.account_id)), Cache::NoCache)
+    json(
+        &link.view(
+            &link.nettests,
+            link.revision,
+            link.date_created,
+            Some(&claims.account_id),
+        ),
+        Cache::NoCache,
+    )
 }
 
 /// The link at `revision` (latest when `None`) in its public shape.
 async fn link_at(s: &State, id: u64, revision: Option<u64>, account: Option<&str>) -> HttpResult {
     let link = s.links.get(id).await?.ok_or_else(not_found)?;
     match revision.filter(|r| *r != link.revision) {
-        None => json(&link.view(&link.nettests, link.revision, link.revision_created, account), Cache::NoCache),
+        None => json(
+            &link.view(
+                &link.nettests,
+                link.revision,
+                link.revision_created,
+                account,
+            ),
+            Cache::NoCache,
+        ),
         Some(r) => {
-            let rev = s
-                .links
-                .revision(id, r)
-                .await?
-                .ok_or_else(|| as_detail(ApiError::not_found("OONI Run link revision not found")))?;
-            json(&link.view(&rev.nettests, r, rev.date_created, account), Cache::NoCache)
+            let rev = s.links.revision(id, r).await?.ok_or_else(|| {
+                as_detail(ApiError::not_found("OONI Run link revision not found"))
+            })?;
+            json(
+                &link.view(&rev.nettests, r, rev.date_created, account),
+                Cache::NoCache,
+            )
         }
     }
 }
@@ -456,7 +545,9 @@ async fn link_at(s: &State, id: u64, revision: Option<u64>, account: Option<&str
 /// `GET /api/v2/oonirun/links/{id}`: the latest revision.
 pub async fn get(s: Arc<State>, req: Request) -> HttpResult {
     let id = parse_link_id(&req)?;
-    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req)
+        .await?
+        .map(|c| c.account_id);
     link_at(&s, id, None, account.as_deref()).await
 }
 
@@ -464,7 +555,9 @@ pub async fn get(s: Arc<State>, req: Request) -> HttpResult {
 pub async fn full_descriptor(s: Arc<State>, req: Request) -> HttpResult {
     let id = parse_link_id(&req)?;
     let revision = parse_revision(&req)?;
-    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req)
+        .await?
+        .map(|c| c.account_id);
     link_at(&s, id, revision, account.as_deref()).await
 }
 
@@ -491,24 +584,47 @@ pub struct OonirunMeta {
     pub website_category_codes: Vec<String>,
 }
 
-pub const NETWORK_TYPES: [&str; 8] = ["vpn", "wifi", "mobile", "wired_ethernet", "no_internet", "bluetooth", "usb", "unknown"];
+pub const NETWORK_TYPES: [&str; 8] = [
+    "vpn",
+    "wifi",
+    "mobile",
+    "wired_ethernet",
+    "no_internet",
+    "bluetooth",
+    "usb",
+    "unknown",
+];
 
 impl OonirunMeta {
     /// Checks the patterns and returns the ASN as a number.
     pub fn validate(&self) -> Result<u32, ApiError> {
         if self.run_type != "timed" && self.run_type != "manual" {
-            return Err(invalid(&["run_type"], "String should match pattern '^(timed|manual)$'"));
+            return Err(invalid(
+                &["run_type"],
+                "String should match pattern '^(timed|manual)$'",
+            ));
         }
         let digits = self.probe_asn.strip_prefix("AS").unwrap_or(&self.probe_asn);
-        let asn_err = || invalid(&["probe_asn"], "String should match pattern '^(AS)?([0-9]{1,10})$'");
+        let asn_err = || {
+            invalid(
+                &["probe_asn"],
+                "String should match pattern '^(AS)?([0-9]{1,10})$'",
+            )
+        };
         if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(asn_err());
         }
         if !NETWORK_TYPES.contains(&self.network_type.as_str()) {
-            return Err(invalid(&["network_type"], "String should match one of the network types"));
+            return Err(invalid(
+                &["network_type"],
+                "String should match one of the network types",
+            ));
         }
         // Ten digits may exceed u32: such an ASN cannot exist, so no counts are found for it.
-        Ok(digits.parse::<u64>().map(|a| u32::try_from(a).unwrap_or(u32::MAX)).map_err(|_| asn_err())?)
+        digits
+            .parse::<u64>()
+            .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
+            .map_err(|_| asn_err())
     }
 }
 
@@ -518,8 +634,17 @@ pub fn valid_user_agent(ua: &str) -> bool {
     if parts.len() != 6 {
         return false;
     }
-    let ok = |s: &str, extra: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
-    ok(parts[0], "-_") && ok(parts[1], "-_.") && ok(parts[2], " ") && ok(parts[3], "-_") && ok(parts[4], "-_.") && ok(parts[5], "-_.")
+    let ok = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    ok(parts[0], "-_")
+        && ok(parts[1], "-_.")
+        && ok(parts[2], " ")
+        && ok(parts[3], "-_")
+        && ok(parts[4], "-_.")
+        && ok(parts[5], "-_.")
 }
 
 /// The `websites_list_prioritized` target list for a probe.
@@ -529,8 +654,17 @@ pub async fn prioritized_targets(
     asn: u32,
 ) -> Result<(Vec<String>, Vec<Map<String, Value>>), ApiError> {
     let limit = ooni_domain::checkin::url_limit(&meta.run_type, meta.is_charging) as usize;
-    let (entries, rules) = src.fetch(&meta.probe_cc, asn).await.map_err(ApiError::unavailable)?;
-    let list = ooni_domain::prio::generate_test_list(&entries, &rules, &meta.website_category_codes, limit, false);
+    let (entries, rules) = src
+        .fetch(&meta.probe_cc, asn)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let list = ooni_domain::prio::generate_test_list(
+        &entries,
+        &rules,
+        &meta.website_category_codes,
+        limit,
+        false,
+    );
     let mut inputs = Vec::with_capacity(list.len());
     let mut extra = Vec::with_capacity(list.len());
     for item in list {
@@ -563,11 +697,9 @@ pub async fn engine_descriptor(s: Arc<State>, req: Request) -> HttpResult {
     let (rev, date_created, mut nettests) = match revision.filter(|r| *r != link.revision) {
         None => (link.revision, link.revision_created, link.nettests.clone()),
         Some(r) => {
-            let rd = s
-                .links
-                .revision(id, r)
-                .await?
-                .ok_or_else(|| as_detail(ApiError::not_found("OONI Run link revision not found")))?;
+            let rd = s.links.revision(id, r).await?.ok_or_else(|| {
+                as_detail(ApiError::not_found("OONI Run link revision not found"))
+            })?;
             (r, rd.date_created, rd.nettests)
         }
     };
@@ -596,7 +728,9 @@ pub async fn list(s: Arc<State>, req: Request) -> HttpResult {
     let is_mine = query_bool(&req, "is_mine")?.unwrap_or(false);
     let is_expired = query_bool(&req, "is_expired")?.unwrap_or(false);
     let only_latest = query_bool(&req, "only_latest")?.unwrap_or(true);
-    let account = optional_user(&s.public_auth, &req).await?.map(|c| c.account_id);
+    let account = optional_user(&s.public_auth, &req)
+        .await?
+        .map(|c| c.account_id);
     let now = now_seconds();
     let mut links: Vec<LinkDoc> = s
         .links
@@ -650,7 +784,8 @@ mod tests {
     }
 
     fn parse(v: Value) -> Result<LinkRequest, ApiError> {
-        let r: LinkRequest = serde_json::from_value(v).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        let r: LinkRequest =
+            serde_json::from_value(v).map_err(|e| ApiError::unprocessable(e.to_string()))?;
         r.validate()?;
         Ok(r)
     }
@@ -664,7 +799,12 @@ mod tests {
 
     #[test]
     fn empty_name_short_intl_values_and_bad_colors_are_422() {
-        for (k, v) in [("name", json!("")), ("name", json!("x".repeat(51))), ("author", json!("a")), ("color", json!("#12345"))] {
+        for (k, v) in [
+            ("name", json!("")),
+            ("name", json!("x".repeat(51))),
+            ("author", json!("a")),
+            ("color", json!("#12345")),
+        ] {
             let mut z = sample();
             z[k] = v;
             assert_eq!(parse(z).unwrap_err().status, 422, "{k}");
@@ -703,16 +843,36 @@ mod tests {
         };
         assert_eq!(meta("timed", "AS1234", "wifi").validate().unwrap(), 1234);
         assert_eq!(meta("manual", "1234", "usb").validate().unwrap(), 1234);
-        assert_eq!(meta("bad", "AS1234", "wifi").validate().unwrap_err().status, 422);
-        assert_eq!(meta("timed", "AS12345678901", "wifi").validate().unwrap_err().status, 422);
-        assert_eq!(meta("timed", "AS", "wifi").validate().unwrap_err().status, 422);
-        assert_eq!(meta("timed", "AS1", "dialup").validate().unwrap_err().status, 422);
+        assert_eq!(
+            meta("bad", "AS1234", "wifi").validate().unwrap_err().status,
+            422
+        );
+        assert_eq!(
+            meta("timed", "AS12345678901", "wifi")
+                .validate()
+                .unwrap_err()
+                .status,
+            422
+        );
+        assert_eq!(
+            meta("timed", "AS", "wifi").validate().unwrap_err().status,
+            422
+        );
+        assert_eq!(
+            meta("timed", "AS1", "dialup")
+                .validate()
+                .unwrap_err()
+                .status,
+            422
+        );
     }
 
     #[test]
     fn user_agents_need_six_well_formed_fields() {
         assert!(valid_user_agent("ooniprobe-android-unattended,3.8.2,android,ooniprobe-engine,3.17.2,ooniprobe-engine_1.2.3"));
-        assert!(!valid_user_agent("ooniprobe-android-unattended,3.8.2,android,ooniprobe-engine,3.17.2"));
+        assert!(!valid_user_agent(
+            "ooniprobe-android-unattended,3.8.2,android,ooniprobe-engine,3.17.2"
+        ));
         assert!(!valid_user_agent("a,b,c,d,e,f/g"));
     }
 }

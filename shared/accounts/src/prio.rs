@@ -8,7 +8,11 @@ use ooni_domain::prio::{CitizenlabEntry, PrioRule};
 /// Where test-list candidates and prioritization rules come from.
 #[async_trait]
 pub trait TargetsSource: Send + Sync {
-    async fn fetch(&self, probe_cc: &str, probe_asn: u32) -> anyhow::Result<(Vec<CitizenlabEntry>, Vec<PrioRule>)>;
+    async fn fetch(
+        &self,
+        probe_cc: &str,
+        probe_asn: u32,
+    ) -> anyhow::Result<(Vec<CitizenlabEntry>, Vec<PrioRule>)>;
 }
 
 #[derive(Debug, clickhouse::Row, serde::Deserialize)]
@@ -67,7 +71,11 @@ impl ClickHouseTargets {
 
 #[async_trait]
 impl TargetsSource for ClickHouseTargets {
-    async fn fetch(&self, probe_cc: &str, probe_asn: u32) -> anyhow::Result<(Vec<CitizenlabEntry>, Vec<PrioRule>)> {
+    async fn fetch(
+        &self,
+        probe_cc: &str,
+        probe_asn: u32,
+    ) -> anyhow::Result<(Vec<CitizenlabEntry>, Vec<PrioRule>)> {
         let cc_low = probe_cc.to_lowercase();
         let entries: Vec<EntryRow> = self
             .client
@@ -79,15 +87,32 @@ impl TargetsSource for ClickHouseTargets {
             .bind(probe_asn)
             .fetch_all()
             .await?;
-        let rules: Vec<RuleRow> = self.client.query(RULES_SQL).bind(probe_cc).fetch_all().await?;
+        let rules: Vec<RuleRow> = self
+            .client
+            .query(RULES_SQL)
+            .bind(probe_cc)
+            .fetch_all()
+            .await?;
         Ok((
             entries
                 .into_iter()
-                .map(|r| CitizenlabEntry { category_code: r.category_code, domain: r.domain, url: r.url, cc: r.cc, msmt_cnt: r.msmt_cnt })
+                .map(|r| CitizenlabEntry {
+                    category_code: r.category_code,
+                    domain: r.domain,
+                    url: r.url,
+                    cc: r.cc,
+                    msmt_cnt: r.msmt_cnt,
+                })
                 .collect(),
             rules
                 .into_iter()
-                .map(|r| PrioRule { category_code: r.category_code, cc: r.cc, domain: r.domain, url: r.url, priority: i64::from(r.priority) })
+                .map(|r| PrioRule {
+                    category_code: r.category_code,
+                    cc: r.cc,
+                    domain: r.domain,
+                    url: r.url,
+                    priority: i64::from(r.priority),
+                })
                 .collect(),
         ))
     }

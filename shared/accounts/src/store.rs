@@ -20,7 +20,11 @@ pub trait AccountStore: Send + Sync {
     async fn role(&self, account_id: &str) -> Result<Option<Role>, DynamoError>;
     async fn set_role(&self, account_id: &str, role: Role) -> Result<(), DynamoError>;
     async fn expunge_threshold(&self, account_id: &str) -> Result<Option<i64>, DynamoError>;
-    async fn set_expunge_threshold(&self, account_id: &str, threshold: i64) -> Result<(), DynamoError>;
+    async fn set_expunge_threshold(
+        &self,
+        account_id: &str,
+        threshold: i64,
+    ) -> Result<(), DynamoError>;
 }
 
 /// [`AccountStore`] over the DynamoDB accounts table.
@@ -39,11 +43,14 @@ impl DynamoAccountStore {
 impl AccountStore for DynamoAccountStore {
     async fn role(&self, account_id: &str) -> Result<Option<Role>, DynamoError> {
         let item = self.table.get(&pk(account_id), "role").await?;
-        Ok(item.as_ref().and_then(|i| item_str(i, "role")).and_then(|r| match r {
-            "admin" => Some(Role::Admin),
-            "user" => Some(Role::User),
-            _ => None,
-        }))
+        Ok(item
+            .as_ref()
+            .and_then(|i| item_str(i, "role"))
+            .and_then(|r| match r {
+                "admin" => Some(Role::Admin),
+                "user" => Some(Role::User),
+                _ => None,
+            }))
     }
 
     async fn set_role(&self, account_id: &str, role: Role) -> Result<(), DynamoError> {
@@ -59,8 +66,14 @@ impl AccountStore for DynamoAccountStore {
         Ok(item.as_ref().and_then(|i| item_i64(i, "threshold")))
     }
 
-    async fn set_expunge_threshold(&self, account_id: &str, threshold: i64) -> Result<(), DynamoError> {
-        let item = ItemBuilder::new(pk(account_id), "expunge").number("threshold", threshold).build();
+    async fn set_expunge_threshold(
+        &self,
+        account_id: &str,
+        threshold: i64,
+    ) -> Result<(), DynamoError> {
+        let item = ItemBuilder::new(pk(account_id), "expunge")
+            .number("threshold", threshold)
+            .build();
         self.table.put(item).await
     }
 }
@@ -93,7 +106,11 @@ pub struct MemoryAccountStore {
 #[async_trait]
 impl AccountStore for MemoryAccountStore {
     async fn role(&self, account_id: &str) -> Result<Option<Role>, DynamoError> {
-        Ok(self.roles.lock().map(|m| m.get(account_id).copied()).unwrap_or(None))
+        Ok(self
+            .roles
+            .lock()
+            .map(|m| m.get(account_id).copied())
+            .unwrap_or(None))
     }
     async fn set_role(&self, account_id: &str, role: Role) -> Result<(), DynamoError> {
         if let Ok(mut m) = self.roles.lock() {
@@ -102,9 +119,17 @@ impl AccountStore for MemoryAccountStore {
         Ok(())
     }
     async fn expunge_threshold(&self, account_id: &str) -> Result<Option<i64>, DynamoError> {
-        Ok(self.thresholds.lock().map(|m| m.get(account_id).copied()).unwrap_or(None))
+        Ok(self
+            .thresholds
+            .lock()
+            .map(|m| m.get(account_id).copied())
+            .unwrap_or(None))
     }
-    async fn set_expunge_threshold(&self, account_id: &str, threshold: i64) -> Result<(), DynamoError> {
+    async fn set_expunge_threshold(
+        &self,
+        account_id: &str,
+        threshold: i64,
+    ) -> Result<(), DynamoError> {
         if let Ok(mut m) = self.thresholds.lock() {
             m.insert(account_id.to_owned(), threshold);
         }

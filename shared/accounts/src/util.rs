@@ -20,7 +20,12 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&n));
         }
@@ -41,7 +46,8 @@ pub mod wire_time {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = String::deserialize(d)?;
-        parse_datetime(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid datetime {s:?}")))
+        parse_datetime(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid datetime {s:?}")))
     }
 }
 
@@ -82,7 +88,9 @@ pub fn invalid(loc: &[&str], msg: impl Into<String>) -> ApiError {
 
 /// A 422 for a query or path parameter.
 pub fn invalid_param(kind: &str, name: &str, msg: impl Into<String>) -> ApiError {
-    ApiError::unprocessable(json!([{ "loc": [kind, name], "msg": msg.into(), "type": "value_error" }]))
+    ApiError::unprocessable(
+        json!([{ "loc": [kind, name], "msg": msg.into(), "type": "value_error" }]),
+    )
 }
 
 /// Re-shapes an `{"error": msg}` into FastAPI's `{"detail": msg}` for the routes ported from
@@ -111,7 +119,11 @@ pub fn query_bool(req: &Request, name: &str) -> Result<Option<bool>, ApiError> {
         Some(v) => match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" | "t" | "y" => Ok(Some(true)),
             "false" | "0" | "no" | "off" | "f" | "n" => Ok(Some(false)),
-            _ => Err(invalid_param("query", name, "Input should be a valid boolean")),
+            _ => Err(invalid_param(
+                "query",
+                name,
+                "Input should be a valid boolean",
+            )),
         },
     }
 }

@@ -64,7 +64,10 @@ fn keys(v: &Value) -> Vec<String> {
 }
 
 fn expected_keys() -> Vec<String> {
-    let mut k: Vec<String> = EXPECTED_OONIRUN_LINK_PUBLIC_KEYS.iter().map(|s| s.to_string()).collect();
+    let mut k: Vec<String> = EXPECTED_OONIRUN_LINK_PUBLIC_KEYS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     k.sort();
     k
 }
@@ -84,12 +87,18 @@ async fn field_validation_gives_422_and_authorship_and_login_are_enforced() {
     let user = env.token(AUTHOR, Role::User);
     let (status, _, _) = env.post("/api/v2/oonirun/links", None, &sample()).await;
     assert_eq!(status, 401, "unauthenticated requests are rejected");
-    let (status, _, _) = env.post("/api/v2/oonirun/links", Some(&user), &sample()).await;
+    let (status, _, _) = env
+        .post("/api/v2/oonirun/links", Some(&user), &sample())
+        .await;
     assert_eq!(status, 422, "empty name");
 
     let mut z = sample();
     z["name"] = json!("integ-test name in English");
-    for (field, value) in [("name_intl", json!({"it": ""})), ("color", json!("red")), ("short_description", json!("x"))] {
+    for (field, value) in [
+        ("name_intl", json!({"it": ""})),
+        ("color", json!("red")),
+        ("short_description", json!("x")),
+    ] {
         let mut bad = z.clone();
         bad[field] = value;
         let (status, _, _) = env.post("/api/v2/oonirun/links", Some(&user), &bad).await;
@@ -97,7 +106,9 @@ async fn field_validation_gives_422_and_authorship_and_login_are_enforced() {
     }
     let mut no_author = z.clone();
     no_author.as_object_mut().unwrap().remove("author");
-    let (status, _, _) = env.post("/api/v2/oonirun/links", Some(&user), &no_author).await;
+    let (status, _, _) = env
+        .post("/api/v2/oonirun/links", Some(&user), &no_author)
+        .await;
     assert_eq!(status, 422, "author is required");
     let mut other = z.clone();
     other["author"] = json!("nome@example.com");
@@ -118,7 +129,10 @@ async fn field_validation_gives_422_and_authorship_and_login_are_enforced() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["oonirun_link_id"], "10000", "ids start at 10000");
     assert_eq!(keys(&body), expected_keys());
-    assert!(is_wire_time(&body["date_created"]) && is_wire_time(&body["expiration_date"]), "{body}");
+    assert!(
+        is_wire_time(&body["date_created"]) && is_wire_time(&body["expiration_date"]),
+        "{body}"
+    );
     let (_, body, _) = env.post("/api/v2/oonirun/links", Some(&user), &z).await;
     assert_eq!(body["oonirun_link_id"], "10001");
 }
@@ -135,42 +149,88 @@ async fn create_get_edit_revisions_and_expiry_follow_the_upstream_workflow() {
     assert_eq!(status, 200, "{created}");
     let id = created["oonirun_link_id"].as_str().unwrap().to_owned();
 
-    let (status, j, headers) = env.get(&format!("/api/v2/oonirun/links/{id}"), Some(&user)).await;
+    let (status, j, headers) = env
+        .get(&format!("/api/v2/oonirun/links/{id}"), Some(&user))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(headers["cache-control"], "no-cache");
-    assert_eq!(j["nettests"], z["nettests"], "nettests round-trip with all seven keys");
+    assert_eq!(
+        j["nettests"], z["nettests"],
+        "nettests round-trip with all seven keys"
+    );
     assert_eq!(j["name_intl"], z["name_intl"]);
-    assert_eq!((j["is_mine"].clone(), j["revision"].clone(), j["is_expired"].clone()), (json!(true), json!("1"), json!(false)));
+    assert_eq!(
+        (
+            j["is_mine"].clone(),
+            j["revision"].clone(),
+            j["is_expired"].clone()
+        ),
+        (json!(true), json!("1"), json!(false))
+    );
     let (_, anon, _) = env.get(&format!("/api/v2/oonirun/links/{id}"), None).await;
     assert_eq!(anon["is_mine"], false);
 
     // Metadata-only edits keep the revision; nettest edits add one.
     let mut edit = z.clone();
     edit["description_intl"]["it"] = json!("integ-test *nuova* descrizione in italiano");
-    let (status, j, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &edit).await;
+    let (status, j, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &edit)
+        .await;
     assert_eq!(status, 200, "{j}");
     assert_eq!(j["revision"], "1");
-    edit["nettests"][0]["inputs"].as_array_mut().unwrap().push(json!("https://foo.net/"));
-    let (_, j, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &edit).await;
+    edit["nettests"][0]["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("https://foo.net/"));
+    let (_, j, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &edit)
+        .await;
     assert_eq!(j["revision"], "2");
-    edit["nettests"][0]["inputs"].as_array_mut().unwrap().push(json!("https://foo2.net/"));
-    let (_, j, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&admin), &edit).await;
+    edit["nettests"][0]["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("https://foo2.net/"));
+    let (_, j, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&admin), &edit)
+        .await;
     assert_eq!(j["revision"], "3", "admins may edit any link");
     assert_eq!(j["is_mine"], false);
 
-    let (_, revs, _) = env.get(&format!("/api/v2/oonirun/links/{id}/revisions"), None).await;
+    let (_, revs, _) = env
+        .get(&format!("/api/v2/oonirun/links/{id}/revisions"), None)
+        .await;
     assert_eq!(revs, json!({"revisions": ["3", "2", "1"]}));
-    let (_, r1, _) = env.get(&format!("/api/v2/oonirun/links/{id}/full-descriptor/1"), None).await;
+    let (_, r1, _) = env
+        .get(
+            &format!("/api/v2/oonirun/links/{id}/full-descriptor/1"),
+            None,
+        )
+        .await;
     assert_eq!(r1["revision"], "1");
     assert_eq!(r1["nettests"], z["nettests"]);
-    assert_eq!(r1["description_intl"], edit["description_intl"], "metadata is always the latest");
-    let (_, latest, _) = env.get(&format!("/api/v2/oonirun/links/{id}/full-descriptor/latest"), None).await;
+    assert_eq!(
+        r1["description_intl"], edit["description_intl"],
+        "metadata is always the latest"
+    );
+    let (_, latest, _) = env
+        .get(
+            &format!("/api/v2/oonirun/links/{id}/full-descriptor/latest"),
+            None,
+        )
+        .await;
     assert_eq!(latest["revision"], "3");
-    let (status, _, _) = env.get(&format!("/api/v2/oonirun/links/{id}/full-descriptor/notarevision"), None).await;
+    let (status, _, _) = env
+        .get(
+            &format!("/api/v2/oonirun/links/{id}/full-descriptor/notarevision"),
+            None,
+        )
+        .await;
     assert_eq!(status, 422);
     let (status, _, _) = env.get("/api/v2/oonirun/links/404/revisions", None).await;
     assert_eq!(status, 404);
-    let (status, _, _) = env.get("/api/v2/oonirun/links/1234676871672836187", None).await;
+    let (status, _, _) = env
+        .get("/api/v2/oonirun/links/1234676871672836187", None)
+        .await;
     assert_eq!(status, 404);
 
     // Listing: public key set, is_mine, is_expired, only_latest.
@@ -179,33 +239,59 @@ async fn create_get_edit_revisions_and_expiry_follow_the_upstream_workflow() {
     assert_eq!(links.len(), 1);
     assert_eq!(keys(&links[0]), expected_keys());
     assert_eq!(links[0]["nettests"].as_array().unwrap().len(), 3);
-    let (_, all_revs, _) = env.get("/api/v2/oonirun/links?only_latest=false", None).await;
-    assert_eq!(all_revs["oonirun_links"][0]["nettests"].as_array().unwrap().len(), 9);
-    let (_, mine, _) = env.get("/api/v2/oonirun/links?is_mine=True", Some(&user)).await;
+    let (_, all_revs, _) = env
+        .get("/api/v2/oonirun/links?only_latest=false", None)
+        .await;
+    assert_eq!(
+        all_revs["oonirun_links"][0]["nettests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        9
+    );
+    let (_, mine, _) = env
+        .get("/api/v2/oonirun/links?is_mine=True", Some(&user))
+        .await;
     assert_eq!(mine["oonirun_links"].as_array().unwrap().len(), 1);
-    let (_, not_mine, _) = env.get("/api/v2/oonirun/links?is_mine=true", Some(&admin)).await;
+    let (_, not_mine, _) = env
+        .get("/api/v2/oonirun/links?is_mine=true", Some(&admin))
+        .await;
     assert_eq!(not_mine["oonirun_links"], json!([]));
 
     // Other users see 404, the owner may not change the author (403).
     let stranger = env.token("stranger@example.com", Role::User);
     let mut theirs = edit.clone();
     theirs["author"] = json!("stranger@example.com");
-    let (status, _, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&stranger), &theirs).await;
+    let (status, _, _) = env
+        .put(
+            &format!("/api/v2/oonirun/links/{id}"),
+            Some(&stranger),
+            &theirs,
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &theirs).await;
+    let (status, _, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &theirs)
+        .await;
     assert_eq!(status, 403);
 
     // Archive by expiring; expired links are hidden by default and read-only.
     let mut expire = edit.clone();
     expire["expiration_date"] = json!(past());
-    let (status, j, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &expire).await;
+    let (status, j, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &expire)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(j["is_expired"], true);
-    let (status, _, _) = env.put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &expire).await;
+    let (status, _, _) = env
+        .put(&format!("/api/v2/oonirun/links/{id}"), Some(&user), &expire)
+        .await;
     assert_eq!(status, 403, "expired link cannot be edited");
     let (_, list, _) = env.get("/api/v2/oonirun/links", Some(&user)).await;
     assert_eq!(list["oonirun_links"], json!([]));
-    let (_, list, _) = env.get("/api/v2/oonirun/links?is_expired=True", Some(&user)).await;
+    let (_, list, _) = env
+        .get("/api/v2/oonirun/links?is_expired=True", Some(&user))
+        .await;
     assert_eq!(list["oonirun_links"][0]["is_expired"], true);
     let (_, j, _) = env.get(&format!("/api/v2/oonirun/links/{id}"), None).await;
     assert_eq!(j["is_expired"], true);
@@ -248,10 +334,17 @@ async fn engine_descriptors_fill_prioritized_targets_from_clickhouse() {
     assert_eq!(status, 200, "{j}");
     assert_eq!(j["revision"], "1");
     assert_eq!(j["date_created"], created["date_created"]);
-    assert_eq!(j["nettests"][0], z["nettests"][0], "static inputs are untouched");
+    assert_eq!(
+        j["nettests"][0], z["nettests"][0],
+        "static inputs are untouched"
+    );
     let dynamic = &j["nettests"][2];
     assert_eq!(dynamic["targets_name"], "websites_list_prioritized");
-    assert_eq!(dynamic["inputs"], json!(["https://example.com/", "https://ooni.org/"]), "weights 1000 > 800; GAME < 0 dropped; IT not ours; the cancelled VE rule ignored");
+    assert_eq!(
+        dynamic["inputs"],
+        json!(["https://example.com/", "https://ooni.org/"]),
+        "weights 1000 > 800; GAME < 0 dropped; IT not ours; the cancelled VE rule ignored"
+    );
     assert_eq!(
         dynamic["inputs_extra"],
         json!([{"category_code": "NEWS", "country_code": "XX"}, {"category_code": "HUMR", "country_code": "VE"}])
@@ -262,7 +355,13 @@ async fn engine_descriptors_fill_prioritized_targets_from_clickhouse() {
     let (_, j, _) = env.post(&path, None, &humr).await;
     assert_eq!(j["nettests"][2]["inputs"], json!(["https://ooni.org/"]));
 
-    let (_, by_number, _) = env.post(&format!("/api/v2/oonirun/links/{id}/engine-descriptor/1"), None, &meta()).await;
+    let (_, by_number, _) = env
+        .post(
+            &format!("/api/v2/oonirun/links/{id}/engine-descriptor/1"),
+            None,
+            &meta(),
+        )
+        .await;
     assert_eq!(by_number["revision"], "1");
 
     let mut bad = meta();
@@ -272,7 +371,10 @@ async fn engine_descriptors_fill_prioritized_targets_from_clickhouse() {
     let resp = env
         .http
         .post(env.url(&path))
-        .header("UserAgent", "ooniprobe-android-unattended,3.8.2,android,ooniprobe-engine,3.17.2")
+        .header(
+            "UserAgent",
+            "ooniprobe-android-unattended,3.8.2,android,ooniprobe-engine,3.17.2",
+        )
         .json(&meta())
         .send()
         .await
@@ -287,6 +389,12 @@ async fn engine_descriptors_fill_prioritized_targets_from_clickhouse() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let (status, _, _) = env.post("/api/v2/oonirun/links/404/engine-descriptor/latest", None, &meta()).await;
+    let (status, _, _) = env
+        .post(
+            "/api/v2/oonirun/links/404/engine-descriptor/latest",
+            None,
+            &meta(),
+        )
+        .await;
     assert_eq!(status, 404);
 }

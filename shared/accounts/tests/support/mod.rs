@@ -22,7 +22,10 @@ pub struct Env {
 }
 
 pub fn unique_email(tag: &str) -> String {
-    format!("{tag}-{}@example.org", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{tag}-{}@example.org",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }
 
 pub async fn start() -> Env {
@@ -38,7 +41,13 @@ pub async fn start() -> Env {
     config.email_source = "noreply-test@ooni.org".into();
     let service = AccountsService::with_config(stack.ctx.clone(), config.clone());
     let server = stack.serve(Arc::new(service)).await;
-    Env { stack, server, config, http: reqwest::Client::new(), admin_email }
+    Env {
+        stack,
+        server,
+        config,
+        http: reqwest::Client::new(),
+        admin_email,
+    }
 }
 
 impl Env {
@@ -62,14 +71,21 @@ impl Env {
 
     /// A valid session token, as login would issue it.
     pub fn token(&self, email: &str, role: Role) -> String {
-        ooni_testkit::jwt_keys().user.sign(&self.claims(email, role)).unwrap()
+        ooni_testkit::jwt_keys()
+            .user
+            .sign(&self.claims(email, role))
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut r = self.http.get(self.url(path));
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -77,7 +93,12 @@ impl Env {
         finish(r).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut r = self.http.post(self.url(path)).json(body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -85,7 +106,12 @@ impl Env {
         finish(r).await
     }
 
-    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value, reqwest::header::HeaderMap) {
+    pub async fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut r = self.http.put(self.url(path)).json(body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -95,28 +121,36 @@ impl Env {
 
     /// Starts the e-mail login and returns the login token read back from the SES emulator.
     pub async fn email_login_token(&self, email: &str, redirect_to: &str) -> String {
-        let (status, body, _) =
-            self.post("/api/v1/user_register", None, &json!({"email_address": email, "redirect_to": redirect_to})).await;
+        let (status, body, _) = self
+            .post(
+                "/api/v1/user_register",
+                None,
+                &json!({"email_address": email, "redirect_to": redirect_to}),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, json!({"msg": "ok"}));
         let to = email.trim().to_lowercase();
-        let mut link = None;
-        for _ in 0..20 {
-            link = sent_login_link(&to).await;
-            if link.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let link = sent_login_link(&to).await;
         let link = link.expect("the emulator recorded the login e-mail");
-        let token = link.split("token=").nth(1).expect("the link carries a token");
-        percent_encoding::percent_decode_str(token).decode_utf8().unwrap().into_owned()
+        let token = link
+            .split("token=")
+            .nth(1)
+            .expect("the link carries a token");
+        percent_encoding::percent_decode_str(token)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
     }
 
     /// Full v1 flow: register → e-mail → login; returns the session bearer.
     pub async fn login(&self, email: &str) -> String {
-        let token = self.email_login_token(email, "https://explorer.ooni.org/").await;
-        let (status, body, _) = self.get(&format!("/api/v1/user_login?k={token}"), None).await;
+        let token = self
+            .email_login_token(email, "https://explorer.ooni.org/")
+            .await;
+        let (status, body, _) = self
+            .get(&format!("/api/v1/user_login?k={token}"), None)
+            .await;
         assert_eq!(status, 200, "{body}");
         body["bearer"].as_str().unwrap().to_owned()
     }
@@ -131,17 +165,27 @@ async fn finish(r: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::Hea
     (status, body, headers)
 }
 
-/// The login link of the last message the SES emulator recorded for `email`.
+/// The login link of the last message the SES emulator recorded for `email` (polled for up
+/// to five seconds: the emulator's state endpoint can lag under load).
 pub async fn sent_login_link(email: &str) -> Option<String> {
+    for _ in 0..50 {
+        if let Some(link) = read_login_link(email).await {
+            return Some(link);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn read_login_link(email: &str) -> Option<String> {
     let url = format!("{}/moto-api/data.json", ooni_testkit::aws_endpoint());
     let data: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
     let messages = data["ses"]["Message"].as_array()?;
-    let body = messages
-        .iter()
-        .filter(|m| {
-            m["destinations"]["ToAddresses"].as_array().is_some_and(|to| to.iter().any(|a| a.as_str() == Some(email)))
-        })
-        .next_back()?["body"]
+    let body = messages.iter().rfind(|m| {
+        m["destinations"]["ToAddresses"]
+            .as_array()
+            .is_some_and(|to| to.iter().any(|a| a.as_str() == Some(email)))
+    })?["body"]
         .as_str()?
         .to_owned();
     let start = body.find("https://")?;
