@@ -1,0 +1,1 @@
+//! Admin routes: URL prioritization rules and the test-list editor.
