@@ -18,11 +18,16 @@ run: ## set up, start ClickHouse + AWS emulator, migrate, seed, serve the API on
 test: ## the whole test suite against real local services (what CI runs)
 	scripts/test.sh
 
-bench: ## benchmarks of every crate that has them (release builds)
+bench: ## benchmarks of every crate that has them (release builds) + cold starts of the artifacts
+	$(MAKE) smoketest
 	$(ENV) scripts/setup.sh && infra/local/stack.sh start && \
 	cargo bench -p ooni-scoring -p ooni-domain && \
 	for p in ooni-probe ooni-fastpath ooni-uploader ooni-measurements; do \
 	  if [ -d shared/$${p#ooni-} ]; then cargo bench -p $$p || exit 1; fi; done
+
+smoketest: ## release artifacts under a Lambda Runtime API emulator, each on its events/ sample (x86_64)
+	$(MAKE) build ARCH=x86_64
+	scripts/smoketest.sh
 
 lint: ## clippy (deny warnings), rustfmt, cfn-lint, sam validate --lint
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings && cargo fmt --all --check && \

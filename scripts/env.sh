@@ -11,6 +11,11 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export OONI_STAGE="${OONI_STAGE:-local}"
 export OONI_BASE_URL="${OONI_BASE_URL:-http://${OONI_API_ADDR}}"
+# Local-only keys (never used outside this machine; AWS reads them from SSM).
+export OONI_ACCOUNT_ID_HASHING_KEY="${OONI_ACCOUNT_ID_HASHING_KEY:-local-account-id-hashing-key}"
+export OONI_QUOTA_HASH_KEY="${OONI_QUOTA_HASH_KEY:-local-quota-hash-key}"
+export OONI_EMAIL_SOURCE_ADDRESS="${OONI_EMAIL_SOURCE_ADDRESS:-noreply@ooni.local}"
+export OONI_ADMIN_EMAILS="${OONI_ADMIN_EMAILS:-admin@ooni.local}"
 export SAM_CLI_TELEMETRY=0
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 export PATH="$REPO_ROOT/.venv/bin:$HOME/.cargo/bin:$PATH"

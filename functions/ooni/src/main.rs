@@ -6,6 +6,7 @@ mod invoke;
 mod local;
 mod seed;
 mod services;
+mod smoke;
 mod template;
 
 use anyhow::Context as _;
@@ -49,6 +50,16 @@ enum Command {
     },
     /// List every function with its trigger.
     Functions,
+    /// Run the release artifacts under a Lambda Runtime API emulator on their sample events.
+    Smoketest {
+        #[arg(long, default_value = "target/lambda")]
+        lambda_dir: PathBuf,
+        #[arg(long, default_value = "events")]
+        events_dir: PathBuf,
+        /// Functions to leave out (e.g. jobs that fetch from the internet).
+        #[arg(long)]
+        skip: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -99,6 +110,36 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(&output, rendered)?;
                 println!("wrote {}", output.display());
             }
+            Ok(())
+        }
+        Command::Smoketest { lambda_dir, events_dir, skip } => {
+            let results = smoke::run_all(&lambda_dir, &events_dir, &skip).await?;
+            let mut cold: Vec<f64> = Vec::new();
+            let mut failed = 0;
+            for r in &results {
+                cold.push(r.cold_start.as_secs_f64() * 1000.0);
+                if !r.ok() {
+                    failed += 1;
+                }
+                println!(
+                    "{:<6} {:<28} cold start {:>7.1} ms  {}  ({})",
+                    if r.ok() { "ok" } else { "FAIL" },
+                    r.function,
+                    r.cold_start.as_secs_f64() * 1000.0,
+                    r.verdict,
+                    r.event.display()
+                );
+            }
+            cold.sort_by(f64::total_cmp);
+            if let (Some(first), Some(last)) = (cold.first(), cold.last()) {
+                println!(
+                    "cold start over {} functions: min {first:.1} ms, p50 {:.1} ms, max {last:.1} ms",
+                    cold.len(),
+                    cold[cold.len() / 2]
+                );
+            }
+            println!("smoketest: {} passed, {failed} failed", results.len() - failed);
+            anyhow::ensure!(failed == 0, "{failed} functions failed the smoke test");
             Ok(())
         }
         Command::Functions => {

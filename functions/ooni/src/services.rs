@@ -4,5 +4,9 @@ use ooni_platform::{Combined, Context};
 use std::sync::Arc;
 
 pub fn all(ctx: Arc<Context>) -> Combined {
-    Combined(vec![Arc::new(ooni_probe::ProbeService::new(ctx))])
+    Combined(vec![
+        Arc::new(ooni_probe::ProbeService::new(ctx.clone())),
+        Arc::new(ooni_measurements::ApiService::new(ctx.clone())),
+        Arc::new(ooni_accounts::AccountsService::new(ctx)),
+    ])
 }

@@ -15,9 +15,12 @@ pub enum ConfigError {
     Invalid { name: String, reason: String },
 }
 
+/// A setting lookup: name → value.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Reads settings from a lookup function (the process environment, or a map in tests).
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl Env<'static> {

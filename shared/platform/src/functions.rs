@@ -291,11 +291,15 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     api("StatsAsnmeta", &[(Get, "/api/_/asnmeta")]),
     api("StatsNetworks", &[(Get, "/api/_/networks")]),
     api("StatsDomains", &[(Get, "/api/_/domains")]),
-    api_with(
-        "QuotasSummary",
-        &[(Get, "/api/_/quotas_summary")],
-        &[ReadTable(Table::Quotas), ReadTable(Table::Accounts)],
-    ),
+    // Admin-only (a valid admin session is required), so not metered.
+    FunctionSpec {
+        metered: false,
+        ..api_with(
+            "QuotasSummary",
+            &[(Get, "/api/_/quotas_summary")],
+            &[ReadTable(Table::Quotas), ReadTable(Table::Accounts)],
+        )
+    },
     // ---- Accounts, OONI Run, findings, feedback -------------------------------------------------
     accounts("UserRegister", &[(Post, "/api/v1/user_register")], &[SendEmail]),
     accounts("UserLogin", &[(Get, "/api/v1/user_login")], ROLES),
@@ -328,11 +332,15 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         &[(Put, "/api/v2/oonirun/links/{oonirun_link_id}")],
         &[ReadTable(Table::Accounts), ReadTable(Table::Oonirun), WriteTable(Table::Oonirun)],
     ),
-    accounts("OonirunGet", &[(Get, "/api/v2/oonirun/links/{oonirun_link_id}")], &[ReadTable(Table::Oonirun)]),
+    accounts(
+        "OonirunGet",
+        &[(Get, "/api/v2/oonirun/links/{oonirun_link_id}")],
+        &[ReadTable(Table::Oonirun), ReadTable(Table::Accounts)],
+    ),
     accounts(
         "OonirunFullDescriptor",
         &[(Get, "/api/v2/oonirun/links/{oonirun_link_id}/full-descriptor/{revision_number}")],
-        &[ReadTable(Table::Oonirun)],
+        &[ReadTable(Table::Oonirun), ReadTable(Table::Accounts)],
     ),
     accounts(
         "OonirunEngineDescriptor",
@@ -344,7 +352,11 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         &[(Get, "/api/v2/oonirun/links/{oonirun_link_id}/revisions")],
         &[ReadTable(Table::Oonirun)],
     ),
-    accounts("OonirunList", &[(Get, "/api/v2/oonirun/links")], &[ReadTable(Table::Oonirun)]),
+    accounts(
+        "OonirunList",
+        &[(Get, "/api/v2/oonirun/links")],
+        &[ReadTable(Table::Oonirun), ReadTable(Table::Accounts)],
+    ),
     accounts(
         "IncidentsSearch",
         &[(Get, "/api/v1/incidents/search")],
@@ -395,7 +407,8 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     job(
         "Uploader",
         "rate(1 hour)",
-        &[ClickHouse, Read(Bucket::Incoming), Delete(Bucket::Incoming), Write(Bucket::Data)],
+        // Write(Incoming): commit markers under uploader/; Read(Data): stale-marker check.
+        &[ClickHouse, Read(Bucket::Incoming), Write(Bucket::Incoming), Delete(Bucket::Incoming), Read(Bucket::Data), Write(Bucket::Data)],
         900,
     ),
     job("JobCitizenlab", "rate(1 hour)", &[ClickHouse], 300),

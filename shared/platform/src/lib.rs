@@ -10,6 +10,7 @@ pub mod error;
 pub mod functions;
 pub mod handler;
 pub mod lambda;
+pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod router;
