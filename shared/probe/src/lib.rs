@@ -15,6 +15,7 @@ pub mod config_docs;
 pub mod db;
 pub mod geoip;
 pub mod handlers;
+pub mod prio_cache;
 pub mod service;
 pub mod settings;
 pub mod state;

@@ -10,6 +10,8 @@
 //! | `OONI_GEOIP_CC_KEY` | `geoip/cc.mmdb` | country database (GeoIP2/GeoLite2-Country layout) in the config bucket |
 //! | `OONI_GEOIP_ASN_KEY` | `geoip/asn.mmdb` | ASN database (GeoLite2-ASN layout) in the config bucket |
 //! | `OONI_PROBE_DB_TIMEOUT_MS` | 3000 | ClickHouse query timeout before check-in / test lists fail over |
+//! | `OONI_PROBE_LIST_CACHE_SECS` | 60 | how long check-in keeps a (country, ASN) prioritised URL list (0: never) |
+//! | `OONI_PROBE_LIST_CACHE_SIZE` | 128 | most (country, ASN) lists kept |
 //! | `OONI_BUILD_LABEL` | `local` | shown by `/health` and `/version` |
 //!
 //! `OONI_TRUSTED_PROXY_HOPS` and `OONI_BASE_URL` come from the shared [`HttpConfig`].
@@ -30,6 +32,8 @@ pub struct Settings {
     pub geoip_cc_key: String,
     pub geoip_asn_key: String,
     pub db_timeout: Duration,
+    pub list_cache_ttl: Duration,
+    pub list_cache_size: usize,
     pub version: &'static str,
     pub build_label: String,
 }
@@ -46,6 +50,8 @@ impl Default for Settings {
             geoip_cc_key: "geoip/cc.mmdb".into(),
             geoip_asn_key: "geoip/asn.mmdb".into(),
             db_timeout: Duration::from_millis(3000),
+            list_cache_ttl: Duration::from_secs(60),
+            list_cache_size: 128,
             version: env!("CARGO_PKG_VERSION"),
             build_label: "local".into(),
         }
@@ -77,6 +83,8 @@ impl Settings {
             geoip_cc_key: env.string("OONI_GEOIP_CC_KEY", &d.geoip_cc_key),
             geoip_asn_key: env.string("OONI_GEOIP_ASN_KEY", &d.geoip_asn_key),
             db_timeout: Duration::from_millis(env.parse("OONI_PROBE_DB_TIMEOUT_MS", 3000u64)?),
+            list_cache_ttl: Duration::from_secs(env.parse("OONI_PROBE_LIST_CACHE_SECS", 60u64)?),
+            list_cache_size: env.parse("OONI_PROBE_LIST_CACHE_SIZE", d.list_cache_size)?,
             version: d.version,
             build_label: env.string("OONI_BUILD_LABEL", &d.build_label),
         })

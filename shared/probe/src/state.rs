@@ -8,6 +8,7 @@ use crate::cache::Cached;
 use crate::config_docs::{self, TestHelpersDoc, VpnProviderDoc};
 use crate::db::TestListDb;
 use crate::geoip::GeoIp;
+use crate::prio_cache::PrioCache;
 use crate::settings::Settings;
 use bytes::Bytes;
 use lambda_http::Request;
@@ -52,6 +53,8 @@ pub struct State {
     psiphon: Cached<Box<RawValue>>,
     riseupvpn: Cached<VpnProviderDoc>,
     failover: Cached<FailoverTestList>,
+    /// Check-in's prioritised lists by (cc, asn).
+    pub prio: PrioCache,
 }
 
 impl State {
@@ -66,6 +69,7 @@ impl State {
             psiphon: Cached::new(ttl),
             riseupvpn: Cached::new(ttl),
             failover: Cached::new(FAILOVER_TTL),
+            prio: PrioCache::new(settings.list_cache_ttl, settings.list_cache_size),
             settings,
             ports,
             ctx,

@@ -197,7 +197,7 @@ async fn check_in_keeps_the_probe_values_when_it_sent_them() {
 
 #[tokio::test]
 async fn check_in_falls_back_to_the_random_global_sample_when_the_database_fails() {
-    let (svc, fakes) = fake_service(settings());
+    let (svc, fakes) = fake_service(Settings { list_cache_ttl: std::time::Duration::ZERO, ..settings() });
     // Let the failover list load first (at cold start in production).
     let first = post_json(&svc, "/api/v1/check-in", &json!({"run_type": "manual"})).await;
     assert_eq!(first.status, 200);
@@ -207,6 +207,18 @@ async fn check_in_falls_back_to_the_random_global_sample_when_the_database_fails
     let urls = r.json()["tests"]["web_connectivity"]["urls"].as_array().unwrap().clone();
     assert_eq!(urls.len(), 20, "timed, not charging: 20 urls");
     assert!(urls.iter().all(|u| u["category_code"] == "NEWS" && u["country_code"] == "XX"));
+}
+
+#[tokio::test]
+async fn check_in_keeps_serving_a_recently_prioritised_list_through_a_database_blip() {
+    let (svc, fakes) = fake_service(settings());
+    let body = json!({"probe_cc": "BR", "probe_asn": "AS28573", "run_type": "manual"});
+    let first = post_json(&svc, "/api/v1/check-in", &body).await.json();
+    fakes.db.set_down(true);
+    let second = post_json(&svc, "/api/v1/check-in", &body).await.json();
+    let urls = |j: &serde_json::Value| j["tests"]["web_connectivity"]["urls"].clone();
+    assert_eq!(urls(&first), urls(&second), "same prioritised list from the cache");
+    assert!(urls(&second).as_array().unwrap().iter().any(|u| u["country_code"] != "XX"), "not the failover sample");
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ use crate::state::State;
 use lambda_http::Request;
 use ooni_domain::checkin::{checkin_report_ids, url_limit, utc_time, FlagContext, TestHelper};
 use ooni_domain::client_addr::quota_bucket;
-use ooni_domain::prio::{generate_test_list, CitizenlabEntry, PrioRule, TestListItem};
+use crate::prio_cache::PrioritizedList;
+use ooni_domain::prio::TestListItem;
 use ooni_platform::request::json_body_422;
 use ooni_platform::response::json;
 use ooni_platform::{ApiError, Cache, HttpResult};
@@ -105,12 +106,11 @@ fn parse_asn(asn: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The prioritised URL list, or the failover sample when the database fails.
-async fn fetch_lists(s: &State, cc: &str, asn: u32) -> Option<(Vec<CitizenlabEntry>, Vec<PrioRule>)> {
-    let (entries, rules) = tokio::join!(s.ports.db.citizenlab(cc, asn), s.ports.db.prio_rules(cc));
-    match (entries, rules) {
-        (Ok(e), Ok(r)) => Some((e, r)),
-        (Err(e), _) | (_, Err(e)) => {
+/// The prioritised list of (cc, asn), or `None` when the database fails (then: failover).
+async fn fetch_list(s: &State, cc: &str, asn: u32) -> Option<Arc<PrioritizedList>> {
+    match s.prio.get(s.ports.db.as_ref(), cc, asn).await {
+        Ok(list) => Some(list),
+        Err(e) => {
             tracing::error!(error = %e, counter = "test_list_failover", "prioritisation query failed; using the failover list");
             None
         }
@@ -150,8 +150,8 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
     let limit = url_limit(&body.run_type, body.charging) as usize;
 
     // Every await first: the thread-local RNG below must not live across one.
-    let lists = fetch_lists(&s, &probe_cc, asn).await;
-    let failover = match lists {
+    let list = fetch_list(&s, &probe_cc, asn).await;
+    let failover = match list {
         Some(_) => None,
         None => Some(s.failover_list().await),
     };
@@ -166,8 +166,8 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
     let helpers = s.test_helpers().await;
 
     let mut rng = rand::rng();
-    let urls = match (&lists, &failover) {
-        (Some((entries, rules)), _) => generate_test_list(entries, rules, &codes, limit, false),
+    let urls = match (&list, &failover) {
+        (Some(list), _) => list.select(&codes, limit, false),
         (None, Some(f)) => f.sample(&codes, limit, &mut rng),
         (None, None) => Vec::new(),
     };
