@@ -51,13 +51,17 @@ pub trait RowStore: Send + Sync {
 
 /// [`RowStore`] on a ClickHouse database holding the migrated tables.
 ///
-/// Inserts use the client's `RowBinaryWithNamesAndTypes` path (the row types are checked
-/// against the table schema, fetched once per table and cached by the client), with
-/// `insert_deduplicate=1` and `insert_deduplication_token`. Lookups bind their values (no SQL
-/// is built from input) and raise `max_query_size` so a 10k-row reprocess chunk fits.
+/// Inserts send `INSERT INTO t(<the struct's columns>) FORMAT RowBinary` with
+/// `insert_deduplicate=1` and `insert_deduplication_token`. The client's schema validation is
+/// off for inserts: it insists on every column without a default, and `fastpath` keeps
+/// upstream's legacy columns (`filename`, `control_failure`, ...) that the fastpath never
+/// writes and the server fills with their type defaults. The integration tests read every
+/// written column back to guard the binary layout. Lookups are validated, bind their values
+/// (no SQL is built from input) and raise `max_query_size` so a 10k-row reprocess chunk fits.
 #[derive(Clone)]
 pub struct ClickHouseRowStore {
     client: Client,
+    insert_client: Client,
     timeout: Duration,
 }
 
@@ -69,7 +73,8 @@ const MAX_QUERY_SIZE: &str = "16777216";
 
 impl ClickHouseRowStore {
     pub fn new(client: Client) -> Self {
-        Self { client, timeout: DEFAULT_TIMEOUT }
+        let insert_client = client.clone().with_validation(false);
+        Self { client, insert_client, timeout: DEFAULT_TIMEOUT }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -97,7 +102,7 @@ impl ClickHouseRowStore {
         }
         self.bounded(table_insert_op(table), async {
             let mut insert = self
-                .client
+                .insert_client
                 .insert::<T>(table)
                 .await?
                 .with_setting("insert_deduplicate", "1")
