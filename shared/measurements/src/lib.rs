@@ -88,17 +88,20 @@ impl ApiService {
         self.state.get_or_try_init(|| async { self.build_state().await.map(Arc::new) }).await.cloned()
     }
 
-    async fn quota_hash_key(&self) -> anyhow::Result<Secret> {
+    /// The quota key-hashing secret; `None` when it is not configured (deployed functions that
+    /// are not metered do not get it). Local stages fall back to a random per-process key.
+    async fn quota_hash_key(&self) -> anyhow::Result<Option<Secret>> {
         if let Some(k) = &self.options.quota_hash_key {
-            return Ok(k.clone());
+            return Ok(Some(k.clone()));
         }
         match self.ctx.aws.load_secret("OONI_QUOTA_HASH_KEY").await {
-            Ok(k) if k.expose().len() >= 16 => Ok(k),
+            Ok(k) if k.expose().len() >= 16 => Ok(Some(k)),
             Ok(_) => anyhow::bail!("OONI_QUOTA_HASH_KEY must be at least 16 bytes"),
             Err(SecretError::Missing { .. }) if matches!(self.ctx.http.stage.as_str(), "local" | "test" | "dev") => {
                 tracing::warn!("OONI_QUOTA_HASH_KEY is not set: using a random per-process key (local stage only)");
-                Ok(Secret::new(uuid_like()))
+                Ok(Some(Secret::new(uuid_like())))
             }
+            Err(SecretError::Missing { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -129,7 +132,7 @@ impl ApiService {
         let quotas = Arc::new(Quotas::new(
             quota_config,
             store,
-            &self.quota_hash_key().await?,
+            self.quota_hash_key().await?.as_ref(),
             clock.clone(),
             auth.clone(),
             ctx.http.trusted_proxy_hops,
@@ -191,6 +194,9 @@ impl Service for ApiService {
             }
             other => anyhow::bail!("the API binary has no handler for function {other}"),
         };
+        if spec.metered && !s.quotas.can_meter() {
+            anyhow::bail!("{} is metered but OONI_QUOTA_HASH_KEY is not configured", spec.name);
+        }
         Ok(Some(match (handler, spec.metered) {
             (Handler::Http(h), true) => Handler::Http(Arc::new(Metered::new(h, s.quotas.clone()))),
             (h, _) => h,

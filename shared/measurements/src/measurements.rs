@@ -398,9 +398,8 @@ struct CategoryRow {
     category_code: String,
 }
 
-/// The newest `fastpath` row named by `r` (see [`crate::dedup`]), without AS0 rows, and its
-/// citizenlab category (`None` when looked up by report_id without input, as upstream).
-pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow, Option<String>)>, ApiError> {
+/// The query for the newest `fastpath` row named by `r` (see [`crate::dedup`]).
+pub fn meta_sql(r: &MeasurementRef) -> Sql {
     let mut q = Sql::new(
         "SELECT measurement_uid, report_id, input, probe_cc, probe_asn, test_name, \
          toUInt32(test_start_time) AS test_start_time, toUInt32(measurement_start_time) AS measurement_start_time, \
@@ -416,6 +415,20 @@ pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow,
         }
     }
     q.push(" ORDER BY update_time DESC LIMIT 1");
+    q
+}
+
+/// The query for the citizenlab category of URL `input`.
+pub fn category_sql(input: &str) -> Sql {
+    let mut q = Sql::new("SELECT category_code FROM citizenlab");
+    q.push_bind(" WHERE url = ?", input).push(" LIMIT 1");
+    q
+}
+
+/// The newest `fastpath` row named by `r` (see [`crate::dedup`]), without AS0 rows, and its
+/// citizenlab category (`None` when looked up by report_id without input, as upstream).
+pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow, Option<String>)>, ApiError> {
+    let q = meta_sql(r);
     let Some(row) = s.db.optional::<MetaRow>(&q).await? else {
         return Ok(None);
     };
@@ -429,9 +442,7 @@ pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow,
     } else if row.input.is_empty() {
         Some(String::new())
     } else {
-        let mut cq = Sql::new("SELECT category_code FROM citizenlab");
-        cq.push_bind(" WHERE url = ?", row.input.as_str()).push(" LIMIT 1");
-        Some(s.db.optional::<CategoryRow>(&cq).await?.map(|c| c.category_code).unwrap_or_default())
+        Some(s.db.optional::<CategoryRow>(&category_sql(&row.input)).await?.map(|c| c.category_code).unwrap_or_default())
     };
     Ok(Some((row, category)))
 }

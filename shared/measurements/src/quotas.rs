@@ -321,7 +321,8 @@ struct Cached {
 pub struct Quotas {
     config: QuotaConfig,
     store: Arc<dyn QuotaStore>,
-    hash_key: [u8; 64],
+    /// `None` in processes that only read the summary (no metered function).
+    hash_key: Option<[u8; 64]>,
     clock: Arc<dyn Clock>,
     auth: Option<UserAuth>,
     trusted_hops: usize,
@@ -340,20 +341,28 @@ impl Quotas {
     pub fn new(
         config: QuotaConfig,
         store: Arc<dyn QuotaStore>,
-        hash_secret: &Secret,
+        hash_secret: Option<&Secret>,
         clock: Arc<dyn Clock>,
         auth: Option<UserAuth>,
         trusted_hops: usize,
     ) -> Self {
-        // BLAKE2b keys are at most 64 bytes: longer secrets are hashed down first.
-        let raw = hash_secret.expose().as_bytes();
-        let mut hash_key = [0u8; 64];
-        if raw.len() <= 64 {
-            hash_key[..raw.len()].copy_from_slice(raw);
-        } else {
-            hash_key.copy_from_slice(&Blake2b512::digest(raw));
-        }
+        let hash_key = hash_secret.map(|secret| {
+            // BLAKE2b keys are at most 64 bytes: longer secrets are hashed down first.
+            let raw = secret.expose().as_bytes();
+            let mut key = [0u8; 64];
+            if raw.len() <= 64 {
+                key[..raw.len()].copy_from_slice(raw);
+            } else {
+                key.copy_from_slice(&Blake2b512::digest(raw));
+            }
+            key
+        });
         Quotas { config, store, hash_key, clock, auth, trusted_hops, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether requests can be metered (the key-hashing secret is configured).
+    pub fn can_meter(&self) -> bool {
+        self.hash_key.is_some()
     }
 
     pub fn config(&self) -> &QuotaConfig {
@@ -362,7 +371,8 @@ impl Quotas {
 
     /// `prefix:` + 32 hex digits of the keyed BLAKE2b-128 of `data`.
     fn hashed(&self, prefix: &str, data: &[u8]) -> String {
-        let mut mac = <Blake2bMac<U16> as KeyInit>::new_from_slice(&self.hash_key).unwrap_or_else(|_| {
+        let key = self.hash_key.unwrap_or([0u8; 64]);
+        let mut mac = <Blake2bMac<U16> as KeyInit>::new_from_slice(&key).unwrap_or_else(|_| {
             // Unreachable: a 64-byte key is within BLAKE2b's limit.
             <Blake2bMac<U16> as KeyInit>::new(&Default::default())
         });
@@ -372,8 +382,10 @@ impl Quotas {
         format!("{prefix}:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// The key a request is charged to; `None` when it is not metered (allow-listed client).
+    /// The key a request is charged to; `None` when it is not metered (allow-listed client, or
+    /// no key-hashing secret, which [`crate::ApiService`] refuses for metered functions).
     pub async fn key_for(&self, req: &Request) -> Option<QuotaKey> {
+        self.hash_key?;
         if let Some(auth) = &self.auth {
             match auth.optional(req).await {
                 Ok(Some(claims)) => return Some(QuotaKey { id: self.hashed("account", claims.account_id.as_bytes()), account: true }),
@@ -546,7 +558,7 @@ mod tests {
     }
 
     fn quotas(config: QuotaConfig, clock: Arc<FixedClock>, store: Arc<dyn QuotaStore>) -> Arc<Quotas> {
-        Arc::new(Quotas::new(config, store, &Secret::new("test-quota-key"), clock, None, 0))
+        Arc::new(Quotas::new(config, store, Some(&Secret::new("test-quota-key")), clock, None, 0))
     }
 
     fn req(ip: &str, path: &str) -> Request {
@@ -627,7 +639,7 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.id.starts_with("ip:") && !a.id.contains("192"));
         assert_eq!(a.id.len(), "ip:".len() + 32);
-        let other = Quotas::new(QuotaConfig::default(), Arc::new(MemoryQuotaStore::default()), &Secret::new("another-key"), Arc::new(FixedClock::new(now())), None, 0);
+        let other = Quotas::new(QuotaConfig::default(), Arc::new(MemoryQuotaStore::default()), Some(&Secret::new("another-key")), Arc::new(FixedClock::new(now())), None, 0);
         assert_ne!(other.key_for(&req("192.0.2.10", "/x")).await.unwrap(), a, "the key depends on the secret");
     }
 
