@@ -5,6 +5,12 @@
 //! Endpoints: `OONI_TEST_CLICKHOUSE_URL` (default `http://127.0.0.1:8123`) and
 //! `OONI_TEST_AWS_ENDPOINT` (default `http://127.0.0.1:5000`). A missing service fails the test
 //! with a message saying how to start it; nothing is skipped.
+//!
+//! Also: [`fake_http`], a recording HTTP server for fake upstreams, and [`mmdb`], a tiny MMDB
+//! writer for GeoIP test databases.
+
+pub mod fake_http;
+pub mod mmdb;
 
 use ooni_adapters::{ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, Migrator, ResourceNames, Secret};
 use ooni_platform::auth::JwtKeys;
