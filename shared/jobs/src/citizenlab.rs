@@ -46,7 +46,7 @@ pub struct CitizenlabRow {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CitizenlabError {
-    #[error("the test-lists archive is not a readable .tar.gz: {0}")]
+    #[error("the test-lists archive is not a readable .tar(.gz): {0}")]
     Archive(String),
     #[error("the test-lists archive holds no lists/*.csv file")]
     NoLists,
@@ -175,12 +175,15 @@ pub fn parse_list(file: &str, cc: &str, data: &[u8], out: &mut BTreeSet<Citizenl
     Ok(n)
 }
 
-/// Every row of every list in a test-lists `.tar.gz` archive.
+/// Every row of every list in a test-lists `.tar.gz` (or already inflated `.tar`) archive.
 pub fn parse_archive(data: &[u8]) -> Result<Vec<CitizenlabRow>, CitizenlabError> {
     if data.starts_with(b"PK\x03\x04") {
         return Err(CitizenlabError::Archive("got a zip archive; configure the .tar.gz archive URL".into()));
     }
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(data));
+    // The fetcher inflates gzip transfers already; a still-compressed archive is read too.
+    let reader: Box<dyn Read + '_> =
+        if crate::fetch::is_gzip(data) { Box::new(flate2::read::GzDecoder::new(data)) } else { Box::new(data) };
+    let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(|e| CitizenlabError::Archive(e.to_string()))?;
     let mut rows = BTreeSet::new();
     let mut lists = 0;

@@ -1,0 +1,557 @@
+//! Black-box tests of the jobs on the real local ClickHouse and AWS emulator, with sources served
+//! by a local fake HTTP server: loading, validation, idempotence, kill-safety (runs stopped at
+//! every step, or dropped mid-flight, then rerun), metrics, and the probe reading what the
+//! GeoIP and VPN jobs wrote.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use ooni_jobs::checkpoint::Step;
+use ooni_jobs::Job;
+use ooni_testkit::fake_http::{FakeHttp, Reply};
+use ooni_testkit::mmdb;
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use support::*;
+
+// ---- Fingerprints ------------------------------------------------------------------------------
+
+async fn fingerprint_names(h: &Harness, table: &str) -> Vec<String> {
+    h.strings(&format!("SELECT name FROM {table} ORDER BY name")).await
+}
+
+#[tokio::test]
+async fn fingerprints_are_loaded_into_the_live_tables_and_a_rerun_changes_nothing() {
+    let h = Harness::start().await;
+    h.serve(DNS, Reply::text(200, FP_DNS));
+    h.serve(HTTP, Reply::text(200, FP_HTTP));
+    let report = h.run(Job::Fingerprints).await.unwrap();
+    assert_eq!(report["outcome"], "updated");
+    assert_eq!(report["rows"], 226 + 1729);
+    assert_eq!(report["swapped"], json!(["dns", "http"]));
+    assert_eq!(h.count("fingerprints_dns").await, 226);
+    assert_eq!(h.count("fingerprints_http").await, 1729);
+    let row = h
+        .strings("SELECT concat(toString(scope), '|', toString(pattern_type), '|', pattern, '|', expected_countries) FROM fingerprints_http WHERE name = 'ooni.ae_0'")
+        .await;
+    assert_eq!(row, ["nat|prefix|Protected by WireFilter|AE,SA"]);
+
+    let again = h.run(Job::Fingerprints).await.unwrap();
+    assert_eq!(again["outcome"], "unchanged");
+    assert_eq!(again["swapped"], json!([]));
+    assert_eq!(h.count("fingerprints_dns").await, 226);
+
+    let docs = h.metric_docs();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["Job"], "JobFingerprints");
+    assert_eq!(docs[0]["JobRows"], 1955);
+    assert_eq!(docs[0]["JobSuccess"], 1);
+    assert_eq!(docs[1]["outcome"], "unchanged");
+}
+
+#[tokio::test]
+async fn an_invalid_fingerprint_file_leaves_both_live_tables_untouched() {
+    let h = Harness::start().await;
+    h.serve(DNS, Reply::text(200, FP_DNS));
+    h.serve(HTTP, Reply::text(200, FP_HTTP));
+    h.run(Job::Fingerprints).await.unwrap();
+    let before = fingerprint_names(&h, "fingerprints_dns").await;
+
+    // A valid, smaller DNS file with an HTTP file holding one unknown scope.
+    h.serve(DNS, Reply::text(200, first_rows(FP_DNS, 150)));
+    h.serve(HTTP, Reply::text(200, FP_HTTP.replacen(",nat,", ",national,", 1)));
+    let err = h.run(Job::Fingerprints).await.unwrap_err();
+    assert!(format!("{err:#}").contains("scope"), "{err:#}");
+    assert_eq!(fingerprint_names(&h, "fingerprints_dns").await, before);
+    assert_eq!(h.count("fingerprints_http").await, 1729);
+
+    // A source that fails to download is refused the same way.
+    h.serve(HTTP, Reply::text(503, "down"));
+    let err = h.run(Job::Fingerprints).await.unwrap_err();
+    assert!(format!("{err:#}").contains("503"), "{err:#}");
+    assert_eq!(h.count("fingerprints_dns").await, 226);
+
+    let last = h.metric_docs().pop().unwrap();
+    assert_eq!(last["outcome"], "failed");
+    assert_eq!(last["JobFailure"], 1);
+    assert_eq!(last["error"], "fetch");
+}
+
+#[tokio::test]
+async fn a_fingerprint_update_stopped_at_any_step_leaves_live_tables_intact_and_the_rerun_completes() {
+    let h = Harness::start().await;
+    let (a_dns, a_http) = (FP_DNS.to_owned(), FP_HTTP.to_owned());
+    let (b_dns, b_http) = (first_rows(FP_DNS, 150), first_rows(FP_HTTP, 1000));
+    let serve = |dns: &str, http: &str| {
+        h.serve(DNS, Reply::text(200, dns));
+        h.serve(HTTP, Reply::text(200, http));
+    };
+    let stops = [
+        stop(Step::Validated, None),
+        stop(Step::TmpTruncated, Some("fingerprints_dns")),
+        stop(Step::TmpFilled, Some("fingerprints_dns")),
+        stop(Step::TmpTruncated, Some("fingerprints_http")),
+        stop(Step::TmpFilled, Some("fingerprints_http")),
+    ];
+    for (i, at) in stops.into_iter().enumerate() {
+        serve(&a_dns, &a_http);
+        h.run(Job::Fingerprints).await.unwrap();
+        serve(&b_dns, &b_http);
+        if i % 2 == 0 {
+            assert!(h.run_failing_at(Job::Fingerprints, at).await.is_err());
+        } else {
+            h.run_killed_at(Job::Fingerprints, at).await;
+        }
+        assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (226, 1729), "{at:?}");
+        let rerun = h.run(Job::Fingerprints).await.unwrap();
+        assert_eq!(rerun["outcome"], "updated", "{at:?}");
+        assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1000), "{at:?}");
+    }
+
+    // Stopped between the two exchanges: each table is whole (DNS new, HTTP previous).
+    serve(&a_dns, &a_http);
+    h.run(Job::Fingerprints).await.unwrap();
+    serve(&b_dns, &b_http);
+    h.run_killed_at(Job::Fingerprints, stop(Step::Exchanged, Some("fingerprints_dns"))).await;
+    assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1729));
+    let rerun = h.run(Job::Fingerprints).await.unwrap();
+    assert_eq!(rerun["swapped"], json!(["http"]));
+    assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1000));
+}
+
+#[tokio::test]
+async fn a_fingerprint_run_dropped_at_arbitrary_moments_never_exposes_a_partial_table() {
+    let h = Harness::start().await;
+    let (b_dns, b_http) = (first_rows(FP_DNS, 150), first_rows(FP_HTTP, 1000));
+    h.serve(DNS, Reply::text(200, FP_DNS));
+    h.serve(HTTP, Reply::text(200, FP_HTTP));
+    h.run(Job::Fingerprints).await.unwrap();
+    let (a, b) = ((226u64, 1729u64), (150u64, 1000u64));
+    let mut dropped_before_the_swap = 0;
+    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 160].into_iter().enumerate() {
+        let (prev, next) = if i % 2 == 0 { (a, b) } else { (b, a) };
+        let (dns, http) = if next == b { (b_dns.clone(), b_http.clone()) } else { (FP_DNS.to_owned(), FP_HTTP.to_owned()) };
+        h.serve(DNS, Reply::text(200, dns));
+        h.serve(HTTP, Reply::text(200, http));
+        let env = h.env();
+        let run = ooni_jobs::job::run_named(&env, Job::Fingerprints);
+        let dropped = tokio::time::timeout(std::time::Duration::from_millis(delay_ms), run).await.is_err();
+        let counts = (h.count("fingerprints_dns").await, h.count("fingerprints_http").await);
+        assert!([a.0, b.0].contains(&counts.0) && [a.1, b.1].contains(&counts.1), "{delay_ms} ms: {counts:?}");
+        if dropped && counts == prev {
+            dropped_before_the_swap += 1;
+        }
+        h.run(Job::Fingerprints).await.unwrap();
+        let after = (h.count("fingerprints_dns").await, h.count("fingerprints_http").await);
+        assert_eq!(after, next, "{delay_ms} ms");
+    }
+    assert!(dropped_before_the_swap > 0, "no run was dropped before its swap");
+}
+
+// ---- Citizen Lab test lists ----------------------------------------------------------------
+
+fn sample_archive() -> Vec<u8> {
+    tar_gz(&[
+        ("README.md", "# test lists"),
+        ("lists/00-LEGEND-category_codes.csv", "CODE,Category\nNEWS,News\n"),
+        ("lists/global.csv", &list(&[("https://www.example.com/", "NEWS"), ("http://twitter.com/", "GRP")])),
+        ("lists/it.csv", &list(&[("https://www.repubblica.it/", "NEWS"), ("https://www.example.com/", "NEWS")])),
+        ("lists/IR.csv", &list(&[("https://www.bbc.com/persian", "NEWS")])),
+        ("lists/cis.csv", &list(&[("https://regional.example.net/", "NEWS")])),
+        ("scripts/lists/xx.csv", "not,a,list\n"),
+    ])
+}
+
+async fn citizenlab_rows(h: &Harness) -> Vec<String> {
+    h.strings(
+        "SELECT concat(toStringCutToZero(cc), ' ', category_code, ' ', domain, ' ', url) FROM citizenlab ORDER BY cc, url",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn test_lists_are_loaded_with_global_as_zz_and_countries_in_lowercase() {
+    let h = Harness::start().await;
+    h.serve(ARCHIVE, Reply::bytes(200, sample_archive()));
+    let report = h.run(Job::Citizenlab).await.unwrap();
+    assert_eq!(report["outcome"], "updated");
+    assert_eq!(report["rows"], 5);
+    assert_eq!(report["lists"], 3);
+    assert_eq!(
+        citizenlab_rows(&h).await,
+        [
+            "ZZ GRP twitter.com http://twitter.com/",
+            "ZZ NEWS www.example.com https://www.example.com/",
+            "ir NEWS www.bbc.com https://www.bbc.com/persian",
+            "it NEWS www.example.com https://www.example.com/",
+            "it NEWS www.repubblica.it https://www.repubblica.it/",
+        ]
+    );
+    assert_eq!(h.run(Job::Citizenlab).await.unwrap()["outcome"], "unchanged");
+}
+
+#[tokio::test]
+async fn one_malformed_list_rejects_the_whole_test_list_update() {
+    let h = Harness::start().await;
+    h.serve(ARCHIVE, Reply::bytes(200, sample_archive()));
+    h.run(Job::Citizenlab).await.unwrap();
+    let before = citizenlab_rows(&h).await;
+    for (name, bad) in [
+        ("bad URL", tar_gz(&[("lists/global.csv", &list(&[("https://ok.example.org/", "NEWS")])), ("lists/de.csv", &list(&[("https://bad host.de/", "NEWS")]))])),
+        ("missing column", tar_gz(&[("lists/global.csv", "url,category_code\nhttps://ok.example.org/,NEWS\n")])),
+        ("ragged row", tar_gz(&[("lists/global.csv", &format!("{}https://x.example.org/,NEWS\n", list(&[("https://ok.example.org/", "NEWS")])))])),
+        ("too few rows", tar_gz(&[("lists/global.csv", &list(&[("https://ok.example.org/", "NEWS")]))])),
+        ("no lists", tar_gz(&[("README.md", "nothing")])),
+    ] {
+        h.serve(ARCHIVE, Reply::bytes(200, bad));
+        assert!(h.run(Job::Citizenlab).await.is_err(), "{name} was accepted");
+        assert_eq!(citizenlab_rows(&h).await, before, "{name}");
+    }
+    h.serve(ARCHIVE, Reply::bytes(200, b"<html>not an archive</html>".to_vec()));
+    assert!(h.run(Job::Citizenlab).await.is_err());
+    assert_eq!(citizenlab_rows(&h).await, before);
+}
+
+#[tokio::test]
+async fn a_test_list_update_interrupted_at_any_step_or_mid_download_keeps_the_live_table_and_the_rerun_completes() {
+    let h = Harness::start().await;
+    let a = sample_archive();
+    let b = tar_gz(&[(
+        "lists/global.csv",
+        &list(&[("https://one.example.org/", "NEWS"), ("https://two.example.org/", "HUMR"), ("https://three.example.org/", "LGBT"), ("https://four.example.org/", "ANON")]),
+    )]);
+    let stops = [
+        stop(Step::Validated, None),
+        stop(Step::TmpTruncated, Some("citizenlab")),
+        stop(Step::TmpFilled, Some("citizenlab")),
+    ];
+    for (i, at) in stops.into_iter().enumerate() {
+        h.serve(ARCHIVE, Reply::bytes(200, a.clone()));
+        h.run(Job::Citizenlab).await.unwrap();
+        let before = citizenlab_rows(&h).await;
+        h.serve(ARCHIVE, Reply::bytes(200, b.clone()));
+        if i % 2 == 0 {
+            h.run_killed_at(Job::Citizenlab, at).await;
+        } else {
+            assert!(h.run_failing_at(Job::Citizenlab, at).await.is_err());
+        }
+        assert_eq!(citizenlab_rows(&h).await, before, "{at:?}");
+        h.run(Job::Citizenlab).await.unwrap();
+        assert_eq!(h.count("citizenlab").await, 4, "{at:?}");
+    }
+    // The connection drops half way through the archive.
+    h.serve(ARCHIVE, Reply::bytes(200, a.clone()).truncated(a.len() / 2));
+    assert!(h.run(Job::Citizenlab).await.is_err());
+    assert_eq!(h.count("citizenlab").await, 4);
+    h.serve(ARCHIVE, Reply::bytes(200, a));
+    h.run(Job::Citizenlab).await.unwrap();
+    assert_eq!(h.count("citizenlab").await, 5);
+}
+
+// ---- ASN metadata --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn asn_metadata_is_loaded_refused_when_invalid_and_survives_an_interrupted_update() {
+    let h = Harness::start().await;
+    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(20, "First")));
+    let report = h.run(Job::Asnmeta).await.unwrap();
+    assert_eq!((report["rows"].as_u64(), report["asns"].as_u64()), (Some(40), Some(20)));
+    let row = h.strings("SELECT concat(org_name, '|', cc, '|', toString(changed), '|', aut_name, '|', source) FROM asnmeta WHERE asn = 7 ORDER BY changed").await;
+    assert_eq!(row, ["First Org 7|US|2004-06-04|AS-7|ARIN", "First Org 7 LLC|IT|2018-02-20|AS-7|RIPE"]);
+    assert_eq!(h.run(Job::Asnmeta).await.unwrap()["outcome"], "unchanged");
+
+    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(20, "Second").replace("20180220", "2018022")));
+    assert!(h.run(Job::Asnmeta).await.is_err());
+    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(4, "Second")));
+    assert!(format!("{:#}", h.run(Job::Asnmeta).await.unwrap_err()).contains("outside the accepted range"));
+
+    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(30, "Second")));
+    h.run_killed_at(Job::Asnmeta, stop(Step::TmpFilled, Some("asnmeta"))).await;
+    assert_eq!(h.count("asnmeta").await, 40);
+    assert_eq!(h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta").await, ["First"]);
+    h.run(Job::Asnmeta).await.unwrap();
+    assert_eq!(h.count("asnmeta").await, 60);
+    assert_eq!(h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta").await, ["Second"]);
+}
+
+// ---- GeoIP ---------------------------------------------------------------------------------
+
+fn dbs(cc_for_probe: &str) -> (Vec<u8>, Vec<u8>) {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let mut cc = mmdb::MmdbWriter::new("DBIP-Country-Lite");
+    cc.insert(ip("93.57.0.0"), 16, &mmdb::country(cc_for_probe));
+    cc.insert(ip("192.33.4.0"), 24, &mmdb::country("US"));
+    let mut asn = mmdb::MmdbWriter::new("DBIP-ASN-Lite");
+    asn.insert(ip("93.57.0.0"), 16, &mmdb::asn(30722, "Vodafone Italia S.p.A."));
+    (cc.build(), asn.build())
+}
+
+async fn probe_geolookup(h: &Harness, addr: &str) -> Value {
+    let server = h.stack.serve(std::sync::Arc::new(ooni_probe::ProbeService::new(h.stack.ctx.clone()))).await;
+    let resp = reqwest::Client::new()
+        .post(server.url("/api/v1/geolookup"))
+        .json(&json!({"addresses": [addr]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["geolocation"][addr].clone()
+}
+
+#[tokio::test]
+async fn verified_geoip_databases_replace_the_config_bucket_copies_the_probe_reads() {
+    let h = Harness::start().await;
+    let (cc, asn) = dbs("IT");
+    h.serve(CC_DB, Reply::bytes(200, gzip(&cc)));
+    h.serve(ASN_DB, Reply::bytes(200, asn.clone()));
+    let report = h.run(Job::Geoip).await.unwrap();
+    assert_eq!(report["outcome"], "updated");
+    assert_eq!(report["rows"], 2);
+    assert_eq!(report["probe"], json!({"ip": "93.57.1.1", "cc": "IT", "asn": 30722}));
+    assert_eq!(report["cc_db"]["database_type"], "DBIP-Country-Lite");
+    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc, "stored inflated");
+    assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn);
+    let geo = probe_geolookup(&h, "93.57.1.1").await;
+    assert_eq!((geo["cc"].as_str(), geo["asn"].as_u64()), (Some("IT"), Some(30722)));
+
+    let again = h.run(Job::Geoip).await.unwrap();
+    assert_eq!((again["outcome"].as_str(), again["rows"].as_u64()), (Some("unchanged"), Some(0)));
+}
+
+#[tokio::test]
+async fn geoip_databases_that_fail_the_probe_address_check_are_not_stored() {
+    let h = Harness::start().await;
+    let (cc, asn) = dbs("IT");
+    h.serve(CC_DB, Reply::bytes(200, cc.clone()));
+    h.serve(ASN_DB, Reply::bytes(200, asn.clone()));
+    h.run(Job::Geoip).await.unwrap();
+    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+
+    let (wrong_cc, _) = dbs("FR");
+    h.serve(CC_DB, Reply::bytes(200, wrong_cc));
+    let err = format!("{:#}", h.run(Job::Geoip).await.unwrap_err());
+    assert!(err.contains("expected IT"), "{err}");
+
+    let mut empty = mmdb::MmdbWriter::new("DBIP-ASN-Lite");
+    empty.insert("10.0.0.0".parse().unwrap(), 8, &mmdb::asn(64512, "private"));
+    h.serve(CC_DB, Reply::bytes(200, cc.clone()));
+    h.serve(ASN_DB, Reply::bytes(200, empty.build()));
+    assert!(format!("{:#}", h.run(Job::Geoip).await.unwrap_err()).contains("no answer"));
+
+    h.serve(ASN_DB, Reply::bytes(200, b"garbage, not an MMDB file".to_vec()));
+    assert!(format!("{:#}", h.run(Job::Geoip).await.unwrap_err()).contains("not a valid MMDB"));
+
+    assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc);
+    assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn);
+}
+
+#[tokio::test]
+async fn a_geoip_run_killed_between_the_two_writes_is_finished_by_the_rerun() {
+    let h = Harness::start().await;
+    let (cc1, asn1) = dbs("IT");
+    h.serve(CC_DB, Reply::bytes(200, cc1.clone()));
+    h.serve(ASN_DB, Reply::bytes(200, asn1.clone()));
+    h.run(Job::Geoip).await.unwrap();
+    // New versions of both files (an extra network each).
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let mut cc = mmdb::MmdbWriter::new("DBIP-Country-Lite");
+    cc.insert(ip("93.57.0.0"), 16, &mmdb::country("IT"));
+    cc.insert(ip("80.233.128.0"), 17, &mmdb::country("IE"));
+    let mut asn = mmdb::MmdbWriter::new("DBIP-ASN-Lite");
+    asn.insert(ip("93.57.0.0"), 16, &mmdb::asn(30722, "Vodafone Italia S.p.A."));
+    asn.insert(ip("80.233.128.0"), 17, &mmdb::asn(34245, "Magnet Networks Limited"));
+    let (cc2, asn2) = (cc.build(), asn.build());
+    h.serve(CC_DB, Reply::bytes(200, cc2.clone()));
+    h.serve(ASN_DB, Reply::bytes(200, asn2.clone()));
+    h.run_killed_at(Job::Geoip, stop(Step::Stored, Some("geoip/cc.mmdb"))).await;
+    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc2);
+    assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn1);
+    let rerun = h.run(Job::Geoip).await.unwrap();
+    assert_eq!(rerun["rows"], 1, "only the ASN database is still to write");
+    assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn2);
+}
+
+// ---- VPN credentials -----------------------------------------------------------------------
+
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBYjCCAQigAwIBAgIBATAKBggqhkjOPQQDAjAX\nMRUwEwYDVQQDEwxMRUFQIFJvb3QgQ0E=\n-----END CERTIFICATE-----\n";
+const KEY_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAvVzDKXzFyM2rN1bB\nq0c6gG0=\n-----END RSA PRIVATE KEY-----\n";
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIDXTCCAkWgAwIBAgIJAKZ5Q1U0\nyYkAAA==\n-----END CERTIFICATE-----\n";
+
+fn eip_service() -> Value {
+    json!({
+        "serial": 3, "version": 3,
+        "gateways": [
+            {"host": "a.riseup.net", "ip_address": "198.252.153.1", "location": "seattle",
+             "capabilities": {"adblock": false, "transport": [
+                {"type": "openvpn", "protocols": ["tcp", "udp"], "ports": ["53", "1194"]},
+                {"type": "obfs4", "protocols": ["tcp"], "ports": ["23042"], "options": {"cert": "x"}}]}},
+            {"host": "b.riseup.net", "ip_address": "37.218.241.7", "location": "amsterdam",
+             "capabilities": {"transport": [{"type": "openvpn", "protocols": ["udp"], "ports": ["1194"]}]}}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn vpn_credentials_are_stored_and_served_by_the_probe_route_and_bad_sources_keep_the_previous_ones() {
+    let h = Harness::start().await;
+    h.serve(EIP, Reply::json(200, &eip_service()));
+    h.serve(CA, Reply::text(200, format!("{CA_PEM}\n")));
+    h.serve(CERT, Reply::text(200, format!("{KEY_PEM}{CERT_PEM}")));
+    let report = h.run(Job::VpnCredentials).await.unwrap();
+    assert_eq!((report["outcome"].as_str(), report["endpoints"].as_u64()), (Some("updated"), Some(5)));
+
+    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    let stored = bucket.get("vpn/riseupvpn.json").await.unwrap().unwrap();
+    let doc = ooni_probe::config_docs::VpnProviderDoc::parse("vpn/riseupvpn.json", &stored).unwrap();
+    assert_eq!(doc.config.key, KEY_PEM);
+    assert_eq!(doc.config.cert, CERT_PEM);
+    assert_eq!(doc.config.ca, CA_PEM.trim());
+    assert!(doc.endpoints.iter().any(|e| e.address == "37.218.241.7:1194" && e.transport == "udp"));
+
+    let server = h.stack.serve(std::sync::Arc::new(ooni_probe::ProbeService::new(h.stack.ctx.clone()))).await;
+    let resp = reqwest::get(server.url("/api/v2/ooniprobe/vpn-config/riseupvpn")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["config"]["key"], KEY_PEM);
+    assert_eq!(body["date_updated"], doc.date_updated);
+    assert!(body["endpoints"][0].as_str().unwrap().starts_with("openvpn://riseupvpn.corp/?address="));
+
+    for (path, reply) in [
+        (CERT, Reply::text(200, CERT_PEM)),
+        (CA, Reply::text(500, "oops")),
+        (EIP, Reply::json(200, &json!({"gateways": []}))),
+    ] {
+        h.serve(EIP, Reply::json(200, &eip_service()));
+        h.serve(CA, Reply::text(200, CA_PEM));
+        h.serve(CERT, Reply::text(200, format!("{KEY_PEM}{CERT_PEM}")));
+        h.serve(path, reply);
+        assert!(h.run(Job::VpnCredentials).await.is_err(), "{path}");
+        assert_eq!(bucket.get("vpn/riseupvpn.json").await.unwrap().unwrap(), stored, "{path}");
+    }
+}
+
+// ---- Migrate, the service, run_job ---------------------------------------------------------
+
+async fn fresh_database_ctx(h: &Harness, database: &str) -> std::sync::Arc<ooni_platform::Context> {
+    let ctx = &h.stack.ctx;
+    let ch = ooni_adapters::ClickHouseConfig::new(ooni_testkit::clickhouse_url(), database);
+    std::sync::Arc::new(
+        ooni_platform::Context::new(ctx.http.clone(), ctx.aws.clone(), ctx.names.clone(), ch)
+            .with_jwt_keys(ooni_testkit::jwt_keys()),
+    )
+}
+
+async fn database_exists(h: &Harness, name: &str) -> bool {
+    h.ch().query("SELECT count() FROM system.databases WHERE name = ?").bind(name).fetch_one::<u64>().await.unwrap() == 1
+}
+
+#[tokio::test]
+async fn migrate_runs_on_a_plain_invoke_and_a_rerun_applies_nothing() {
+    let h = Harness::start().await;
+    let db = format!("test_{}_migrate", h.stack.prefix);
+    let ctx = fresh_database_ctx(&h, &db).await;
+    let first = ooni_jobs::run_job(ctx.clone(), "Migrate").await.unwrap();
+    let applied = first["applied"].as_array().unwrap().len();
+    assert!(applied >= 13, "{first}");
+    assert_eq!(first["database"], db.as_str());
+    assert!(database_exists(&h, &db).await);
+    let second = ooni_jobs::run_job(ctx, "Migrate").await.unwrap();
+    assert_eq!(second["applied"], json!([]));
+    assert_eq!(second["already_applied"].as_array().unwrap().len(), applied);
+    assert_eq!(second["outcome"], "unchanged");
+}
+
+fn cfn_event(request_type: &str, response_url: &str) -> Value {
+    let mut ev: Value = serde_json::from_str(include_str!("../../../events/Migrate/create.json")).unwrap();
+    ev["RequestType"] = json!(request_type);
+    ev["ResponseURL"] = json!(response_url);
+    if request_type != "Create" {
+        ev["PhysicalResourceId"] = json!("ooni-clickhouse-migrations-existing");
+    }
+    ev
+}
+
+async fn migrate_handler(ctx: std::sync::Arc<ooni_platform::Context>, settings: ooni_jobs::settings::JobSettings) -> std::sync::Arc<dyn ooni_platform::JobHandler> {
+    let env = ooni_jobs::JobEnv::with_settings(&ctx, settings).unwrap();
+    let service = ooni_jobs::JobsService::with_env(ctx, env);
+    match ooni_platform::Service::build(&service, "Migrate").await.unwrap() {
+        Some(ooni_platform::Handler::Job(h)) => h,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn migrate_answers_cloudformation_success_on_create_and_does_nothing_on_delete() {
+    let h = Harness::start().await;
+    let cfn = FakeHttp::start(|_| Reply::text(200, "")).await;
+    let db = format!("test_{}_cfn", h.stack.prefix);
+    let handler = migrate_handler(fresh_database_ctx(&h, &db).await, h.settings.clone()).await;
+
+    let out = handler.run(cfn_event("Delete", &cfn.url("/signed?X-Amz-Signature=abc"))).await.unwrap();
+    assert_eq!(out["Status"], "SUCCESS");
+    assert!(!database_exists(&h, &db).await, "Delete must not touch the database");
+
+    let out = handler.run(cfn_event("Create", &cfn.url("/signed?X-Amz-Signature=def"))).await.unwrap();
+    assert_eq!(out["Status"], "SUCCESS");
+    assert!(database_exists(&h, &db).await);
+
+    let puts = cfn.requests();
+    assert_eq!(puts.len(), 2);
+    assert!(puts.iter().all(|r| r.method == "PUT" && r.header("content-type").is_none()), "{puts:?}");
+    assert_eq!(puts[1].target, "/signed?X-Amz-Signature=def");
+    let body: Value = serde_json::from_slice(&puts[1].body).unwrap();
+    assert_eq!(body["Status"], "SUCCESS");
+    assert_eq!(body["RequestId"], "e3a3d1f0-0000-4000-8000-000000000001");
+    assert_eq!(body["LogicalResourceId"], "SchemaMigrations");
+    assert_eq!(body["PhysicalResourceId"], format!("ooni-clickhouse-migrations-{db}"));
+    assert!(body["Data"]["applied"].as_array().unwrap().len() >= 13);
+    let deleted: Value = serde_json::from_slice(&puts[0].body).unwrap();
+    assert_eq!(deleted["PhysicalResourceId"], "ooni-clickhouse-migrations-existing");
+}
+
+#[tokio::test]
+async fn migrate_answers_failed_when_clickhouse_is_unreachable_and_errors_when_the_answer_cannot_be_sent() {
+    let h = Harness::start().await;
+    let cfn = FakeHttp::start(|r| if r.path() == "/broken" { Reply::text(500, "no") } else { Reply::text(200, "") }).await;
+    let ctx = &h.stack.ctx;
+    let closed = ooni_adapters::ClickHouseConfig::new("http://127.0.0.1:1", "nowhere");
+    let ctx = std::sync::Arc::new(ooni_platform::Context::new(ctx.http.clone(), ctx.aws.clone(), ctx.names.clone(), closed));
+    let mut settings = h.settings.clone();
+    settings.migrate_deadline = std::time::Duration::from_secs(5);
+    let handler = migrate_handler(ctx, settings).await;
+
+    let out = handler.run(cfn_event("Update", &cfn.url("/ok"))).await.unwrap();
+    assert_eq!(out["Status"], "FAILED");
+    let sent: Value = serde_json::from_slice(&cfn.requests()[0].body).unwrap();
+    assert_eq!(sent["Status"], "FAILED");
+    assert!(sent["Reason"].as_str().unwrap().contains("Migrate failed"), "{sent}");
+
+    assert!(handler.run(cfn_event("Delete", &cfn.url("/broken"))).await.is_err());
+}
+
+#[tokio::test]
+async fn the_service_serves_every_jobs_function_it_implements_and_run_job_rejects_unknown_names() {
+    let h = Harness::start().await;
+    let service = ooni_jobs::JobsService::with_env(h.stack.ctx.clone(), h.env());
+    let names = ooni_platform::Service::functions(&service);
+    for name in &names {
+        let spec = ooni_platform::functions::function(name).unwrap();
+        assert_eq!(spec.binary, ooni_platform::functions::Binary::Jobs, "{name}");
+        assert!(matches!(ooni_platform::Service::build(&service, name).await.unwrap(), Some(ooni_platform::Handler::Job(_))));
+    }
+    assert_eq!(names.len(), 6);
+    assert!(ooni_platform::Service::build(&service, "Uploader").await.unwrap().is_none());
+    let err = ooni_jobs::run_job(h.stack.ctx.clone(), "JobNope").await.unwrap_err().to_string();
+    assert!(err.contains("JobFingerprints"), "{err}");
+
+    // A scheduled EventBridge event runs the job (the event itself is ignored).
+    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(10, "Evt")));
+    let Some(ooni_platform::Handler::Job(job)) = ooni_platform::Service::build(&service, "JobAsnmeta").await.unwrap() else {
+        panic!()
+    };
+    let event: Value = serde_json::from_str(include_str!("../../../events/JobAsnmeta/scheduled.json")).unwrap();
+    assert_eq!(job.run(event).await.unwrap()["rows"], 20);
+}
