@@ -481,7 +481,12 @@ struct BodyView {
 }
 
 fn parse_body(body: &[u8]) -> Result<BodyView, Rejected> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON text is UTF-8 (RFC 8259 §8.1) and upstream's `json.loads` refuses anything else.
+    // `from_slice` does not check the strings that `IgnoredAny` skips, so check the whole body
+    // first (found by the `submission` fuzz target; see tests/fuzz_regressions.rs).
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Rejected::BadJson(format!("body is not UTF-8: {e}")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let view = BodyView::deserialize(&mut de).map_err(|e| Rejected::BadJson(e.to_string()))?;
     de.end().map_err(|e| Rejected::BadJson(e.to_string()))?;
     Ok(view)
