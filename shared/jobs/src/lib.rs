@@ -13,8 +13,9 @@
 //! Every job is idempotent and safe to kill at any point: ClickHouse tables are replaced by
 //! filling a staging twin and `EXCHANGE TABLES` ([`swap`]), bucket objects by single PUTs of
 //! validated content; a failed run leaves live data untouched and a rerun finishes the work.
-//! Sources are URLs from the environment ([`settings`]); runs emit EMF metrics ([`metrics`])
-//! and structured logs. [`checkpoint`] is the hook kill-safety tests use to stop a run.
+//! Sources are URLs from the environment ([`settings`]); runs emit EMF metrics ([`metrics`],
+//! through `ooni_platform::metrics`) and structured logs. [`checkpoint`] is the hook
+//! kill-safety tests use to stop a run.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

@@ -1,31 +1,24 @@
-//! Job metrics as CloudWatch Embedded Metric Format (EMF) log lines: one JSON object per job
-//! run, written to stdout, which CloudWatch Logs turns into metrics without any API call.
+//! Job metrics as CloudWatch Embedded Metric Format (EMF) log lines, through the project's one
+//! metric catalogue (`ooni_platform::metrics::Metric`, namespace `OONI`, dimensions `Stage` and
+//! `job`). Every run emits three data points:
 //!
-//! Every metric of every job is named here, in one place:
-//!
-//! | metric | unit | meaning |
+//! | metric | unit | value |
 //! | --- | --- | --- |
-//! | `JobDuration` | Milliseconds | wall-clock time of the run |
-//! | `JobRows` | Count | rows (or objects) the run loaded; 0 when it failed |
-//! | `JobSuccess` | Count | 1 when the run finished (updated or unchanged), else 0 |
-//! | `JobFailure` | Count | 1 when the run failed, else 0 |
+//! | `job_duration` | Milliseconds | wall-clock time of the run |
+//! | `job_rows` | Count | rows (or objects) the run loaded; 0 when it failed |
+//! | `job_failures` | Count | 1 when the run failed, else 0 |
 //!
-//! Namespace [`NAMESPACE`], one dimension `Job` (the function name, e.g. `JobFingerprints`).
 //! Each line also carries the non-metric properties `outcome` (`updated`, `unchanged`,
-//! `failed`) and, on failure, a short `error` class, for Logs Insights queries.
+//! `failed`) and, on failure, a short `error` class, for Logs Insights queries. Lines go to
+//! stdout (Lambda ships them to CloudWatch Logs) or, in tests, to memory ([`MetricsSink`]).
 
-use serde_json::{json, Value};
+use ooni_platform::metrics::{emf, Metric};
+use serde_json::Value;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-/// CloudWatch namespace of every job metric.
-pub const NAMESPACE: &str = "OONI/Jobs";
-pub const METRIC_DURATION: &str = "JobDuration";
-pub const METRIC_ROWS: &str = "JobRows";
-pub const METRIC_SUCCESS: &str = "JobSuccess";
-pub const METRIC_FAILURE: &str = "JobFailure";
 /// The dimension naming the job.
-pub const DIMENSION_JOB: &str = "Job";
+pub const DIMENSION_JOB: &str = "job";
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,34 +53,23 @@ pub struct RunRecord {
     pub timestamp_ms: i64,
 }
 
-/// The EMF document of a run.
-pub fn emf_document(r: &RunRecord) -> Value {
-    let success = u8::from(r.outcome != Outcome::Failed);
-    let mut doc = json!({
-        "_aws": {
-            "Timestamp": r.timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[DIMENSION_JOB]],
-                "Metrics": [
-                    {"Name": METRIC_DURATION, "Unit": "Milliseconds"},
-                    {"Name": METRIC_ROWS, "Unit": "Count"},
-                    {"Name": METRIC_SUCCESS, "Unit": "Count"},
-                    {"Name": METRIC_FAILURE, "Unit": "Count"},
-                ],
-            }],
-        },
-        DIMENSION_JOB: r.job,
-        METRIC_DURATION: r.duration_ms,
-        METRIC_ROWS: r.rows,
-        METRIC_SUCCESS: success,
-        METRIC_FAILURE: 1 - success,
-        "outcome": r.outcome.as_str(),
-    });
-    if let (Some(e), Some(obj)) = (&r.error, doc.as_object_mut()) {
-        obj.insert("error".into(), Value::String(e.clone()));
-    }
-    doc
+/// The EMF documents of a run: duration, rows, failures.
+pub fn emf_documents(r: &RunRecord) -> Vec<Value> {
+    let dims = [(DIMENSION_JOB, r.job.as_str())];
+    let failed = f64::from(u8::from(r.outcome == Outcome::Failed));
+    [(Metric::JobDuration, r.duration_ms), (Metric::JobRows, r.rows as f64), (Metric::JobFailures, failed)]
+        .into_iter()
+        .map(|(metric, value)| {
+            let mut doc = emf(metric, value, &dims, r.timestamp_ms);
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("outcome".into(), Value::String(r.outcome.as_str().into()));
+                if let Some(e) = &r.error {
+                    obj.insert("error".into(), Value::String(e.clone()));
+                }
+            }
+            doc
+        })
+        .collect()
 }
 
 /// Where EMF lines go: stdout in Lambda and on the CLI, memory in tests.
@@ -105,19 +87,20 @@ impl MetricsSink {
         (MetricsSink::Memory(store.clone()), store)
     }
 
-    /// Emits the EMF document of `record`.
+    /// Emits the EMF documents of `record`.
     pub fn emit(&self, record: &RunRecord) {
-        let doc = emf_document(record);
+        let docs = emf_documents(record);
         match self {
             MetricsSink::Stdout => {
-                let line = doc.to_string();
                 let mut out = std::io::stdout().lock();
-                if let Err(e) = writeln!(out, "{line}") {
-                    tracing::warn!(error = %e, "could not write the EMF metrics line");
+                for doc in docs {
+                    if let Err(e) = writeln!(out, "{doc}") {
+                        tracing::warn!(error = %e, "could not write an EMF metrics line");
+                    }
                 }
             }
             MetricsSink::Memory(store) => {
-                store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(doc);
+                store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(docs);
             }
         }
     }
@@ -148,30 +131,28 @@ mod tests {
     }
 
     #[test]
-    fn an_emf_document_declares_every_metric_it_carries_under_the_job_dimension() {
-        let doc = emf_document(&record(Outcome::Updated));
-        let decl = &doc["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(decl["Namespace"], NAMESPACE);
-        assert_eq!(decl["Dimensions"][0][0], DIMENSION_JOB);
-        for m in decl["Metrics"].as_array().unwrap() {
-            let name = m["Name"].as_str().unwrap();
-            assert!(doc[name].is_number(), "{name} is declared but not set");
+    fn a_run_emits_duration_rows_and_failures_under_the_job_dimension() {
+        let docs = emf_documents(&record(Outcome::Updated));
+        let names: Vec<&str> =
+            docs.iter().map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["job_duration", "job_rows", "job_failures"]);
+        for d in &docs {
+            assert_eq!(d["job"], "JobFingerprints");
+            assert_eq!(d["outcome"], "updated");
+            assert_eq!(d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "OONI");
+            assert_eq!(d["_aws"]["Timestamp"], 1_700_000_000_000i64);
+            assert!(d.get("error").is_none());
         }
-        assert_eq!(doc["Job"], "JobFingerprints");
-        assert_eq!(doc["JobRows"], 1955);
-        assert_eq!(doc["JobSuccess"], 1);
-        assert_eq!(doc["JobFailure"], 0);
-        assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000i64);
-        assert!(doc.get("error").is_none());
+        assert_eq!(docs[0]["job_duration"], 12.5);
+        assert_eq!(docs[1]["job_rows"], 1955.0);
+        assert_eq!(docs[2]["job_failures"], 0.0);
     }
 
     #[test]
     fn a_failed_run_counts_one_failure_and_names_the_error_class() {
-        let doc = emf_document(&record(Outcome::Failed));
-        assert_eq!(doc["JobSuccess"], 0);
-        assert_eq!(doc["JobFailure"], 1);
-        assert_eq!(doc["outcome"], "failed");
-        assert_eq!(doc["error"], "validation");
+        let docs = emf_documents(&record(Outcome::Failed));
+        assert_eq!(docs[2]["job_failures"], 1.0);
+        assert!(docs.iter().all(|d| d["outcome"] == "failed" && d["error"] == "validation"));
     }
 
     #[test]
@@ -180,7 +161,8 @@ mod tests {
         sink.emit(&record(Outcome::Unchanged));
         sink.emit(&record(Outcome::Failed));
         let docs = store.lock().unwrap();
-        assert_eq!(docs.len(), 2);
+        assert_eq!(docs.len(), 6);
         assert_eq!(docs[0]["outcome"], "unchanged");
+        assert_eq!(docs[5]["outcome"], "failed");
     }
 }

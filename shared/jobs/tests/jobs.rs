@@ -43,11 +43,12 @@ async fn fingerprints_are_loaded_into_the_live_tables_and_a_rerun_changes_nothin
     assert_eq!(h.count("fingerprints_dns").await, 226);
 
     let docs = h.metric_docs();
-    assert_eq!(docs.len(), 2);
-    assert_eq!(docs[0]["Job"], "JobFingerprints");
-    assert_eq!(docs[0]["JobRows"], 1955);
-    assert_eq!(docs[0]["JobSuccess"], 1);
-    assert_eq!(docs[1]["outcome"], "unchanged");
+    assert_eq!(docs.len(), 6, "three data points per run");
+    assert!(docs.iter().all(|d| d["job"] == "JobFingerprints"));
+    assert_eq!(docs[1]["job_rows"], 1955.0);
+    assert_eq!(docs[2]["job_failures"], 0.0);
+    assert!(docs[0]["job_duration"].as_f64().unwrap() > 0.0);
+    assert_eq!(docs[5]["outcome"], "unchanged");
 }
 
 #[tokio::test]
@@ -74,7 +75,7 @@ async fn an_invalid_fingerprint_file_leaves_both_live_tables_untouched() {
 
     let last = h.metric_docs().pop().unwrap();
     assert_eq!(last["outcome"], "failed");
-    assert_eq!(last["JobFailure"], 1);
+    assert_eq!(last["job_failures"], 1.0);
     assert_eq!(last["error"], "fetch");
 }
 
