@@ -9,6 +9,7 @@ use crate::settings::{expand_url, JobSettings};
 use crate::swap::SwapError;
 use crate::{asnmeta, citizenlab, fingerprints, geoip, migrate, vpn};
 use bytes::Bytes;
+use chrono::Datelike;
 use ooni_adapters::{ClickHouseConfig, Clock, ObjectStore, StoreError};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -29,10 +30,22 @@ pub struct JobEnv {
 }
 
 impl JobEnv {
-    /// Downloads `url` (`{month}` expanded), inflating gzip payloads.
+    /// Downloads `url`, inflating gzip payloads. `{month}` is the current UTC month; when that
+    /// file is not published yet (404, e.g. on the 1st), the previous month's is used.
     pub async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {
-        let url = expand_url(url, &self.clock.now().format("%Y-%m").to_string());
-        let body = self.fetcher.get(&url).await?;
+        let now = self.clock.now();
+        let current = expand_url(url, &now.format("%Y-%m").to_string());
+        let (url, body) = match self.fetcher.get(&current).await {
+            Err(FetchError::Status { status: 404, .. }) if url.contains("{month}") => {
+                let first = now.date_naive().with_day(1).unwrap_or(now.date_naive());
+                let previous = first.pred_opt().unwrap_or(first).format("%Y-%m").to_string();
+                let older = expand_url(url, &previous);
+                tracing::info!(url = %older, "this month's file is not published yet; using last month's");
+                let body = self.fetcher.get(&older).await?;
+                (older, body)
+            }
+            other => (current, other?),
+        };
         maybe_gunzip(&url, body, self.settings.max_download_bytes)
     }
 }

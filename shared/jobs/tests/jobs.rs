@@ -556,3 +556,20 @@ async fn the_service_serves_every_jobs_function_it_implements_and_run_job_reject
     let event: Value = serde_json::from_str(include_str!("../../../events/JobAsnmeta/scheduled.json")).unwrap();
     assert_eq!(job.run(event).await.unwrap()["rows"], 20);
 }
+
+#[tokio::test]
+async fn a_monthly_source_not_yet_published_falls_back_to_last_month() {
+    let mut h = Harness::start().await;
+    let (cc, asn) = dbs("IT");
+    let now = chrono::Utc::now().date_naive();
+    let first = chrono::Datelike::with_day(&now, 1).unwrap();
+    let last_month = first.pred_opt().unwrap().format("%Y-%m").to_string();
+    h.settings.geoip_cc_url = h.fake.url("/dbip-country-lite-{month}.mmdb.gz");
+    h.serve(&format!("/dbip-country-lite-{last_month}.mmdb.gz"), Reply::bytes(200, gzip(&cc)));
+    h.serve(ASN_DB, Reply::bytes(200, asn));
+    let report = h.run(Job::Geoip).await.unwrap();
+    assert_eq!(report["probe"]["cc"], "IT");
+    let asked: Vec<String> = h.fake.requests().iter().map(|r| r.path().to_owned()).filter(|p| p.contains("country")).collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[1].ends_with(&format!("{last_month}.mmdb.gz")));
+}
