@@ -7,7 +7,7 @@ use crate::fetch::{maybe_gunzip, FetchError, Fetcher};
 use crate::metrics::{MetricsSink, Outcome, RunRecord};
 use crate::settings::{expand_url, JobSettings};
 use crate::swap::SwapError;
-use crate::{asnmeta, citizenlab, fingerprints, geoip, migrate, vpn};
+use crate::{asnmeta, backup, citizenlab, fingerprints, geoip, migrate, vpn};
 use bytes::Bytes;
 use chrono::Datelike;
 use ooni_adapters::{ClickHouseConfig, Clock, ObjectStore, StoreError};
@@ -22,6 +22,8 @@ pub struct JobEnv {
     pub ch: clickhouse::Client,
     pub clickhouse: ClickHouseConfig,
     pub config_bucket: Arc<dyn ObjectStore>,
+    pub backup_bucket: Arc<dyn ObjectStore>,
+    pub data_bucket: Arc<dyn ObjectStore>,
     pub fetcher: Arc<dyn Fetcher>,
     pub checkpoints: Arc<dyn Checkpoints>,
     pub settings: JobSettings,
@@ -68,6 +70,8 @@ pub enum JobError {
     #[error(transparent)]
     Vpn(#[from] vpn::VpnError),
     #[error(transparent)]
+    Backup(#[from] backup::BackupError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Migration(#[from] ooni_adapters::ClickHouseError),
@@ -85,6 +89,7 @@ impl JobError {
             JobError::Fingerprints(_) | JobError::Citizenlab(_) | JobError::Asnmeta(_) | JobError::Geoip(_) | JobError::Vpn(_) => {
                 "validation"
             }
+            JobError::Backup(_) => "backup",
             JobError::Store(_) => "object_store",
             JobError::Other(_) => "other",
         }
@@ -109,11 +114,13 @@ pub enum Job {
     Asnmeta,
     Geoip,
     VpnCredentials,
+    Backup,
     Migrate,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [Job::Citizenlab, Job::Fingerprints, Job::Asnmeta, Job::Geoip, Job::VpnCredentials, Job::Migrate];
+    pub const ALL: [Job; 7] =
+        [Job::Citizenlab, Job::Fingerprints, Job::Asnmeta, Job::Geoip, Job::VpnCredentials, Job::Backup, Job::Migrate];
 
     /// The function name (`functions.rs`).
     pub fn name(self) -> &'static str {
@@ -123,6 +130,7 @@ impl Job {
             Job::Asnmeta => asnmeta::JOB,
             Job::Geoip => geoip::JOB,
             Job::VpnCredentials => vpn::JOB,
+            Job::Backup => backup::JOB,
             Job::Migrate => migrate::FUNCTION,
         }
     }
@@ -146,6 +154,7 @@ pub async fn run_named(env: &JobEnv, job: Job) -> anyhow::Result<Value> {
             Job::Asnmeta => asnmeta::run(env).await,
             Job::Geoip => geoip::run(env).await,
             Job::VpnCredentials => vpn::run(env).await,
+            Job::Backup => backup::run(env).await,
             Job::Migrate => migrate::run_plain(env).await,
         };
         finish(env, name, started, result)

@@ -8,6 +8,7 @@
 //! | `JobAsnmeta` | [`asnmeta`] | ASN history JSON → `asnmeta` |
 //! | `JobGeoip` | [`geoip`] | country/ASN MMDB files → config bucket `geoip/*.mmdb` |
 //! | `JobVpnCredentials` | [`vpn`] | riseup credentials → config bucket `vpn/riseupvpn.json` |
+//! | `JobBackup` | [`backup`] | state tables → backup bucket; reference tables → public exports |
 //! | `Migrate` | [`migrate`] | embedded ClickHouse migrations (custom resource or plain invoke) |
 //!
 //! Every job is idempotent and safe to kill at any point: ClickHouse tables are replaced by
@@ -20,6 +21,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod asnmeta;
+pub mod backup;
 pub mod checkpoint;
 pub mod citizenlab;
 pub mod fetch;

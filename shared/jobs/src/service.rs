@@ -32,6 +32,8 @@ impl JobEnv {
             ch: ctx.clickhouse(),
             clickhouse: ctx.clickhouse.clone(),
             config_bucket: ctx.object_store(Bucket::Config),
+            backup_bucket: ctx.object_store(Bucket::Backup),
+            data_bucket: ctx.object_store(Bucket::Data),
             fetcher: Arc::new(fetcher),
             checkpoints: Arc::new(NoCheckpoints),
             settings,
@@ -41,8 +43,8 @@ impl JobEnv {
     }
 }
 
-/// Serves `JobCitizenlab`, `JobFingerprints`, `JobAsnmeta`, `JobGeoip`, `JobVpnCredentials`
-/// and `Migrate`.
+/// Serves `JobCitizenlab`, `JobFingerprints`, `JobAsnmeta`, `JobGeoip`, `JobVpnCredentials`,
+/// `JobBackup` and `Migrate`.
 pub struct JobsService {
     ctx: Arc<Context>,
     env: OnceCell<Arc<JobEnv>>,

@@ -21,11 +21,14 @@
 //! | `OONI_VPN_CERT_URL` | riseup `3/cert` (private key + client certificate, PEM) | JobVpnCredentials |
 //! | `OONI_JOBS_HTTP_TIMEOUT_S` | 120 | every download |
 //! | `OONI_JOBS_MAX_DOWNLOAD_MB` | 512 | every download (also the cap after gunzip) |
+//! | `OONI_BACKUP_TABLES` | see `backup::DEFAULT_BACKUP_TABLES` | JobBackup: tables backed up |
+//! | `OONI_EXPORT_TABLES` | see `backup::DEFAULT_EXPORT_TABLES` | JobBackup: tables exported publicly |
 //! | `OONI_MIGRATE_DEADLINE_S` | 270 | Migrate: answer CloudFormation FAILED before the Lambda timeout (300 s) |
 //!
 //! `{month}` in a URL is replaced by the current UTC month as `YYYY-MM` (db-ip names its
 //! monthly files that way).
 
+use crate::backup::{tables_from, DEFAULT_BACKUP_TABLES, DEFAULT_EXPORT_TABLES};
 use ooni_platform::config::{ConfigError, Env};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -62,6 +65,8 @@ pub struct JobSettings {
     pub http_timeout: Duration,
     pub max_download_bytes: u64,
     pub migrate_deadline: Duration,
+    pub backup_tables: Vec<String>,
+    pub export_tables: Vec<String>,
 }
 
 fn expect<T: std::str::FromStr>(env: &Env, name: &str, default: &str) -> Result<Expect<T>, ConfigError>
@@ -113,6 +118,8 @@ impl JobSettings {
             http_timeout: Duration::from_secs(env.parse("OONI_JOBS_HTTP_TIMEOUT_S", 120u64)?),
             max_download_bytes: mb.saturating_mul(1024 * 1024),
             migrate_deadline: Duration::from_secs(env.parse("OONI_MIGRATE_DEADLINE_S", 270u64)?),
+            backup_tables: tables_from(env.get("OONI_BACKUP_TABLES"), DEFAULT_BACKUP_TABLES),
+            export_tables: tables_from(env.get("OONI_EXPORT_TABLES"), DEFAULT_EXPORT_TABLES),
         })
     }
 

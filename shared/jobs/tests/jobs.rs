@@ -543,7 +543,7 @@ async fn the_service_serves_every_jobs_function_it_implements_and_run_job_reject
         assert_eq!(spec.binary, ooni_platform::functions::Binary::Jobs, "{name}");
         assert!(matches!(ooni_platform::Service::build(&service, name).await.unwrap(), Some(ooni_platform::Handler::Job(_))));
     }
-    assert_eq!(names.len(), 6);
+    assert_eq!(names.len(), 7);
     assert!(ooni_platform::Service::build(&service, "Uploader").await.unwrap().is_none());
     let err = ooni_jobs::run_job(h.stack.ctx.clone(), "JobNope").await.unwrap_err().to_string();
     assert!(err.contains("JobFingerprints"), "{err}");
@@ -572,4 +572,97 @@ async fn a_monthly_source_not_yet_published_falls_back_to_last_month() {
     let asked: Vec<String> = h.fake.requests().iter().map(|r| r.path().to_owned()).filter(|p| p.contains("country")).collect();
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(asked[1].ends_with(&format!("{last_month}.mmdb.gz")));
+}
+
+// ---- Backup and exports --------------------------------------------------------------------
+
+fn gunzip_lines(b: &[u8]) -> Vec<Value> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(b), &mut text).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+async fn seed_state_tables(h: &Harness) {
+    h.ch()
+        .query(
+            "INSERT INTO url_priorities (sign, category_code, cc, domain, url, priority) VALUES \
+             (1, 'NEWS', '*', '*', '*', 100), (1, 'NEWS', 'IT', '*', '*', 5), (-1, 'NEWS', 'IT', '*', '*', 5)",
+        )
+        .execute()
+        .await
+        .unwrap();
+    h.ch()
+        .query("INSERT INTO msmt_feedback (measurement_uid, account_id, status, comment) VALUES ('20260101000000.000000_IT_webconnectivity_0123456789abcdef', 'acc', 'ok', 'it''s fine')")
+        .execute()
+        .await
+        .unwrap();
+    h.serve(ARCHIVE, Reply::bytes(200, sample_archive()));
+    h.run(Job::Citizenlab).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_restores_a_table() {
+    let h = Harness::start().await;
+    seed_state_tables(&h).await;
+    let report = h.run(Job::Backup).await.unwrap();
+    assert_eq!(report["outcome"], "updated", "{report}");
+    let date = report["date"].as_str().unwrap().to_owned();
+
+    let backup = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Backup);
+    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.unwrap();
+    let tables: Vec<&str> = manifest.tables.iter().map(|t| t.table.as_str()).collect();
+    assert_eq!(tables, ooni_jobs::backup::DEFAULT_BACKUP_TABLES);
+    assert!(manifest.schema_versions.len() >= 13);
+    let prio = manifest.tables.iter().find(|t| t.table == "url_priorities").unwrap();
+    let live_rows = h.count("url_priorities").await;
+    assert!(live_rows >= 1);
+    assert_eq!(prio.rows, live_rows);
+    assert!(prio.create.starts_with("CREATE TABLE"));
+    let body = backup.get(&prio.key).await.unwrap().unwrap();
+    assert_eq!(gunzip_lines(&body).len() as u64, live_rows);
+    assert_eq!(prio.bytes, body.len() as u64);
+    let feedback = manifest.tables.iter().find(|t| t.table == "msmt_feedback").unwrap();
+    assert_eq!(gunzip_lines(&backup.get(&feedback.key).await.unwrap().unwrap())[0]["comment"], "it's fine");
+
+    let data = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Data);
+    let export = gunzip_lines(&data.get("exports/citizenlab.jsonl.gz").await.unwrap().unwrap());
+    assert_eq!(export.len(), 5);
+    assert!(data.get("exports/fingerprints_dns.jsonl.gz").await.unwrap().is_some());
+
+    let again = h.run(Job::Backup).await.unwrap();
+    assert_eq!((again["outcome"].as_str(), again["backup"].as_str()), (Some("unchanged"), Some("already complete")));
+
+    h.ch().query("CREATE TABLE url_priorities_restored AS url_priorities").execute().await.unwrap();
+    let n = ooni_jobs::backup::restore_table(&h.ch(), backup.as_ref(), &date, "url_priorities", "url_priorities_restored").await.unwrap();
+    assert_eq!(n, live_rows);
+    assert_eq!(
+        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities_restored").await.unwrap(),
+        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities").await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrupt_object_is_not_restored() {
+    let h = Harness::start().await;
+    seed_state_tables(&h).await;
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let first_key = format!("clickhouse/{date}/url_priorities.jsonl.gz");
+    let first_key: &'static str = Box::leak(first_key.into_boxed_str());
+    h.run_killed_at(Job::Backup, stop(Step::Stored, Some(first_key))).await;
+    let backup = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Backup);
+    assert!(backup.get(&ooni_jobs::backup::manifest_key(&date)).await.unwrap().is_none());
+    assert!(ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.is_err());
+
+    let report = h.run(Job::Backup).await.unwrap();
+    assert_eq!(report["outcome"], "updated");
+    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.unwrap();
+    assert_eq!(manifest.tables.len(), ooni_jobs::backup::DEFAULT_BACKUP_TABLES.len());
+
+    backup.put(first_key, bytes::Bytes::from_static(b"tampered"), "application/gzip").await.unwrap();
+    h.ch().query("CREATE TABLE url_priorities_restored AS url_priorities").execute().await.unwrap();
+    let err = ooni_jobs::backup::restore_table(&h.ch(), backup.as_ref(), &date, "url_priorities", "url_priorities_restored")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert_eq!(h.count("url_priorities_restored").await, 0);
 }

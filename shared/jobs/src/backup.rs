@@ -1,0 +1,278 @@
+//! `JobBackup`: daily backup of the ClickHouse tables that hold state of their own (rules,
+//! feedback, helper inventory, loaded reference data) to the backup bucket, and public exports
+//! of the reference tables to the data bucket. `fastpath` and `jsonl` are not backed up: they
+//! are rebuilt from the raw measurements in the data bucket (reprocessing).
+//!
+//! Backup layout (backup bucket, versioned): `clickhouse/<YYYY-MM-DD>/<table>.jsonl.gz` — the
+//! table as gzip'd `JSONEachRow` — and `clickhouse/<YYYY-MM-DD>/manifest.json`, written last:
+//! `{date, created_at, database, schema_versions, tables: [{table, key, rows, bytes, sha256,
+//! create}]}` (`create` is `SHOW CREATE TABLE`, so a restore can recreate the table).
+//! A day with a manifest is complete and is not redone; a run killed before the manifest leaves
+//! invisible multipart uploads or whole objects that the rerun overwrites. [`restore_table`]
+//! loads a backed-up table back (into the same or another table).
+//!
+//! Public exports (data bucket): `exports/<table>.jsonl.gz`, replaced whole on every run
+//! (a multipart upload becomes visible only when complete). The bucket policy must allow
+//! public reads of `exports/*` for these to be public.
+//!
+//! Settings: `OONI_BACKUP_TABLES` (comma-separated; default [`DEFAULT_BACKUP_TABLES`]),
+//! `OONI_EXPORT_TABLES` (default [`DEFAULT_EXPORT_TABLES`]).
+
+use crate::checkpoint::{Point, Step};
+use crate::job::{JobEnv, JobError, Loaded};
+use crate::metrics::Outcome;
+use bytes::Bytes;
+use ooni_adapters::{Migrator, ObjectStore};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::Arc;
+
+pub const JOB: &str = "JobBackup";
+
+/// Tables backed up by default.
+pub const DEFAULT_BACKUP_TABLES: &[&str] = &[
+    "url_priorities",
+    "msmt_feedback",
+    "test_helper_instances",
+    "faulty_measurements",
+    "citizenlab",
+    "fingerprints_dns",
+    "fingerprints_http",
+    "asnmeta",
+];
+
+/// Tables exported publicly by default.
+pub const DEFAULT_EXPORT_TABLES: &[&str] = &["citizenlab", "fingerprints_dns", "fingerprints_http"];
+
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0:?} is not a plain table name")]
+    TableName(String),
+    #[error("ClickHouse {operation} of {table} failed: {source}")]
+    ClickHouse {
+        operation: &'static str,
+        table: String,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    #[error("compressing {table} failed: {message}")]
+    Compress { table: String, message: String },
+    #[error("{key} is missing from the backup")]
+    Missing { key: String },
+    #[error("{key} does not match the manifest's checksum")]
+    Checksum { key: String },
+    #[error("the manifest {key} is not valid: {message}")]
+    Manifest { key: String, message: String },
+}
+
+/// One backed-up table in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableBackup {
+    pub table: String,
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub create: String,
+}
+
+/// `manifest.json` of a day's backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub date: String,
+    pub created_at: String,
+    pub database: String,
+    pub schema_versions: Vec<u32>,
+    pub tables: Vec<TableBackup>,
+}
+
+pub fn day_prefix(date: &str) -> String {
+    format!("clickhouse/{date}/")
+}
+
+pub fn manifest_key(date: &str) -> String {
+    format!("{}manifest.json", day_prefix(date))
+}
+
+fn checked(table: &str) -> Result<&str, BackupError> {
+    ooni_adapters::clickhouse::is_identifier(table).then_some(table).ok_or_else(|| BackupError::TableName(table.to_owned()))
+}
+
+/// The configured tables (`OONI_BACKUP_TABLES` / `OONI_EXPORT_TABLES`), or the defaults.
+pub fn tables_from(value: Option<String>, default: &[&str]) -> Vec<String> {
+    match value.filter(|v| !v.trim().is_empty()) {
+        Some(v) => v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+        None => default.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+/// What streaming one table produced.
+struct Dumped {
+    rows: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Streams `SELECT * FROM table` as gzip'd JSONEachRow into a multipart upload at `key`.
+async fn dump(ch: &clickhouse::Client, store: &Arc<dyn ObjectStore>, table: &str, key: &str) -> Result<Dumped, JobError> {
+    let table = checked(table)?;
+    let ch_err = |operation, source| BackupError::ClickHouse { operation, table: table.to_owned(), source };
+    let compress_err = |e: std::io::Error| BackupError::Compress { table: table.to_owned(), message: e.to_string() };
+    let mut cursor = ch
+        .query(&format!("SELECT * FROM {table}"))
+        .fetch_bytes("JSONEachRow")
+        .map_err(|e| ch_err("select", e))?;
+    let mut upload = store.multipart(key, "application/gzip", PART_SIZE);
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(PART_SIZE), flate2::Compression::default());
+    let mut hash = Sha256::new();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let result: Result<(), JobError> = async {
+        while let Some(chunk) = cursor.next().await.map_err(|e| ch_err("read", e))? {
+            rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            gz.write_all(&chunk).map_err(compress_err)?;
+            if gz.get_ref().len() >= PART_SIZE {
+                let part = std::mem::take(gz.get_mut());
+                hash.update(&part);
+                bytes += part.len() as u64;
+                upload.write_part(Bytes::from(part)).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if let Err(abort) = upload.abort().await {
+            tracing::warn!(error = %abort, key, "aborting the upload failed");
+        }
+        return Err(e);
+    }
+    let rest = gz.finish().map_err(compress_err)?;
+    hash.update(&rest);
+    bytes += rest.len() as u64;
+    upload.write_part(Bytes::from(rest)).await?;
+    upload.complete().await?;
+    Ok(Dumped { rows, bytes, sha256: hex::encode(hash.finalize()) })
+}
+
+async fn show_create(ch: &clickhouse::Client, table: &str) -> Result<String, BackupError> {
+    ch.query(&format!("SHOW CREATE TABLE {}", checked(table)?))
+        .fetch_one::<String>()
+        .await
+        .map_err(|source| BackupError::ClickHouse { operation: "show create", table: table.to_owned(), source })
+}
+
+/// Runs the job.
+pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
+    let now = env.clock.now();
+    let date = now.format("%Y-%m-%d").to_string();
+    let backup = &env.backup_bucket;
+    let mut written = 0u64;
+    let mut backed_up = Vec::new();
+    let manifest_key = manifest_key(&date);
+    let already = backup.head(&manifest_key).await?.is_some();
+    if already {
+        tracing::info!(date, "today's backup is complete already");
+    } else {
+        for table in &env.settings.backup_tables {
+            let key = format!("{}{table}.jsonl.gz", day_prefix(&date));
+            let create = show_create(&env.ch, table).await?;
+            let d = dump(&env.ch, backup, table, &key).await?;
+            tracing::info!(table, rows = d.rows, bytes = d.bytes, "table backed up");
+            env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&key) }).await?;
+            written += d.rows;
+            backed_up.push(TableBackup { table: table.clone(), key, rows: d.rows, bytes: d.bytes, sha256: d.sha256, create });
+        }
+        let schema_versions = Migrator::applied(&env.ch).await?.into_iter().map(|m| m.version).collect();
+        let manifest = Manifest {
+            date: date.clone(),
+            created_at: now.to_rfc3339(),
+            database: env.clickhouse.database.clone(),
+            schema_versions,
+            tables: backed_up.clone(),
+        };
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest { key: manifest_key.clone(), message: e.to_string() })?;
+        backup.put(&manifest_key, Bytes::from(body), "application/json").await?;
+        env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&manifest_key) }).await?;
+    }
+    let mut exported = Vec::new();
+    for table in &env.settings.export_tables {
+        let key = format!("exports/{table}.jsonl.gz");
+        let d = dump(&env.ch, &env.data_bucket, table, &key).await?;
+        exported.push(json!({"table": table, "key": key, "rows": d.rows}));
+    }
+    Ok(Loaded {
+        outcome: if already { Outcome::Unchanged } else { Outcome::Updated },
+        rows: written,
+        details: json!({
+            "date": date,
+            "backup": if already { json!("already complete") } else { json!(backed_up.iter().map(|t| json!({"table": t.table, "rows": t.rows})).collect::<Vec<_>>()) },
+            "exports": exported,
+        }),
+    })
+}
+
+/// Reads and checks a day's manifest.
+pub async fn read_manifest(store: &dyn ObjectStore, date: &str) -> Result<Manifest, JobError> {
+    let key = manifest_key(date);
+    let body = store.get(&key).await?.ok_or_else(|| BackupError::Missing { key: key.clone() })?;
+    Ok(serde_json::from_slice(&body).map_err(|e| BackupError::Manifest { key, message: e.to_string() })?)
+}
+
+/// Loads table `table` of the backup of `date` into `into` (which must exist with the same
+/// columns), after checking the object against the manifest. Returns the rows loaded.
+pub async fn restore_table(
+    ch: &clickhouse::Client,
+    store: &dyn ObjectStore,
+    date: &str,
+    table: &str,
+    into: &str,
+) -> Result<u64, JobError> {
+    let into = checked(into)?;
+    let manifest = read_manifest(store, date).await?;
+    let entry = manifest
+        .tables
+        .iter()
+        .find(|t| t.table == table)
+        .ok_or_else(|| BackupError::Missing { key: format!("{}{table}.jsonl.gz", day_prefix(date)) })?;
+    let body = store.get(&entry.key).await?.ok_or_else(|| BackupError::Missing { key: entry.key.clone() })?;
+    if hex::encode(Sha256::digest(&body)) != entry.sha256 {
+        return Err(BackupError::Checksum { key: entry.key.clone() }.into());
+    }
+    let ch_err = |source| BackupError::ClickHouse { operation: "restore", table: into.to_owned(), source };
+    let mut insert = ch.insert_formatted_with(format!("INSERT INTO {into} FORMAT JSONEachRow"));
+    let mut decoder = flate2::read::GzDecoder::new(&body[..]);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut decoder, &mut buf)
+            .map_err(|e| BackupError::Compress { table: table.to_owned(), message: e.to_string() })?;
+        if n == 0 {
+            break;
+        }
+        insert.send(Bytes::copy_from_slice(&buf[..n])).await.map_err(ch_err)?;
+    }
+    insert.end().await.map_err(ch_err)?;
+    Ok(entry.rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_tables_override_the_defaults() {
+        assert_eq!(tables_from(None, DEFAULT_EXPORT_TABLES), ["citizenlab", "fingerprints_dns", "fingerprints_http"]);
+        assert_eq!(tables_from(Some(" a, b ,".into()), DEFAULT_EXPORT_TABLES), ["a", "b"]);
+        assert_eq!(tables_from(Some("  ".into()), &["x"]), ["x"]);
+    }
+
+    #[test]
+    fn only_plain_table_names_are_accepted() {
+        assert!(checked("url_priorities").is_ok());
+        assert!(checked("t; DROP TABLE x").is_err());
+        assert_eq!(manifest_key("2026-11-26"), "clickhouse/2026-11-26/manifest.json");
+    }
+}
