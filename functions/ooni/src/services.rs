@@ -8,5 +8,6 @@ pub fn all(ctx: Arc<Context>) -> Combined {
         Arc::new(ooni_probe::ProbeService::new(ctx.clone())),
         Arc::new(ooni_measurements::ApiService::new(ctx.clone())),
         Arc::new(ooni_accounts::AccountsService::new(ctx)),
+        Arc::new(ooni_platform::openapi::OpenApiService),
     ])
 }

@@ -11,6 +11,7 @@ pub mod functions;
 pub mod handler;
 pub mod lambda;
 pub mod metrics;
+pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod router;
