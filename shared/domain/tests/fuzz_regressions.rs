@@ -51,6 +51,8 @@ fn invalid_utf8_in_a_skipped_key_or_a_top_level_value_is_incorrect_format_too() 
 #[test]
 fn the_same_body_with_valid_utf8_is_accepted_and_stored_as_utf8() {
     let body = with_field("\"options\":[\"--file\",\"$\u{ca}itizenlab\"]".as_bytes());
-    let Ok(Outcome::Accepted(a)) = validate(&body) else { panic!("not accepted") };
+    let Ok(Outcome::Accepted(a)) = validate(&body) else {
+        panic!("not accepted")
+    };
     assert!(std::str::from_utf8(&a.body).is_ok());
 }
