@@ -7,7 +7,7 @@ use crate::fetch::{maybe_gunzip, FetchError, Fetcher};
 use crate::metrics::{MetricsSink, Outcome, RunRecord};
 use crate::settings::{expand_url, JobSettings};
 use crate::swap::SwapError;
-use crate::{asnmeta, backup, citizenlab, fingerprints, geoip, migrate, vpn};
+use crate::{asnmeta, backup, citizenlab, fingerprints, geoip, migrate, rotation, vpn};
 use bytes::Bytes;
 use chrono::Datelike;
 use ooni_adapters::{ClickHouseConfig, Clock, ObjectStore, StoreError};
@@ -24,6 +24,8 @@ pub struct JobEnv {
     pub config_bucket: Arc<dyn ObjectStore>,
     pub backup_bucket: Arc<dyn ObjectStore>,
     pub data_bucket: Arc<dyn ObjectStore>,
+    pub cloud: Arc<dyn rotation::Cloud>,
+    pub helper_check: Arc<dyn rotation::HelperCheck>,
     pub fetcher: Arc<dyn Fetcher>,
     pub checkpoints: Arc<dyn Checkpoints>,
     pub settings: JobSettings,
@@ -72,6 +74,8 @@ pub enum JobError {
     #[error(transparent)]
     Backup(#[from] backup::BackupError),
     #[error(transparent)]
+    Rotation(#[from] rotation::RotationError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Migration(#[from] ooni_adapters::ClickHouseError),
@@ -90,6 +94,7 @@ impl JobError {
                 "validation"
             }
             JobError::Backup(_) => "backup",
+            JobError::Rotation(_) => "provider",
             JobError::Store(_) => "object_store",
             JobError::Other(_) => "other",
         }
@@ -115,12 +120,21 @@ pub enum Job {
     Geoip,
     VpnCredentials,
     Backup,
+    TestHelperRotation,
     Migrate,
 }
 
 impl Job {
-    pub const ALL: [Job; 7] =
-        [Job::Citizenlab, Job::Fingerprints, Job::Asnmeta, Job::Geoip, Job::VpnCredentials, Job::Backup, Job::Migrate];
+    pub const ALL: [Job; 8] = [
+        Job::Citizenlab,
+        Job::Fingerprints,
+        Job::Asnmeta,
+        Job::Geoip,
+        Job::VpnCredentials,
+        Job::Backup,
+        Job::TestHelperRotation,
+        Job::Migrate,
+    ];
 
     /// The function name (`functions.rs`).
     pub fn name(self) -> &'static str {
@@ -131,6 +145,7 @@ impl Job {
             Job::Geoip => geoip::JOB,
             Job::VpnCredentials => vpn::JOB,
             Job::Backup => backup::JOB,
+            Job::TestHelperRotation => rotation::JOB,
             Job::Migrate => migrate::FUNCTION,
         }
     }
@@ -155,6 +170,7 @@ pub async fn run_named(env: &JobEnv, job: Job) -> anyhow::Result<Value> {
             Job::Geoip => geoip::run(env).await,
             Job::VpnCredentials => vpn::run(env).await,
             Job::Backup => backup::run(env).await,
+            Job::TestHelperRotation => rotation::run(env).await,
             Job::Migrate => migrate::run_plain(env).await,
         };
         finish(env, name, started, result)

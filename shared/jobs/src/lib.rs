@@ -9,6 +9,7 @@
 //! | `JobGeoip` | [`geoip`] | country/ASN MMDB files → config bucket `geoip/*.mmdb` |
 //! | `JobVpnCredentials` | [`vpn`] | riseup credentials → config bucket `vpn/riseupvpn.json` |
 //! | `JobBackup` | [`backup`] | state tables → backup bucket; reference tables → public exports |
+//! | `JobTestHelperRotation` | [`rotation`] | DigitalOcean test helpers, `test_helper_instances`, DNS |
 //! | `Migrate` | [`migrate`] | embedded ClickHouse migrations (custom resource or plain invoke) |
 //!
 //! Every job is idempotent and safe to kill at any point: ClickHouse tables are replaced by
@@ -30,6 +31,7 @@ pub mod geoip;
 pub mod job;
 pub mod metrics;
 pub mod migrate;
+pub mod rotation;
 pub mod service;
 pub mod settings;
 pub mod swap;

@@ -6,6 +6,7 @@ use crate::fetch::HttpFetcher;
 use crate::job::{run_named, Job, JobEnv};
 use crate::metrics::MetricsSink;
 use crate::migrate;
+use crate::rotation::{DigitalOcean, HttpHelperCheck};
 use crate::settings::JobSettings;
 use async_trait::async_trait;
 use ooni_adapters::SystemClock;
@@ -34,6 +35,8 @@ impl JobEnv {
             config_bucket: ctx.object_store(Bucket::Config),
             backup_bucket: ctx.object_store(Bucket::Backup),
             data_bucket: ctx.object_store(Bucket::Data),
+            cloud: Arc::new(DigitalOcean::new(&settings.rotation.api_url, ctx.aws.clone())),
+            helper_check: Arc::new(HttpHelperCheck::new(&settings.rotation.check_url)),
             fetcher: Arc::new(fetcher),
             checkpoints: Arc::new(NoCheckpoints),
             settings,
@@ -44,7 +47,7 @@ impl JobEnv {
 }
 
 /// Serves `JobCitizenlab`, `JobFingerprints`, `JobAsnmeta`, `JobGeoip`, `JobVpnCredentials`,
-/// `JobBackup` and `Migrate`.
+/// `JobBackup`, `JobTestHelperRotation` and `Migrate`.
 pub struct JobsService {
     ctx: Arc<Context>,
     env: OnceCell<Arc<JobEnv>>,

@@ -23,12 +23,14 @@
 //! | `OONI_JOBS_MAX_DOWNLOAD_MB` | 512 | every download (also the cap after gunzip) |
 //! | `OONI_BACKUP_TABLES` | see `backup::DEFAULT_BACKUP_TABLES` | JobBackup: tables backed up |
 //! | `OONI_EXPORT_TABLES` | see `backup::DEFAULT_EXPORT_TABLES` | JobBackup: tables exported publicly |
+//! | `OONI_ROTATION_*`, `OONI_DIGITALOCEAN_TOKEN` | see `rotation` | JobTestHelperRotation |
 //! | `OONI_MIGRATE_DEADLINE_S` | 270 | Migrate: answer CloudFormation FAILED before the Lambda timeout (300 s) |
 //!
 //! `{month}` in a URL is replaced by the current UTC month as `YYYY-MM` (db-ip names its
 //! monthly files that way).
 
 use crate::backup::{tables_from, DEFAULT_BACKUP_TABLES, DEFAULT_EXPORT_TABLES};
+use crate::rotation::RotationSettings;
 use ooni_platform::config::{ConfigError, Env};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -67,6 +69,7 @@ pub struct JobSettings {
     pub migrate_deadline: Duration,
     pub backup_tables: Vec<String>,
     pub export_tables: Vec<String>,
+    pub rotation: RotationSettings,
 }
 
 fn expect<T: std::str::FromStr>(env: &Env, name: &str, default: &str) -> Result<Expect<T>, ConfigError>
@@ -120,6 +123,7 @@ impl JobSettings {
             migrate_deadline: Duration::from_secs(env.parse("OONI_MIGRATE_DEADLINE_S", 270u64)?),
             backup_tables: tables_from(env.get("OONI_BACKUP_TABLES"), DEFAULT_BACKUP_TABLES),
             export_tables: tables_from(env.get("OONI_EXPORT_TABLES"), DEFAULT_EXPORT_TABLES),
+            rotation: RotationSettings::from_env(env)?,
         })
     }
 

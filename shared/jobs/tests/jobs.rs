@@ -543,7 +543,7 @@ async fn the_service_serves_every_jobs_function_it_implements_and_run_job_reject
         assert_eq!(spec.binary, ooni_platform::functions::Binary::Jobs, "{name}");
         assert!(matches!(ooni_platform::Service::build(&service, name).await.unwrap(), Some(ooni_platform::Handler::Job(_))));
     }
-    assert_eq!(names.len(), 7);
+    assert_eq!(names.len(), 8);
     assert!(ooni_platform::Service::build(&service, "Uploader").await.unwrap().is_none());
     let err = ooni_jobs::run_job(h.stack.ctx.clone(), "JobNope").await.unwrap_err().to_string();
     assert!(err.contains("JobFingerprints"), "{err}");
@@ -665,4 +665,263 @@ async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrup
         .unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
     assert_eq!(h.count("url_priorities_restored").await, 0);
+}
+
+// ---- Test helper rotation ------------------------------------------------------------------
+
+mod rotation_fakes {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, Clone)]
+    pub struct FakeDroplet {
+        pub id: u64,
+        pub name: String,
+        pub status: String,
+        pub region: String,
+        pub ipv4: String,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Do {
+        pub droplets: Vec<FakeDroplet>,
+        pub records: Vec<(u64, String, String, String)>,
+        pub next: u64,
+        pub deleted: Vec<u64>,
+        pub user_data: Vec<String>,
+    }
+
+    impl Do {
+        fn droplet_json(d: &FakeDroplet) -> Value {
+            let created = ooni_jobs::rotation::spawned_at(&d.name).unwrap().to_rfc3339();
+            let v4 = if d.ipv4.is_empty() { json!([]) } else { json!([{"ip_address": d.ipv4, "type": "public"}, {"ip_address": "10.0.0.9", "type": "private"}]) };
+            json!({"id": d.id, "name": d.name, "status": d.status, "created_at": created, "region": {"slug": d.region},
+                   "networks": {"v4": v4, "v6": [{"ip_address": format!("2001:db8::{}", d.id), "type": "public"}]}, "tags": ["roaming-th"]})
+        }
+
+        pub fn handle(&mut self, r: &ooni_testkit::fake_http::Recorded) -> Reply {
+            assert_eq!(r.header("authorization"), Some("Bearer do-token"));
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            match (r.method.as_str(), r.path()) {
+                ("GET", "/v2/droplets") => {
+                    assert!(r.target.contains("tag_name=roaming-th"));
+                    Reply::json(200, &json!({"droplets": self.droplets.iter().map(Self::droplet_json).collect::<Vec<_>>()}))
+                }
+                ("POST", "/v2/droplets") => {
+                    self.next += 1;
+                    let d = FakeDroplet {
+                        id: self.next,
+                        name: body["name"].as_str().unwrap().into(),
+                        status: "new".into(),
+                        region: body["region"].as_str().unwrap().into(),
+                        ipv4: String::new(),
+                    };
+                    assert_eq!(body["tags"], json!(["roaming-th"]));
+                    self.user_data.push(body["user_data"].as_str().unwrap().into());
+                    let out = json!({"droplet": Self::droplet_json(&d)});
+                    self.droplets.push(d);
+                    Reply::json(202, &out)
+                }
+                ("DELETE", p) if p.starts_with("/v2/droplets/") => {
+                    let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
+                    self.droplets.retain(|d| d.id != id);
+                    self.deleted.push(id);
+                    Reply::text(204, "")
+                }
+                ("GET", "/v2/domains/th.test/records") => {
+                    let recs: Vec<Value> =
+                        self.records.iter().map(|(id, t, n, d)| json!({"id": id, "type": t, "name": n, "data": d, "ttl": 60})).collect();
+                    Reply::json(200, &json!({"domain_records": recs}))
+                }
+                ("POST", "/v2/domains/th.test/records") => {
+                    self.next += 1;
+                    let rec = (self.next, body["type"].as_str().unwrap().into(), body["name"].as_str().unwrap().into(), body["data"].as_str().unwrap().into());
+                    self.records.push(rec);
+                    Reply::json(201, &json!({"domain_record": {"id": self.next}}))
+                }
+                ("PUT", p) if p.starts_with("/v2/domains/th.test/records/") => {
+                    let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
+                    for rec in self.records.iter_mut().filter(|r| r.0 == id) {
+                        rec.3 = body["data"].as_str().unwrap().into();
+                    }
+                    Reply::json(200, &json!({}))
+                }
+                _ => Reply::not_found(),
+            }
+        }
+
+        /// The droplet is up with `ip`.
+        pub fn boot(&mut self, name_prefix: &str, ip: &str) {
+            let d = self.droplets.iter_mut().find(|d| d.name.starts_with(name_prefix) && d.status == "new").unwrap();
+            d.status = "active".into();
+            d.ipv4 = ip.into();
+        }
+
+        pub fn a_record(&self, rdn: &str) -> Option<String> {
+            self.records.iter().find(|r| r.1 == "A" && r.2 == rdn).map(|r| r.3.clone())
+        }
+    }
+
+    pub struct Rotation {
+        pub h: Harness,
+        pub cloud: FakeHttp,
+        pub state: Arc<Mutex<Do>>,
+        pub helper: FakeHttp,
+        pub healthy: Arc<Mutex<bool>>,
+        pub clock: Arc<ooni_adapters::FixedClock>,
+    }
+
+    impl Rotation {
+        pub async fn start() -> Rotation {
+            let mut h = Harness::start().await;
+            let state: Arc<Mutex<Do>> = Arc::default();
+            let s = state.clone();
+            let cloud = FakeHttp::start(move |r| s.lock().unwrap().handle(r)).await;
+            let healthy = Arc::new(Mutex::new(true));
+            let ok = healthy.clone();
+            let helper = FakeHttp::start(move |r| {
+                let host_ok = r.header("host").is_some_and(|h| h.ends_with(".th.test"));
+                if *ok.lock().unwrap() && host_ok && r.method == "POST" {
+                    Reply::json(200, &json!({"dns": {}, "http_request": {}, "tcp_connect": {}}))
+                } else {
+                    Reply::text(503, "starting")
+                }
+            })
+            .await;
+            h.settings.rotation.dns_zone = "th.test".into();
+            h.settings.rotation.active_count = 2;
+            h.settings.rotation.max_age = chrono::Duration::hours(48);
+            h.settings.rotation.drain = chrono::Duration::hours(4);
+            h.settings.rotation.spawn_timeout = chrono::Duration::minutes(60);
+            h.settings.rotation.regions = vec!["fra1".into(), "ams3".into()];
+            let config = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+            config.put("rotation/setup.sh", bytes::Bytes::from_static(b"#!/bin/sh\napt-get install -y oohelperd\n"), "text/x-shellscript").await.unwrap();
+            let clock = Arc::new(ooni_adapters::FixedClock::new("2026-11-20T10:00:00Z".parse().unwrap()));
+            Rotation { h, cloud, state, helper, healthy, clock }
+        }
+
+        pub fn env(&self, checkpoints: Option<Arc<dyn ooni_jobs::checkpoint::Checkpoints>>) -> ooni_jobs::JobEnv {
+            let mut env = match checkpoints {
+                Some(c) => self.h.env_with(c),
+                None => self.h.env(),
+            };
+            env.cloud = Arc::new(ooni_jobs::rotation::DigitalOcean::with_token(&self.cloud.base_url, ooni_adapters::Secret::new("do-token")));
+            env.helper_check = Arc::new(ooni_jobs::rotation::HttpHelperCheck::new(&format!("{}/", self.helper.base_url)));
+            env.clock = self.clock.clone();
+            env
+        }
+
+        pub async fn run(&self) -> Value {
+            ooni_jobs::job::run_named(&self.env(None), Job::TestHelperRotation).await.unwrap()
+        }
+
+        pub fn advance(&self, hours: i64) {
+            self.clock.advance(chrono::Duration::hours(hours));
+        }
+
+        pub fn cloud(&self) -> std::sync::MutexGuard<'_, Do> {
+            self.state.lock().unwrap()
+        }
+
+        pub async fn rows(&self) -> Vec<ooni_jobs::rotation::Instance> {
+            ooni_jobs::rotation::instances(&self.h.ch(), "th.test").await.unwrap()
+        }
+    }
+
+    pub fn actions(report: &Value) -> Vec<String> {
+        report["actions"].as_array().unwrap().iter().map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["rdn"].as_str().unwrap_or(""))).collect()
+    }
+}
+
+use rotation_fakes::{actions, Rotation};
+
+#[tokio::test]
+async fn rotation_spawns_activates_replaces_drains_and_destroys_helpers_one_step_per_run() {
+    let r = Rotation::start().await;
+    assert_eq!(actions(&r.run().await), ["spawned 0"]);
+    assert!(r.cloud().user_data[0].contains("oohelperd"), "the setup script is the first-boot user data");
+    let waiting = r.run().await;
+    assert_eq!((waiting["outcome"].as_str(), waiting["pending"].as_u64()), (Some("unchanged"), Some(1)));
+
+    r.cloud().boot("roaming-th-0-", "192.0.2.1");
+    assert_eq!(actions(&r.run().await), ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]);
+    assert_eq!(r.cloud().a_record("0").as_deref(), Some("192.0.2.1"));
+    r.advance(1);
+    r.cloud().boot("roaming-th-1-", "192.0.2.2");
+    assert_eq!(actions(&r.run().await), ["activated 1", "dns_created 1", "dns_created 1"]);
+    assert_eq!(r.run().await["outcome"], "unchanged", "two healthy young helpers: nothing to do");
+
+    r.advance(48);
+    assert_eq!(actions(&r.run().await), ["spawned 0"], "the oldest is replaced");
+    r.cloud().boot("roaming-th-0-2026112", "192.0.2.3");
+    assert_eq!(actions(&r.run().await), ["activated 0", "draining 0", "dns_updated 0", "dns_updated 0"]);
+    assert_eq!(r.cloud().a_record("0").as_deref(), Some("192.0.2.3"));
+    let rows = r.rows().await;
+    let draining: Vec<&str> = rows.iter().filter(|i| i.draining_at > 0 && i.destroyed_at == 0).map(|i| i.ipaddr.as_str()).collect();
+    assert_eq!(draining, ["192.0.2.1"]);
+    assert_eq!(rows.iter().filter(|i| i.is_active()).count(), 2);
+
+    r.advance(5);
+    assert_eq!(actions(&r.run().await), ["destroyed 0"], "no second replacement right after the first");
+    assert_eq!(r.cloud().deleted, [1]);
+    let rows = r.rows().await;
+    assert!(rows.iter().any(|i| i.ipaddr == "192.0.2.1" && i.destroyed_at > 0));
+    r.advance(19);
+    assert_eq!(actions(&r.run().await), ["spawned 1"], "rotations are staggered by max_age / active_count");
+}
+
+#[tokio::test]
+async fn a_rotation_killed_mid_activation_is_repaired_and_unhealthy_or_surplus_droplets_are_handled() {
+    let r = Rotation::start().await;
+    r.run().await;
+    r.cloud().boot("roaming-th-0-", "192.0.2.1");
+    r.run().await;
+    r.cloud().boot("roaming-th-1-", "192.0.2.2");
+    r.run().await;
+    r.advance(49);
+    r.run().await; // spawns the replacement of rdn 0
+    r.cloud().boot("roaming-th-0-2026112", "192.0.2.3");
+    let new_name = r.cloud().droplets.iter().find(|d| d.ipv4 == "192.0.2.3").unwrap().name.clone();
+    let name: &'static str = Box::leak(new_name.into_boxed_str());
+    let hook = std::sync::Arc::new(FailAt(stop(Step::Stored, Some(name))));
+    assert!(ooni_jobs::job::run_named(&r.env(Some(hook)), Job::TestHelperRotation).await.is_err());
+    assert_eq!(r.rows().await.iter().filter(|i| i.rdn == "0" && i.is_active()).count(), 2, "killed before draining the old one");
+    assert_eq!(actions(&r.run().await), ["draining 0", "dns_updated 0", "dns_updated 0"]);
+    assert_eq!(r.rows().await.iter().filter(|i| i.rdn == "0" && i.is_active()).count(), 1);
+
+    // A replacement that never answers the end-to-end check is abandoned after the timeout.
+    r.advance(49);
+    *r.healthy.lock().unwrap() = false;
+    assert_eq!(actions(&r.run().await), ["destroyed 0", "spawned 1"]);
+    r.cloud().boot("roaming-th-1-2026112", "192.0.2.4");
+    assert_eq!(r.run().await["pending"], 1);
+    r.advance(2);
+    let report = r.run().await;
+    assert_eq!(actions(&report)[0], "abandoned 1");
+    *r.healthy.lock().unwrap() = true;
+
+    // Too many droplets: the job refuses to touch anything.
+    for n in 0..8 {
+        let mut c = r.cloud();
+        c.next += 1;
+        let id = c.next;
+        c.droplets.push(rotation_fakes::FakeDroplet { id, name: format!("roaming-th-9-2026112{n}000000"), status: "active".into(), region: "fra1".into(), ipv4: "192.0.2.99".into() });
+    }
+    let before = r.rows().await;
+    let err = ooni_jobs::job::run_named(&r.env(None), Job::TestHelperRotation).await.unwrap_err();
+    assert!(format!("{err:#}").contains("refusing to act"), "{err:#}");
+    assert_eq!(r.rows().await, before);
+}
+
+/// Fails at one point (the run stops there).
+struct FailAt(Stop);
+
+#[async_trait::async_trait]
+impl ooni_jobs::checkpoint::Checkpoints for FailAt {
+    async fn reached(&self, p: ooni_jobs::checkpoint::Point<'_>) -> anyhow::Result<()> {
+        if p.step == self.0.step && p.target == self.0.target {
+            anyhow::bail!("injected crash");
+        }
+        Ok(())
+    }
 }
