@@ -14,6 +14,8 @@ trap 'infra/local/stack.sh stop' EXIT
 cargo build -q --bin ooni
 target/debug/ooni migrate
 target/debug/ooni seed
+# The queue URL the template passes to every function (moto's account id is 123456789012).
+export OONI_SUBMISSIONS_QUEUE_URL="${AWS_ENDPOINT_URL}/123456789012/ooni-local-submissions"
 # Jobs that fetch from the internet have no source here (no network): leave them out.
 target/debug/ooni smoketest --skip JobCitizenlab --skip JobFingerprints --skip JobAsnmeta --skip JobGeoip \
-    --skip JobVpnCredentials --skip JobTestHelperRotation
+    --skip JobVpnCredentials --skip JobTestHelperRotation "$@"

@@ -12,6 +12,7 @@ const FINGERPRINTS_HTTP: &str = include_str!("../../../infra/seed/fingerprints_h
 const URL_PRIORITIES: &str = include_str!("../../../infra/seed/url_priorities_us.json");
 const TOR_TARGETS: &str = include_str!("../../../infra/seed/tor-targets.json");
 const PSIPHON_CONFIG: &str = include_str!("../../../infra/seed/psiphon-config.json");
+const RISEUPVPN: &str = include_str!("../../../infra/seed/riseupvpn.json");
 
 #[derive(Debug, Default)]
 pub struct SeedReport {
@@ -76,7 +77,12 @@ pub async fn seed(ctx: &Context) -> anyhow::Result<SeedReport> {
     }
     report.url_priorities_rows = count(&ch, "url_priorities").await?;
     let config = ctx.object_store(Bucket::Config);
-    for (key, body) in [("tor-targets.json", TOR_TARGETS), ("psiphon-config.json", PSIPHON_CONFIG)] {
+    let objects = [
+        ("tor-targets.json", TOR_TARGETS),
+        ("psiphon-config.json", PSIPHON_CONFIG),
+        ("vpn/riseupvpn.json", RISEUPVPN),
+    ];
+    for (key, body) in objects {
         config
             .put(key, bytes::Bytes::from_static(body.as_bytes()), "application/json")
             .await
