@@ -98,7 +98,7 @@ pub async fn submit(s: Arc<State>, req: Request) -> HttpResult {
     // body is looked at.
     match check_report_id(&report_id) {
         Ok(ReportIdCheck::Proceed(_)) => {}
-        Ok(ReportIdCheck::Discard(why)) => return Ok(discarded(why, &report_id)?),
+        Ok(ReportIdCheck::Discard(why)) => return discarded(why, &report_id),
         Err(r) => {
             tracing::info!(counter = "submission_rejected", reason = r.reason(), %report_id, "submission rejected");
             return Err(rejected(&r));
