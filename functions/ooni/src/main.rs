@@ -50,6 +50,18 @@ enum Command {
     },
     /// List every function with its trigger.
     Functions,
+    /// Fastpath scoring from files, postcans or the data bucket.
+    Fastpath {
+        #[command(subcommand)]
+        command: FastpathCommand,
+    },
+    /// Build postcans and JSONL files for one completed hour (what the hourly Uploader does).
+    Upload {
+        #[arg(long)]
+        hour: String,
+    },
+    /// Run one timer job now (e.g. `ooni job JobFingerprints`).
+    Job { name: String },
     /// Run the release artifacts under a Lambda Runtime API emulator on their sample events.
     Smoketest {
         #[arg(long, default_value = "target/lambda")]
@@ -62,6 +74,34 @@ enum Command {
         /// Leave out functions whose binary was not built instead of failing.
         #[arg(long)]
         allow_missing: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FastpathCommand {
+    /// Score `{measurement_uid, measurement}` JSON lines and print one fastpath row per line.
+    Score {
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory with fingerprints_dns.csv and fingerprints_http.csv (default: ClickHouse).
+        #[arg(long)]
+        fingerprints_dir: Option<PathBuf>,
+    },
+    /// Re-score JSONL(.gz/.zst) files, postcans, or days of the data bucket.
+    Reprocess {
+        /// Local files (JSONL, .jsonl.gz, .jsonl.zst, postcans .tar.gz).
+        files: Vec<PathBuf>,
+        /// First day (YYYY-MM-DD) to read from the data bucket's raw/ prefix.
+        #[arg(long)]
+        start_day: Option<chrono::NaiveDate>,
+        /// Day after the last one (excluded, as upstream).
+        #[arg(long)]
+        end_day: Option<chrono::NaiveDate>,
+        /// Print rows instead of writing them to ClickHouse.
+        #[arg(long)]
+        stdout: bool,
+        #[arg(long)]
+        fingerprints_dir: Option<PathBuf>,
     },
 }
 
@@ -145,10 +185,56 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} functions failed the smoke test");
             Ok(())
         }
+        Command::Fastpath { command } => fastpath(command).await,
+        Command::Upload { hour } => {
+            let ctx = Arc::new(local::context(false).await?);
+            let report = ooni_uploader::upload_hour(ctx, &hour).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Job { name } => {
+            let ctx = Arc::new(local::context(false).await?);
+            let out = ooni_jobs::run_job(ctx, &name).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
         Command::Functions => {
             for f in ooni_platform::functions::FUNCTIONS {
                 println!("{:<28} {:<18} {:?}", f.name, f.binary.bin_name(), f.trigger);
             }
+            Ok(())
+        }
+    }
+}
+
+async fn fastpath(command: FastpathCommand) -> anyhow::Result<()> {
+    use ooni_fastpath::{ClickHouseRowStore, ReprocessInput, ReprocessOptions, ReprocessOutput};
+    let ctx = local::context(false).await?;
+    match command {
+        FastpathCommand::Score { input, fingerprints_dir } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let summary = ooni_fastpath::score_file(&input, fingerprints_dir.as_deref(), &ctx.clickhouse(), &mut out).await?;
+            eprintln!("{summary:?}");
+            Ok(())
+        }
+        FastpathCommand::Reprocess { files, start_day, end_day, stdout, fingerprints_dir } => {
+            let fps = ooni_fastpath::cli::load_fingerprints(fingerprints_dir.as_deref(), &ctx.clickhouse()).await?;
+            let input = match (start_day, end_day) {
+                (Some(start), Some(end)) => ReprocessInput::Bucket {
+                    store: ctx.object_store(ooni_platform::functions::Bucket::Data),
+                    prefixes: ooni_fastpath::cli::day_prefixes(start, end)?,
+                },
+                (None, None) if !files.is_empty() => ReprocessInput::Files(files),
+                _ => anyhow::bail!("give input files, or both --start-day and --end-day"),
+            };
+            let output = if stdout {
+                ReprocessOutput::Print(Box::new(std::io::stdout()))
+            } else {
+                ReprocessOutput::ClickHouse(Arc::new(ClickHouseRowStore::new(ctx.clickhouse())))
+            };
+            let summary = ooni_fastpath::reprocess(ReprocessOptions::new(input, output, Arc::new(fps))).await?;
+            eprintln!("{summary:?}");
             Ok(())
         }
     }
