@@ -365,3 +365,134 @@ impl SqsHandler for Scorer {
         tracing::Instrument::instrument(self.handle_event(event), span).await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::fingerprints::RefreshPolicy;
+    use crate::testing::{MemoryRowStore, ScriptedFingerprints};
+    use ooni_adapters::{MemoryObjectStore, SystemClock};
+    use ooni_domain::MeasurementUid;
+    use ooni_scoring::Fingerprints;
+
+    const UID: &str = "20240305060708.123456_IT_webconnectivity_0123456789abcdef";
+
+    fn body(cc: &str) -> String {
+        format!(
+            "{{\"format\":\"json\",\"content\":{{\"report_id\":\"20240305T060700Z_webconnectivity_{cc}_30722_n1_abcdefghijklmnop\",\
+             \"probe_cc\":\"{cc}\",\"probe_asn\":\"AS30722\",\"test_name\":\"web_connectivity\",\"input\":\"https://example.org/\",\
+             \"measurement_start_time\":\"2024-03-05 06:07:00\",\"test_start_time\":\"2024-03-05 06:06:59\",\
+             \"software_name\":\"ooniprobe-cli\",\"software_version\":\"3.20.0\",\"test_keys\":{{\"blocking\":false,\"accessible\":true}}}},\
+             \"is_verified\":\"u\"}}"
+        )
+    }
+
+    fn message(id: Option<&str>, env: &SubmissionEnvelope, receive_count: u32) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = id.map(str::to_owned);
+        m.body = Some(env.to_json().unwrap());
+        m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        m
+    }
+
+    fn envelope(uid: &str, inline: Option<&str>) -> SubmissionEnvelope {
+        let mut env = SubmissionEnvelope::new(MeasurementUid::parse(uid).unwrap(), "rid", Some("IT".into()), Some(30722));
+        if let Some(b) = inline {
+            assert!(env.attach_body_if_fits(b.as_bytes(), 1 << 20).unwrap());
+        }
+        env
+    }
+
+    struct Fixture {
+        scorer: Scorer,
+        store: Arc<MemoryRowStore>,
+        bucket: Arc<MemoryObjectStore>,
+    }
+
+    fn fixture(fingerprints: Vec<Result<Fingerprints, String>>) -> Fixture {
+        let store = Arc::new(MemoryRowStore::default());
+        let bucket = Arc::new(MemoryObjectStore::new());
+        let cache = FingerprintCache::new(ScriptedFingerprints::new(fingerprints), Arc::new(SystemClock), RefreshPolicy::hourly());
+        let scorer = Scorer::new(cache, bucket.clone(), store.clone(), ScorerConfig { max_receive_count: 3 });
+        Fixture { scorer, store, bucket }
+    }
+
+    fn event(records: Vec<SqsMessage>) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = records;
+        e
+    }
+
+    fn failed(r: &SqsBatchResponse) -> Vec<&str> {
+        r.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_inline_body_becomes_a_row_and_a_mismatching_client_a_faulty_row() {
+        let f = fixture(vec![Ok(Fingerprints::empty())]);
+        let resp = f.scorer.handle(event(vec![message(Some("a"), &envelope(UID, Some(&body("DE"))), 1)])).await;
+        assert!(failed(&resp).is_empty());
+        let rows = f.store.fastpath_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].measurement_uid.as_str(), rows[0].probe_cc.as_str()), (UID, "DE"));
+        assert_eq!(f.store.faulty_rows().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_bucket_fails_only_the_items_it_holds() {
+        let f = fixture(vec![Ok(Fingerprints::empty())]);
+        f.bucket.set_down(true);
+        let other = "20240305060708.123456_IT_webconnectivity_fedcba9876543210";
+        let resp = f
+            .scorer
+            .handle(event(vec![message(Some("in-bucket"), &envelope(UID, None), 1), message(Some("inline"), &envelope(other, Some(&body("IT"))), 1)]))
+            .await;
+        assert_eq!(failed(&resp), vec!["in-bucket"]);
+        assert_eq!(f.store.fastpath_rows().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_from_the_bucket_is_scored() {
+        let f = fixture(vec![Ok(Fingerprints::empty())]);
+        let env = envelope(UID, None);
+        f.bucket.insert(&env.object_key, body("IT"), "application/json");
+        let resp = f.scorer.handle(event(vec![message(Some("a"), &env, 1)])).await;
+        assert!(failed(&resp).is_empty());
+        assert_eq!(f.store.fastpath_rows().len(), 1);
+        assert!(f.store.faulty_rows().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failing_lookup_retries_the_whole_batch_and_the_retry_writes_once() {
+        let f = fixture(vec![Ok(Fingerprints::empty())]);
+        f.store.fail_next_lookups(1);
+        let ev = event(vec![message(Some("a"), &envelope(UID, Some(&body("IT"))), 1)]);
+        assert_eq!(failed(&f.scorer.handle(ev.clone()).await), vec!["a"]);
+        assert!(failed(&f.scorer.handle(ev.clone()).await).is_empty());
+        assert!(failed(&f.scorer.handle(ev).await).is_empty());
+        assert_eq!(f.store.fastpath_rows().len(), 1);
+        assert_eq!(f.scorer.stats().duplicate, 1);
+    }
+
+    #[tokio::test]
+    async fn without_fingerprints_every_item_is_retried_and_the_last_attempt_is_parked() {
+        let f = fixture(vec![]);
+        let resp = f
+            .scorer
+            .handle(event(vec![message(Some("a"), &envelope(UID, Some(&body("IT"))), 1), message(Some("b"), &envelope(UID, Some(&body("IT"))), 3)]))
+            .await;
+        assert_eq!(failed(&resp), vec!["a", "b"]);
+        assert_eq!(f.scorer.stats().parked, 1);
+        assert!(f.store.fastpath_rows().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_message_without_an_id_fails_the_whole_batch() {
+        let f = fixture(vec![Ok(Fingerprints::empty())]);
+        let mut m = message(None, &envelope(UID, None), 1);
+        m.body = Some("{}".into());
+        let resp = f.scorer.handle(event(vec![m])).await;
+        assert_eq!(failed(&resp), vec![""], "an empty identifier makes Lambda retry the batch");
+    }
+}
