@@ -7,8 +7,10 @@
 //! CC/ASN, and the body inline when it fits) goes on the submissions queue. If either write
 //! fails the answer is 503, so the probe retries; there is no `{}` answer for accepted
 //! measurements (upstream answered `{}` when its fastpath was unreachable). A bucket failure
-//! enqueues nothing; a queue failure removes the stored object again (best effort) so the
-//! retry does not leave a duplicate behind. Report ids with `ZZ` or AS0 keep upstream's
+//! enqueues nothing and removes whatever the failed PUT may have stored (best effort). A queue
+//! failure keeps the stored body: the send's outcome is unknown (a lost reply or an SDK retry
+//! may have delivered it, and the scorer may have written the row already), and a row must
+//! never lose its body; a body without a message gets no row and stays invisible to API users. Report ids with `ZZ` or AS0 keep upstream's
 //! answer, 200 `{}`, with nothing stored and a `submission_discarded` counter log line.
 
 use crate::state::State;
@@ -176,15 +178,21 @@ pub async fn store_and_enqueue(
     let env = SubmissionEnvelope::new(uid.clone(), report_id, client_cc, client_asn);
     let message = envelope_message(&env, &body, s.settings.inline_limit)?;
 
-    s.ports.incoming.put(&key, body, "application/json").await.map_err(|e| {
+    if let Err(e) = s.ports.incoming.put(&key, body, "application/json").await {
         tracing::error!(counter = "submission_store_failed", measurement_uid = %uid, error = %e, "could not store measurement");
-        ApiError::unavailable(e)
-    })?;
-    if let Err(e) = queue.send(message).await {
-        tracing::error!(counter = "submission_enqueue_failed", measurement_uid = %uid, error = %e, "could not enqueue measurement");
+        // The PUT may have succeeded anyway (a lost reply): remove what may be there. No
+        // message names this key yet, so nothing queued can lose its body.
         if let Err(del) = s.ports.incoming.delete(&key).await {
-            tracing::warn!(measurement_uid = %uid, error = %del, "could not remove the stored body after the enqueue failure");
+            tracing::warn!(measurement_uid = %uid, error = %del, "could not remove the body after the store failure");
         }
+        return Err(ApiError::unavailable(e));
+    }
+    if let Err(e) = queue.send(message).await {
+        // The body stays: the message may have been delivered anyway (a lost reply, or an SDK
+        // retry after an earlier attempt got through) and scored already, and removing the
+        // body would leave a visible row whose body is gone. A body nobody enqueued has no
+        // row, so API users never see it.
+        tracing::error!(counter = "submission_enqueue_failed", measurement_uid = %uid, error = %e, "could not enqueue measurement");
         return Err(ApiError::unavailable(e));
     }
     tracing::info!(counter = "submission_accepted", measurement_uid = %uid, %report_id, "measurement stored and enqueued");
