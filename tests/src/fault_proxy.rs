@@ -10,6 +10,9 @@
 //! - [`Mode::Drop`]: every live connection is cut at once (RST to the client, in-flight
 //!   requests included: an ambiguous failure), new connections are accepted and black-holed
 //!   (read and discarded, never answered) and are reset when the mode changes.
+//! - [`Mode::LoseReplies`]: requests are forwarded, but a connection is reset as soon as the
+//!   upstream answers, so the upstream did the work and the client never hears of it (the
+//!   ambiguous failure of a reply lost in the network, or a client timing out too early).
 //!
 //! The upstream can be changed too ([`FaultProxy::set_upstream`]), e.g. to follow a server
 //! restarted on another port. [`FaultProxy::stats`] counts what happened.
@@ -30,6 +33,7 @@ pub enum Mode {
     Refuse,
     Delay(Duration),
     Drop,
+    LoseReplies,
 }
 
 /// Counters since the proxy started.
@@ -41,6 +45,7 @@ struct Counters {
     black_holed: AtomicU64,
     cut: AtomicU64,
     delayed_chunks: AtomicU64,
+    lost_replies: AtomicU64,
     upstream_failed: AtomicU64,
 }
 
@@ -59,6 +64,8 @@ pub struct ProxyStats {
     pub cut: u64,
     /// Client chunks held back by [`Mode::Delay`].
     pub delayed_chunks: u64,
+    /// Replies thrown away by [`Mode::LoseReplies`] (the connection was reset instead).
+    pub lost_replies: u64,
     /// Connections reset because the upstream could not be reached.
     pub upstream_failed: u64,
 }
@@ -140,6 +147,7 @@ impl FaultProxy {
             black_holed: c.black_holed.load(Ordering::Relaxed),
             cut: c.cut.load(Ordering::Relaxed),
             delayed_chunks: c.delayed_chunks.load(Ordering::Relaxed),
+            lost_replies: c.lost_replies.load(Ordering::Relaxed),
             upstream_failed: c.upstream_failed.load(Ordering::Relaxed),
         }
     }
@@ -185,7 +193,7 @@ async fn handle(client: TcpStream, shared: Arc<Shared>) {
             reset(client);
         }
         Mode::Drop => black_hole(client, modes, &shared).await,
-        Mode::Pass | Mode::Delay(_) => {
+        Mode::Pass | Mode::Delay(_) | Mode::LoseReplies => {
             let upstream = match TcpStream::connect(shared.upstream()).await {
                 Ok(u) => u,
                 Err(_) => {
@@ -264,7 +272,7 @@ async fn forward(
                 }
                 let mode = *modes.borrow();
                 match mode {
-                    Mode::Pass => {}
+                    Mode::Pass | Mode::LoseReplies => {}
                     Mode::Delay(d) => {
                         shared.counters.delayed_chunks.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(d).await;
@@ -291,6 +299,11 @@ async fn forward(
                         break;
                     }
                     continue;
+                }
+                if *modes.borrow() == Mode::LoseReplies {
+                    shared.counters.lost_replies.fetch_add(1, Ordering::Relaxed);
+                    reset(client);
+                    return;
                 }
                 if client.write_all(&from_upstream[..n]).await.is_err() {
                     break;
@@ -446,6 +459,36 @@ mod tests {
             round_trip(&mut after, b"back", SHORT).await.unwrap(),
             b"back"
         );
+    }
+
+    #[tokio::test]
+    async fn lose_replies_forwards_the_request_but_resets_instead_of_answering() {
+        // An upstream that records what it received.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).await.unwrap();
+            tx.send(buf[..n].to_vec()).unwrap();
+            s.write_all(b"done").await.unwrap();
+            let mut rest = [0u8; 8];
+            let _closed = s.read(&mut rest).await;
+        });
+        let proxy = FaultProxy::start(upstream).await.unwrap();
+        proxy.set_mode(Mode::LoseReplies);
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(
+            round_trip(&mut s, b"work", SHORT).await.is_err(),
+            "the reply is lost"
+        );
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            b"work",
+            "the upstream got the request"
+        );
+        assert_eq!(proxy.stats().lost_replies, 1);
     }
 
     #[tokio::test]

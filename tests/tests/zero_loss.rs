@@ -15,7 +15,10 @@ async fn every_accepted_measurement_is_one_row_with_its_body_and_no_failed_submi
     };
     println!("{audit}");
     assert_eq!(audit.accepted, audit.bodies_retrievable);
-    assert_eq!(audit.rows, audit.accepted + audit.no_answer_stored);
+    assert_eq!(
+        audit.rows,
+        audit.accepted + audit.ghosts + audit.no_answer_stored
+    );
     assert!(
         audit.accepted > 0 && audit.errored > 0,
         "faults must both let submissions through and refuse some: {audit}"
