@@ -6,8 +6,10 @@ FN ?= Health
 EVENT ?= events/$(FN)/$(firstword $(notdir $(wildcard events/$(FN)/*.json)))
 FUNCTION_PACKAGES := $(foreach d,$(filter-out functions/ooni,$(wildcard functions/*)),-p $(notdir $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(d)/Cargo.toml | head -1)))
 ENV := source scripts/env.sh &&
+# For commands that talk to real AWS: the project's tools on PATH, none of the local emulator's settings.
+TOOLS := export PATH="$(CURDIR)/.venv/bin:$$HOME/.cargo/bin:$$PATH" &&
 
-.PHONY: setup run test bench bench-e2e lint build deploy invoke template smoketest clean
+.PHONY: setup run test bench bench-e2e lint build deploy rollback invoke template smoketest clean
 
 setup: ## install every tool a fresh Debian machine lacks (idempotent)
 	scripts/setup.sh
@@ -25,6 +27,9 @@ bench: ## benchmarks of every crate that has them (release builds) + cold starts
 	for p in ooni-probe ooni-fastpath ooni-uploader ooni-measurements; do \
 	  if [ -d shared/$${p#ooni-} ]; then cargo bench -p $$p || exit 1; fi; done
 
+bench-e2e: ## end-to-end ingest: emulated probes vs ooni dev on a private stack (msmt/s, p99, time to ClickHouse, CPU/msmt)
+	scripts/bench-e2e.sh
+
 smoketest: ## release artifacts under a Lambda Runtime API emulator, each on its events/ sample (x86_64)
 	$(MAKE) build ARCH=x86_64
 	scripts/smoketest.sh
@@ -40,7 +45,10 @@ build: ## release build of every Lambda binary for $(ARCH) (target/lambda/<bin>/
 	$(ENV) cargo lambda build --release $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(FUNCTION_PACKAGES)
 
 deploy: build ## sam deploy to $(STAGE) (samconfig.toml environments)
-	$(ENV) sam deploy --config-env $(STAGE)
+	$(TOOLS) sam deploy --config-env $(STAGE)
+
+rollback: ## every function of $(STAGE) back to its previous version (ONLY=CheckIn for one; DRY_RUN=1 to look)
+	$(TOOLS) python3 scripts/rollback.py --stage $(STAGE) $(if $(ONLY),--function $(ONLY)) $(if $(DRY_RUN),--dry-run)
 
 invoke: ## run one function in-process: make invoke FN=CheckIn EVENT=events/CheckIn/basic.json
 	$(ENV) cargo run -q --bin ooni -- invoke $(FN) $(EVENT)

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # `make test`: everything from a fresh machine — tools, a private ClickHouse + AWS emulator on
-# test ports (fresh data), the whole workspace's tests, and the template linters. Stops what it
-# started, whatever happens.
-set -euo pipefail
+# test ports (fresh data), the template linters, the whole workspace's tests, the operations
+# scripts' tests, bounded fuzzing of the submission validator and the scorer, and the smoke test
+# of the release artifacts (x86_64) under a Lambda Runtime API emulator. Stops what it started,
+# whatever happens; runs every stage even when an earlier one failed, then exits non-zero if any
+# did. Environment: OONI_TEST_FUZZ_SECONDS (per fuzz target, default 45; 0 skips fuzzing),
+# OONI_TEST_SMOKE=0 (skip the release build and smoke test, for quick local runs).
+set -uo pipefail
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO_ROOT"
 export OONI_CLICKHOUSE_PORT="${OONI_TEST_CLICKHOUSE_PORT:-18123}"
@@ -10,20 +14,62 @@ export OONI_AWS_PORT="${OONI_TEST_AWS_PORT:-15000}"
 export OONI_CLICKHOUSE_DATA="$REPO_ROOT/.local/test-clickhouse-data"
 source scripts/env.sh
 start=$(date +%s)
-scripts/setup.sh
+scripts/setup.sh || exit 1
+mkdir -p .local
 rm -rf "$OONI_CLICKHOUSE_DATA"
-infra/local/stack.sh start
+infra/local/stack.sh start || exit 1
 trap 'infra/local/stack.sh stop' EXIT
 export OONI_TEST_CLICKHOUSE_URL="http://127.0.0.1:${OONI_CLICKHOUSE_PORT}"
 export OONI_TEST_AWS_ENDPOINT="http://127.0.0.1:${OONI_AWS_PORT}"
-echo "== template lint (cfn-lint, sam validate --lint)"
-cfn-lint template.yaml
-sam validate --lint --region us-east-1 -t template.yaml
-echo "== cargo test --workspace"
+
+passed=0
+failed=0
+failed_stages=()
+stage() { echo; echo "== $1 ($(( $(date +%s) - start )) s in)"; }
+record() { # record NAME STATUS PASSED FAILED
+  passed=$(( passed + $3 )); failed=$(( failed + $4 ))
+  if [ "$2" -ne 0 ]; then failed_stages+=("$1"); [ "$4" -eq 0 ] && failed=$(( failed + 1 )); fi
+}
+
+stage "template lint (cfn-lint, sam validate --lint)"
+cfn-lint template.yaml && sam validate --lint --region us-east-1 -t template.yaml
+s=$?; record template-lint $s $(( s == 0 )) 0
+
+stage "cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee .local/test.log
-status=${PIPESTATUS[0]}
-passed=$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' .local/test.log | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' .local/test.log | awk '{s+=$1} END {print s+0}')
+s=${PIPESTATUS[0]}
+record cargo-test $s \
+  "$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' .local/test.log | awk '{s+=$4} END {print s+0}')" \
+  "$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' .local/test.log | awk '{s+=$6} END {print s+0}')"
+
+stage "operations scripts (rollback against the AWS emulator)"
+python3 -m unittest -v scripts/test_rollback.py 2>&1 | tee .local/test-ops.log
+s=${PIPESTATUS[0]}
+record ops $s "$(grep -c ' \.\.\. ok$' .local/test-ops.log)" "$(grep -Ec ' \.\.\. (FAIL|ERROR)$' .local/test-ops.log)"
+
+# The smoke test brings its own stack up on other ports: free this one's memory first.
+infra/local/stack.sh stop
+
+fuzz_seconds="${OONI_TEST_FUZZ_SECONDS:-45}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  stage "fuzzing (${fuzz_seconds} s per target)"
+  scripts/fuzz.sh "$fuzz_seconds" 2>&1 | tee .local/test-fuzz.log
+  s=${PIPESTATUS[0]}
+  record fuzz $s $(( s == 0 )) 0
+fi
+
+if [ "${OONI_TEST_SMOKE:-1}" != 0 ]; then
+  stage "smoke test: release artifacts (x86_64) under a Lambda Runtime API emulator"
+  { make build ARCH=x86_64 && scripts/smoketest.sh; } 2>&1 | tee .local/test-smoke.log
+  s=${PIPESTATUS[0]}
+  line=$(grep -E '^smoketest: [0-9]+ passed, [0-9]+ failed$' .local/test-smoke.log | tail -1)
+  smoke_passed=$(echo "$line" | awk '{print $2+0}')
+  smoke_failed=$(echo "$line" | awk '{print $4+0}')
+  record smoketest $s "$smoke_passed" "$smoke_failed"
+fi
+
+echo
 echo "make test took $(( $(date +%s) - start )) s"
+if [ "${#failed_stages[@]}" -gt 0 ]; then echo "failed stages: ${failed_stages[*]}"; fi
 echo "summary: ${passed} passed, ${failed} failed"
-exit "$status"
+[ "${#failed_stages[@]}" -eq 0 ]

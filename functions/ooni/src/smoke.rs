@@ -1,7 +1,9 @@
 //! `ooni smoketest`: starts the release artifacts built by `make build` under a minimal Lambda
 //! Runtime API emulator (the same protocol the AWS runtime speaks) and feeds each function its
 //! `events/` sample. Reports, per function, whether it answered correctly and its cold start
-//! (process start → first response), which `make bench` also prints.
+//! (process start → first response), which `make bench` also prints. A deploy-time function
+//! (CloudFormation custom resource) gets its event's `ResponseURL` pointed at the emulator,
+//! which records the answer CloudFormation would get: it passes only with `Status: SUCCESS`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -59,13 +61,21 @@ struct Exchange {
     event: String,
     handed_out: bool,
     response: Option<Result<String, String>>,
+    /// What a custom resource PUT to its `ResponseURL`.
+    cfn_response: Option<String>,
 }
+
+const CFN_RESPONSE_PATH: &str = "/cloudformation-response";
 
 async fn runtime_api(state: Arc<(Mutex<Exchange>, Notify)>, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let text = String::from_utf8_lossy(&body).into_owned();
     let (lock, notify) = &*state;
+    if path == CFN_RESPONSE_PATH {
+        lock.lock().unwrap_or_else(|p| p.into_inner()).cfn_response = Some(text);
+        return hyper::Response::new(Full::new(Bytes::new()));
+    }
     if path.ends_with("/invocation/next") {
         let event = {
             let mut ex = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,12 +108,29 @@ async fn runtime_api(state: Arc<(Mutex<Exchange>, Notify)>, req: hyper::Request<
     resp
 }
 
+/// A custom resource succeeded when it told CloudFormation `SUCCESS`.
+fn cfn_verdict(cfn_response: Option<&str>) -> Verdict {
+    let Some(body) = cfn_response else {
+        return Verdict::FunctionError("returned without answering CloudFormation".into());
+    };
+    let v: Value = serde_json::from_str(body).unwrap_or_default();
+    match v["Status"].as_str() {
+        Some("SUCCESS") => Verdict::Answered { status: None },
+        _ => Verdict::FunctionError(format!("CloudFormation was told {body}")),
+    }
+}
+
 /// Runs one function's artifact on one event.
 pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: &Path, timeout: Duration) -> anyhow::Result<SmokeResult> {
-    let event = std::fs::read_to_string(event_path)?;
-    let state = Arc::new((Mutex::new(Exchange { event, ..Default::default() }), Notify::new()));
+    let mut event = std::fs::read_to_string(event_path)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    if matches!(spec.trigger, Trigger::Deploy) {
+        let mut v: Value = serde_json::from_str(&event)?;
+        v["ResponseURL"] = Value::String(format!("http://{addr}{CFN_RESPONSE_PATH}"));
+        event = v.to_string();
+    }
+    let state = Arc::new((Mutex::new(Exchange { event, ..Default::default() }), Notify::new()));
     let st = state.clone();
     let server = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -138,8 +165,12 @@ pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: 
     let verdict = tokio::select! {
         _ = notify.notified() => {
             let elapsed = started.elapsed();
-            let response = lock.lock().unwrap_or_else(|p| p.into_inner()).response.take();
+            let (response, cfn_response) = {
+                let mut ex = lock.lock().unwrap_or_else(|p| p.into_inner());
+                (ex.response.take(), ex.cfn_response.take())
+            };
             let verdict = match response {
+                Some(Ok(_)) if matches!(spec.trigger, Trigger::Deploy) => cfn_verdict(cfn_response.as_deref()),
                 Some(Ok(body)) => {
                     let status = match spec.trigger {
                         Trigger::Http(_) => serde_json::from_str::<Value>(&body).ok().and_then(|v| v["statusCode"].as_u64()).map(|s| s as u16),
@@ -192,4 +223,17 @@ pub async fn run_all(lambda_dir: &Path, events_dir: &Path, skip: &[String], allo
         results.push(run_one(&bootstrap, spec, &event, Duration::from_secs(20)).await?);
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_resource_passes_only_when_it_told_cloudformation_success() {
+        assert!(matches!(cfn_verdict(Some(r#"{"Status":"SUCCESS","PhysicalResourceId":"m"}"#)), Verdict::Answered { status: None }));
+        assert!(matches!(cfn_verdict(Some(r#"{"Status":"FAILED","Reason":"x"}"#)), Verdict::FunctionError(_)));
+        assert!(matches!(cfn_verdict(Some("not json")), Verdict::FunctionError(_)));
+        assert!(matches!(cfn_verdict(None), Verdict::FunctionError(_)));
+    }
 }

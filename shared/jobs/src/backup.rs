@@ -258,6 +258,38 @@ pub async fn restore_table(
     Ok(entry.rows)
 }
 
+/// Restores the backup of `date` the way the runbook does it: each of `tables` (every table of
+/// the manifest when empty) is loaded into `<table><suffix>`, created first with the live
+/// table's structure (`CREATE TABLE ... AS <table>`) when the suffix is not empty, so the
+/// operator can compare and then `EXCHANGE TABLES`. An empty suffix appends to the live table
+/// (its ReplacingMergeTree keys fold the duplicates). Returns `(target table, rows)` pairs.
+pub async fn restore_day(
+    ch: &clickhouse::Client,
+    store: &dyn ObjectStore,
+    date: &str,
+    tables: &[String],
+    suffix: &str,
+) -> Result<Vec<(String, u64)>, JobError> {
+    let manifest = read_manifest(store, date).await?;
+    let wanted: Vec<String> =
+        if tables.is_empty() { manifest.tables.iter().map(|t| t.table.clone()).collect() } else { tables.to_vec() };
+    let mut restored = Vec::with_capacity(wanted.len());
+    for table in &wanted {
+        let table = checked(table)?;
+        let into = format!("{table}{suffix}");
+        let into = checked(&into)?;
+        if !suffix.is_empty() {
+            ch.query(&format!("CREATE TABLE IF NOT EXISTS {into} AS {table}"))
+                .execute()
+                .await
+                .map_err(|source| BackupError::ClickHouse { operation: "create", table: into.to_owned(), source })?;
+        }
+        let rows = restore_table(ch, store, date, table, into).await?;
+        restored.push((into.to_owned(), rows));
+    }
+    Ok(restored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -632,13 +632,22 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
     let again = h.run(Job::Backup).await.unwrap();
     assert_eq!((again["outcome"].as_str(), again["backup"].as_str()), (Some("unchanged"), Some("already complete")));
 
-    h.ch().query("CREATE TABLE url_priorities_restored AS url_priorities").execute().await.unwrap();
-    let n = ooni_jobs::backup::restore_table(&h.ch(), backup.as_ref(), &date, "url_priorities", "url_priorities_restored").await.unwrap();
-    assert_eq!(n, live_rows);
+    let restored =
+        ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &["url_priorities".into()], "_restored").await.unwrap();
+    assert_eq!(restored, vec![("url_priorities_restored".to_owned(), live_rows)]);
     assert_eq!(
         ooni_jobs::swap::content_hash(&h.ch(), "url_priorities_restored").await.unwrap(),
         ooni_jobs::swap::content_hash(&h.ch(), "url_priorities").await.unwrap()
     );
+
+    // The whole day, as the runbook's `ooni restore DATE` does it: every table of the manifest.
+    let all = ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &[], "_all").await.unwrap();
+    let names: Vec<&str> = all.iter().map(|(t, _)| t.strip_suffix("_all").unwrap()).collect();
+    assert_eq!(names, ooni_jobs::backup::DEFAULT_BACKUP_TABLES);
+    for (table, rows) in &all {
+        assert_eq!(h.count(table).await, *rows, "{table}");
+    }
+    assert!(ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &["x; DROP".into()], "_r").await.is_err());
 }
 
 #[tokio::test]

@@ -12,9 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mmdb.rs"]
-#[allow(dead_code)]
-mod mmdb;
+use ooni_testkit::mmdb;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -130,15 +130,10 @@ impl GeoIp {
 }
 
 #[cfg(test)]
-#[path = "../tests/support/mmdb.rs"]
-#[allow(dead_code)]
-mod test_mmdb;
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
-    use super::test_mmdb as mmdb;
+    use ooni_testkit::mmdb;
 
     fn dbs() -> GeoIp {
         GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap()

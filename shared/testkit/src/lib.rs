@@ -10,6 +10,7 @@
 //! writer for GeoIP test databases.
 
 pub mod fake_http;
+pub mod fixtures;
 pub mod mmdb;
 
 use ooni_adapters::{ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, Migrator, ResourceNames, Secret};

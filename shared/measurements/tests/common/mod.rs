@@ -23,7 +23,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 const FIXTURES: [(&str, &str); 3] = [
-    ("citizenlab", include_str!("../fixtures/1_clickhouse_populate_citizenlab.sql")),
+    ("citizenlab", ooni_testkit::fixtures::CITIZENLAB_SQL),
     ("fastpath", include_str!("../fixtures/2_clickhouse_populate_fastpath.sql")),
     ("jsonl", include_str!("../fixtures/3_clickhouse_populate_jsonl.sql")),
 ];

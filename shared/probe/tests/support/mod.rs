@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod mmdb;
+pub use ooni_testkit::mmdb;
 
 use ooni_adapters::{FixedClock, MemoryObjectStore, MemoryQueue};
 use ooni_domain::prio::{CitizenlabEntry, PrioRule};
@@ -18,7 +18,7 @@ use ooni_probe::settings::Settings;
 use ooni_probe::{Ports, ProbeService, State};
 use std::sync::Arc;
 
-pub const CITIZENLAB_SQL: &str = include_str!("../fixtures/citizenlab.sql");
+pub use ooni_testkit::fixtures::CITIZENLAB_SQL;
 pub const URL_PRIORITIES_JSON: &str = include_str!("../fixtures/url_priorities_us.json");
 pub const TOR_TARGETS_JSON: &str = include_str!("../fixtures/tor-targets.json");
 pub const PSIPHON_JSON: &str = include_str!("../fixtures/psiphon-config.json");

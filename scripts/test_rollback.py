@@ -1,0 +1,103 @@
+"""Tests of scripts/rollback.py against the local AWS emulator (AWS_ENDPOINT_URL must point at
+it; scripts/test.sh runs this with its private stack). Each test deploys functions of its own
+stage name, so runs never see each other's functions."""
+
+import io
+import os
+import sys
+import unittest
+import uuid
+import zipfile
+from contextlib import redirect_stdout
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rollback  # noqa: E402
+
+
+def code_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+    return buf.getvalue()
+
+
+class RollbackTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            raise RuntimeError("AWS_ENDPOINT_URL must point at the local AWS emulator")
+        iam = rollback.client("iam")
+        cls.role = iam.create_role(
+            RoleName=f"ooni-rollback-test-{uuid.uuid4().hex[:8]}",
+            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}',
+        )["Role"]["Arn"]
+        cls.lam = rollback.client("lambda")
+
+    def deploy(self, name: str, versions: int, canary: float | None = None) -> None:
+        """A function with `versions` published versions and `live` on the last (or, with a
+        canary weight, on the one before with the last taking that share)."""
+        self.lam.create_function(
+            FunctionName=name, Runtime="provided.al2023", Role=self.role, Handler="bootstrap",
+            Code={"ZipFile": code_zip()}, Publish=False,
+        )
+        for i in range(versions):
+            self.lam.update_function_code(FunctionName=name, ZipFile=code_zip() + bytes([i]))
+            self.lam.publish_version(FunctionName=name, Description=f"release {i + 1}")
+        if canary is None:
+            self.lam.create_alias(FunctionName=name, Name="live", FunctionVersion=str(versions))
+        else:
+            self.lam.create_alias(
+                FunctionName=name, Name="live", FunctionVersion=str(versions - 1),
+                RoutingConfig={"AdditionalVersionWeights": {str(versions): canary}},
+            )
+
+    def live(self, name: str) -> tuple[str, dict]:
+        a = self.lam.get_alias(FunctionName=name, Name="live")
+        return a["FunctionVersion"], (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+
+    def run_rollback(self, *argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = rollback.main(["--no-codedeploy", *argv])
+        return code, out.getvalue()
+
+    def test_every_function_of_the_stage_goes_back_one_version_and_other_stages_stay(self):
+        stage, other = f"t{uuid.uuid4().hex[:8]}", f"o{uuid.uuid4().hex[:8]}"
+        self.deploy(f"ooni-{stage}-CheckIn", 3)
+        self.deploy(f"ooni-{stage}-Scorer", 2)
+        self.deploy(f"ooni-{other}-CheckIn", 3)
+        code, out = self.run_rollback("--stage", stage)
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.live(f"ooni-{stage}-CheckIn"), ("2", {}))
+        self.assertEqual(self.live(f"ooni-{stage}-Scorer"), ("1", {}))
+        self.assertEqual(self.live(f"ooni-{other}-CheckIn"), ("3", {}))
+        self.assertIn("2 of 2 functions done", out)
+
+    def test_a_canary_in_progress_is_cut_off_and_the_primary_version_kept(self):
+        stage = f"t{uuid.uuid4().hex[:8]}"
+        self.deploy(f"ooni-{stage}-Health", 4, canary=0.1)
+        self.assertEqual(self.live(f"ooni-{stage}-Health"), ("3", {"4": 0.1}))
+        code, out = self.run_rollback("--stage", stage, "--function", "Health")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(self.live(f"ooni-{stage}-Health"), ("3", {}))
+
+    def test_a_dry_run_changes_nothing_and_a_first_release_stays(self):
+        stage = f"t{uuid.uuid4().hex[:8]}"
+        self.deploy(f"ooni-{stage}-Version", 2)
+        self.deploy(f"ooni-{stage}-Health", 1)
+        code, out = self.run_rollback("--stage", stage, "--dry-run")
+        self.assertEqual(code, 0, out)
+        self.assertIn("2 -> 1", out)
+        self.assertEqual(self.live(f"ooni-{stage}-Version"), ("2", {}))
+        code, out = self.run_rollback("--stage", stage)
+        self.assertEqual(self.live(f"ooni-{stage}-Version"), ("1", {}))
+        self.assertEqual(self.live(f"ooni-{stage}-Health"), ("1", {}))
+        self.assertIn("no older published version", out)
+
+    def test_an_unknown_stage_is_an_error(self):
+        code, _ = self.run_rollback("--stage", f"none{uuid.uuid4().hex[:8]}")
+        self.assertEqual(code, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
