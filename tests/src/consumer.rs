@@ -27,6 +27,8 @@ pub struct ConsumerControl {
     /// sent again only the first time it is received).
     pub duplicate_all: AtomicBool,
     duplicated: Mutex<HashSet<String>>,
+    /// Receive nothing while set (a backlog builds up: throttled or disabled event source).
+    pub paused: AtomicBool,
     /// Skip the delete of every n-th processed message (0: never).
     pub skip_delete_every: AtomicU32,
     pub batches: AtomicU64,
@@ -123,6 +125,10 @@ async fn consume(
 ) {
     let mut processed: u64 = 0;
     loop {
+        if c.paused.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let messages = match queue.receive(10, 1, VISIBILITY_SECS).await {
             Ok(m) => m,
             Err(e) => {

@@ -1,12 +1,15 @@
 //! The zero-loss scenario: submissions under injected faults, without wiping state between
 //! phases, then recovery and an audit of what API users see.
 //!
-//! Phases (each runs a share of the submissions while its fault is on):
-//! 1. `baseline`; 2–4. S3 refused / delayed / dropped; 5–7. SQS refused / delayed / dropped
-//!    (drops toggle on and off while submissions run); 8. `duplicates`: every received message
-//!    is sent again and every third delete is skipped; 9. `clickhouse-restart`: the private
-//!    ClickHouse is stopped (SIGTERM) and started again on the same data directory while the
-//!    scorer consumes, then killed (SIGKILL) and started again.
+//! Phases (each runs a share of the submissions while its fault is on): `baseline`; S3 refused /
+//! delayed / dropped (toggling) / replies lost; the same four for SQS; `duplicates` (every
+//! received message is sent again once and every third delete is skipped);
+//! `clickhouse-restart` (the private ClickHouse is stopped with SIGTERM while submissions
+//! arrive and the scorer consumes, started again on the same data directory, then killed with
+//! SIGKILL while the scorer catches up, and started again). With
+//! `OONI_FAULT_UPLOAD_DURING_BACKLOG=1`, `upload-during-backlog` reproduces an open bug (see
+//! the crate README): the consumers pause, submissions arrive, the uploader runs, the consumers
+//! resume.
 //!
 //! Recovery: faults off; the DLQ is redriven and the queue drained until every accepted uid has
 //! a row (bounded wait). Then the uploader is crashed after each of its steps in turn and rerun
@@ -16,7 +19,9 @@
 //! - every `measurement_uid` handed out is exactly one row in `fastpath FINAL` and through the
 //!   list API (`/api/v1/measurements?report_id=`), and `/api/v1/raw_measurement` returns its
 //!   body (the content that was submitted, after the uploader moved it to the data bucket);
-//! - every submission answered with an error has no row (list API and table);
+//! - every submission answered with an error has no row (list API and table), except in the
+//!   ambiguous phases ([`is_ambiguous`]: the upstream may have done the work while the project
+//!   saw a failure), where it may be whole instead (a "ghost"); half-stored is never allowed;
 //! - a submission without an answer (client timeout) is either whole (one row, body
 //!   retrievable) or absent;
 //! - orphan objects (a stored body whose submission got an error, so no queue message names
@@ -60,6 +65,9 @@ pub struct ScenarioConfig {
     pub inline_limit: usize,
     /// Bound on the recovery (drain) wait.
     pub drain_timeout: Duration,
+    /// The phases to run ([`PHASES`], plus `upload-during-backlog` with
+    /// `OONI_FAULT_UPLOAD_DURING_BACKLOG=1`).
+    pub phases: Vec<&'static str>,
 }
 
 impl ScenarioConfig {
@@ -70,17 +78,22 @@ impl ScenarioConfig {
                 .with_context(|| format!("OONI_FAULT_SUBMISSIONS={v} is not a number"))?,
             Err(_) => 180,
         };
+        let mut phases = PHASES.to_vec();
+        if std::env::var("OONI_FAULT_UPLOAD_DURING_BACKLOG").is_ok_and(|v| v == "1") {
+            phases.push("upload-during-backlog");
+        }
         ensure!(
-            submissions >= PHASES.len(),
+            submissions >= phases.len(),
             "OONI_FAULT_SUBMISSIONS must be at least {}",
-            PHASES.len()
+            phases.len()
         );
         Ok(ScenarioConfig {
             submissions,
-            concurrency: 6,
+            concurrency: 12,
             consumers: 2,
             inline_limit: 8 * 1024,
             drain_timeout: Duration::from_secs(120 + (submissions as u64) / 20),
+            phases,
         })
     }
 }
@@ -212,6 +225,25 @@ fn toggle_drop(proxy: Arc<FaultProxy>, done: Arc<AtomicBool>) -> tokio::task::Jo
         }
         proxy.set_mode(Mode::Pass);
     })
+}
+
+/// The uploader on the project's context, with a clock two hours ahead so the hours of this
+/// run count as complete.
+fn uploader_ahead(ctx: &ooni_platform::Context) -> Uploader {
+    let clock = Arc::new(FixedClock::new(
+        chrono::Utc::now() + chrono::Duration::hours(2),
+    ));
+    let config = UploaderConfig {
+        time_budget: None,
+        ..UploaderConfig::default()
+    };
+    Uploader::new(
+        ctx.object_store(Bucket::Incoming),
+        ctx.object_store(Bucket::Data),
+        Arc::new(ooni_uploader::ClickHouseJsonl::new(ctx.clickhouse())),
+        clock,
+        config,
+    )
 }
 
 /// Crashes the uploader once, after `step` of the first chunk that reaches it.
@@ -421,13 +453,14 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     let probe_url = probe_server.base_url();
     let samples = Arc::new(ooni_loadgen::samples::embedded()?);
     let next = Arc::new(AtomicUsize::new(0));
-    let per_phase = cfg.submissions / PHASES.len();
+    let phases = &cfg.phases;
+    let per_phase = cfg.submissions / phases.len();
     let mut all: Vec<Submission> = Vec::new();
 
-    for (i, phase) in PHASES.iter().copied().enumerate() {
+    for (i, phase) in phases.iter().copied().enumerate() {
         let phase_started = Instant::now();
-        let n = if i + 1 == PHASES.len() {
-            cfg.submissions - per_phase * (PHASES.len() - 1)
+        let n = if i + 1 == phases.len() {
+            cfg.submissions - per_phase * (phases.len() - 1)
         } else {
             per_phase
         };
@@ -522,6 +555,22 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
                 subs.extend(more.0);
                 open_failed.0 += (more.1).0;
                 (subs, open_failed)
+            }
+            "upload-during-backlog" => {
+                // The scorer falls behind (throttled, disabled, or messages parked in the DLQ
+                // awaiting a redrive) for longer than the uploader's hour + grace: the hourly
+                // upload moves the bodies out of the incoming bucket while messages that need
+                // them are still queued.
+                control.paused.store(true, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let r = submit(n).await;
+                let report = uploader_ahead(&ctx).run().await?;
+                tracing::info!(
+                    measurements = report.measurements,
+                    "uploaded while the queue held a backlog"
+                );
+                control.paused.store(false, Ordering::Relaxed);
+                r
             }
             _ => submit(n).await,
         };
@@ -648,22 +697,7 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     let phase_started = Instant::now();
     // The uploader, crashed after each of its steps in turn, then run to completion. Its clock
     // is two hours ahead so the hours of this run count as complete.
-    let clock = Arc::new(FixedClock::new(
-        chrono::Utc::now() + chrono::Duration::hours(2),
-    ));
-    let config = UploaderConfig {
-        time_budget: None,
-        ..UploaderConfig::default()
-    };
-    let uploader = || {
-        Uploader::new(
-            ctx.object_store(Bucket::Incoming),
-            ctx.object_store(Bucket::Data),
-            Arc::new(ooni_uploader::ClickHouseJsonl::new(ctx.clickhouse())),
-            clock.clone(),
-            config.clone(),
-        )
-    };
+    let uploader = || uploader_ahead(&ctx);
     for step in Step::ALL {
         let crashing = uploader().with_faults(Arc::new(CrashAfter {
             step,

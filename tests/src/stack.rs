@@ -138,8 +138,8 @@ impl FaultStack {
         ooni_adapters::S3ObjectStore::new(self.direct_aws.s3.clone(), bucket)
     }
 
-    /// Stops ClickHouse (`crash`: SIGKILL) and removes the directory; the AWS resources stay
-    /// (uniquely named, like every test stack's).
+    /// Stops ClickHouse and removes its directory; the AWS resources stay (uniquely named,
+    /// like every test stack's).
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.clickhouse
             .stop(false)
