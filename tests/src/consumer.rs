@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
-/// Visibility timeout of every receive (seconds): a failed or undeleted message is back
-/// this soon. Shorter than a slow batch may take, so concurrent redeliveries happen too.
-pub const VISIBILITY_SECS: u32 = 3;
+/// Visibility timeout of every receive (seconds): a failed or undeleted message is back this
+/// soon (Lambda's queue uses 120 s; short here so recovery is quick, and short enough that a
+/// slow batch can see its messages delivered again to another consumer meanwhile).
+pub const VISIBILITY_SECS: u32 = 6;
 
 /// Live switches and counters shared by the consumers.
 #[derive(Debug, Default)]
@@ -51,6 +52,23 @@ fn now_ms() -> u64 {
 }
 
 impl ConsumerControl {
+    /// The counters, for failure messages.
+    pub fn summary(&self) -> String {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "consumers: batches {}, received {}, redelivered {}, failed items {}, deleted {}, delete failed {}, deletes skipped {}, resent {}, receive failed {}",
+            l(&self.batches),
+            l(&self.received),
+            l(&self.redelivered),
+            l(&self.failed_items),
+            l(&self.deleted),
+            l(&self.delete_failed),
+            l(&self.deletes_skipped),
+            l(&self.resent),
+            l(&self.receive_failed)
+        )
+    }
+
     /// True the first time `body` is seen by [`ConsumerControl::duplicate_all`].
     fn first_copy(&self, body: &str) -> bool {
         let mut seen = match self.duplicated.lock() {

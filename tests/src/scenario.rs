@@ -2,7 +2,9 @@
 //! phases, then recovery and an audit of what API users see.
 //!
 //! Phases (each runs a share of the submissions while its fault is on): `baseline`; S3 refused /
-//! delayed / dropped (toggling) / replies lost; the same four for SQS; `duplicates` (every
+//! delayed / dropped (toggling) / replies lost; the same four for SQS; `client-timeout` (the
+//! probe gives up after 1 s while SQS is 1.2 s slow: the handler is cut mid-way, a held
+//! SendMessage may still arrive); `duplicates` (every
 //! received message is sent again once and every third delete is skipped);
 //! `clickhouse-restart` (the private ClickHouse is stopped with SIGTERM while submissions
 //! arrive and the scorer consumes, started again on the same data directory, then killed with
@@ -65,6 +67,8 @@ pub struct ScenarioConfig {
     pub inline_limit: usize,
     /// Bound on the recovery (drain) wait.
     pub drain_timeout: Duration,
+    /// The recovery fails when no accepted uid got its row for this long.
+    pub drain_stall: Duration,
     /// The phases to run ([`PHASES`], plus `upload-during-backlog` with
     /// `OONI_FAULT_UPLOAD_DURING_BACKLOG=1`).
     pub phases: Vec<&'static str>,
@@ -92,14 +96,15 @@ impl ScenarioConfig {
             concurrency: 12,
             consumers: 2,
             inline_limit: 8 * 1024,
-            drain_timeout: Duration::from_secs(120 + (submissions as u64) / 20),
+            drain_timeout: Duration::from_secs(300 + (submissions as u64) / 5),
+            drain_stall: Duration::from_secs(90),
             phases,
         })
     }
 }
 
 /// The fault phases, in order.
-pub const PHASES: [&str; 11] = [
+pub const PHASES: [&str; 12] = [
     "baseline",
     "s3-refuse",
     "s3-delay",
@@ -109,6 +114,7 @@ pub const PHASES: [&str; 11] = [
     "sqs-delay",
     "sqs-drop",
     "sqs-lost-replies",
+    "client-timeout",
     "duplicates",
     "clickhouse-restart",
 ];
@@ -439,7 +445,7 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     let api_server = serve(Arc::new(ApiService::with_options(ctx.clone(), api_options))).await?;
     let scorer_settings = ScorerSettings {
         scorer: ScorerConfig::default(),
-        clickhouse_timeout: Duration::from_secs(3),
+        clickhouse_timeout: Duration::from_secs(20),
         fingerprints_dir: None,
     };
     let scorer = FastpathService::with_settings(ctx.clone(), scorer_settings)
@@ -505,6 +511,27 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
                 let r = submit(n).await;
                 done.store(true, Ordering::Relaxed);
                 toggler.await?;
+                r
+            }
+            "client-timeout" => {
+                // The probe gives up before the answer: the submit is cut wherever it is (the
+                // dev server drops the handler, as a Lambda timeout would), while a delayed
+                // SendMessage may still reach the queue after the client left.
+                let impatient = probe_client(Duration::from_millis(1000))?;
+                stack
+                    .sqs_proxy
+                    .set_mode(Mode::Delay(Duration::from_millis(1200)));
+                let r = submit_many(
+                    &impatient,
+                    &probe_url,
+                    samples.clone(),
+                    phase,
+                    n,
+                    cfg.concurrency,
+                    next.clone(),
+                )
+                .await;
+                stack.sqs_proxy.set_mode(Mode::Pass);
                 r
             }
             "duplicates" => {
@@ -615,6 +642,8 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     let dlq = stack.direct_dlq();
     let deadline = Instant::now() + cfg.drain_timeout;
     let quiet_ms = u64::from(VISIBILITY_SECS) * 1000 + 1500;
+    let mut fewest_missing = usize::MAX;
+    let mut last_progress = Instant::now();
     loop {
         let present = distinct_uids(&ch).await?;
         let missing: Vec<&str> = accepted
@@ -625,17 +654,24 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
         if missing.is_empty() && control.idle_ms() >= quiet_ms {
             break;
         }
+        if missing.len() < fewest_missing {
+            fewest_missing = missing.len();
+            last_progress = Instant::now();
+        }
         if !missing.is_empty() {
             audit.redriven_from_dlq += redrive(&dlq, &main_queue).await?;
         }
-        if Instant::now() > deadline {
+        if Instant::now() > deadline || last_progress.elapsed() > cfg.drain_stall {
             bail!(
-                "after {:?} of recovery, {} of {} accepted uids still have no fastpath row (e.g. {:?}); consumers idle for {} ms",
-                cfg.drain_timeout,
+                "after {:.0?} of recovery ({:.0?} without progress), {} of {} accepted uids still have no fastpath row (e.g. {:?}); consumers idle for {} ms; {}; scorer {:?}",
+                phase_started.elapsed(),
+                last_progress.elapsed(),
                 missing.len(),
                 accepted.len(),
                 &missing[..missing.len().min(5)],
-                control.idle_ms()
+                control.idle_ms(),
+                control.summary(),
+                scorer.stats()
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
