@@ -3,6 +3,7 @@
 
 mod dev;
 mod invoke;
+mod loadgen;
 mod local;
 mod seed;
 mod services;
@@ -62,17 +63,8 @@ enum Command {
     },
     /// Run one timer job now (e.g. `ooni job JobFingerprints`).
     Job { name: String },
-    /// Load a day's ClickHouse backup (JobBackup) from the backup bucket into `<table><suffix>`.
-    Restore {
-        /// Backup day, YYYY-MM-DD.
-        date: String,
-        /// Tables to restore (repeatable; default: every table of the day's manifest).
-        #[arg(long = "table")]
-        tables: Vec<String>,
-        /// Suffix of the tables loaded (created like the live ones); "" appends to the live tables.
-        #[arg(long, default_value = "_restored")]
-        suffix: String,
-    },
+    /// Emulated ooniprobes against a running API: throughput, latency, time to ClickHouse, CPU.
+    Loadgen(loadgen::LoadgenArgs),
     /// Run the release artifacts under a Lambda Runtime API emulator on their sample events.
     Smoketest {
         #[arg(long, default_value = "target/lambda")]
@@ -209,14 +201,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        Command::Restore { date, tables, suffix } => {
-            let ctx = Arc::new(local::context(false).await?);
-            let store = ctx.object_store(ooni_platform::functions::Bucket::Backup);
-            for (table, rows) in ooni_jobs::backup::restore_day(&ctx.clickhouse(), store.as_ref(), &date, &tables, &suffix).await? {
-                println!("{table}: {rows} rows");
-            }
-            Ok(())
-        }
+        Command::Loadgen(args) => loadgen::run(args).await,
         Command::Functions => {
             for f in ooni_platform::functions::FUNCTIONS {
                 println!("{:<28} {:<18} {:?}", f.name, f.binary.bin_name(), f.trigger);
