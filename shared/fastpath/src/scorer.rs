@@ -12,6 +12,9 @@
 //!   other reason, a scoring panic: failed item (`scorer_bad_envelope`, `scorer_body_missing`,
 //!   `scorer_unprocessable`, `scorer_panicked`), so SQS parks it in the DLQ after
 //!   `maxReceiveCount` receives; on that last receive it is logged at error (`scorer_parked`);
+//! - the incoming object gone because the hourly uploader already archived it (a backlog older
+//!   than an hour): the body is read back from the data bucket through the `jsonl` table
+//!   ([`ArchivedBodies`], `scorer_body_from_archive`); only a body found nowhere is missing;
 //! - the incoming bucket failing: that item is retried (`scorer_body_unavailable`);
 //! - ClickHouse failing (fingerprints cannot be loaded, a lookup or insert fails): every item of
 //!   the batch is retried (`scorer_clickhouse_unavailable`).
@@ -31,6 +34,23 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Where bodies go once the hourly uploader has moved them out of the incoming bucket (the
+/// data bucket's JSONL files, found through the `jsonl` table). A narrow port so the Scorer's
+/// tests can fake it; the real one is `ooni_uploader::BodyLookup`.
+#[async_trait]
+pub trait ArchivedBodies: Send + Sync {
+    /// The measurement's body, `None` when nothing is archived for `uid`; an error when the
+    /// archive cannot be read now (the item is retried).
+    async fn archived_body(&self, uid: &str) -> anyhow::Result<Option<Bytes>>;
+}
+
+#[async_trait]
+impl ArchivedBodies for ooni_uploader::BodyLookup {
+    async fn archived_body(&self, uid: &str) -> anyhow::Result<Option<Bytes>> {
+        Ok(self.body_by_uid(uid).await?)
+    }
+}
 
 /// Token prefix of the Scorer's inserts.
 pub const TOKEN_PREFIX: &str = "scorer";
@@ -91,6 +111,7 @@ fn bump(c: &AtomicU64, n: usize) {
 pub struct Scorer {
     fingerprints: FingerprintCache,
     incoming: Arc<dyn ObjectStore>,
+    archive: Option<Arc<dyn ArchivedBodies>>,
     store: Arc<dyn RowStore>,
     config: ScorerConfig,
     stats: ScorerStats,
@@ -190,6 +211,19 @@ impl Item {
     }
 }
 
+/// One body: the incoming object, else (when an archive is configured) the archived copy.
+async fn fetch_body(incoming: &dyn ObjectStore, archive: Option<&dyn ArchivedBodies>, key: &str, uid: &str) -> anyhow::Result<Option<Bytes>> {
+    if let Some(body) = incoming.get(key).await? {
+        return Ok(Some(body));
+    }
+    let Some(archive) = archive else { return Ok(None) };
+    let body = archive.archived_body(uid).await?;
+    if body.is_some() {
+        tracing::info!(counter = "scorer_body_from_archive", measurement_uid = %uid, "body read back from the data bucket (already uploaded)");
+    }
+    Ok(body)
+}
+
 /// Fails every item not already failed (keeping the first cause for the logs).
 fn fail_unfailed(items: &mut [Item], failure: Failure) {
     for item in items {
@@ -206,7 +240,13 @@ impl Scorer {
         store: Arc<dyn RowStore>,
         config: ScorerConfig,
     ) -> Self {
-        Scorer { fingerprints, incoming, store, config, stats: ScorerStats::default() }
+        Scorer { fingerprints, incoming, archive: None, store, config, stats: ScorerStats::default() }
+    }
+
+    /// Reads bodies missing from the incoming bucket from `archive` before calling them missing.
+    pub fn with_archive(mut self, archive: Arc<dyn ArchivedBodies>) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -219,8 +259,10 @@ impl Scorer {
         for (i, item) in items.iter().enumerate() {
             if let (State::Pending, Some(env)) = (&item.state, &item.envelope) {
                 let store = self.incoming.clone();
+                let archive = self.archive.clone();
                 let key = env.object_key.clone();
-                set.spawn(async move { (i, store.get(&key).await) });
+                let uid = item.uid.clone();
+                set.spawn(async move { (i, fetch_body(store.as_ref(), archive.as_deref(), &key, &uid).await) });
             }
         }
         while let Some(joined) = set.join_next().await {
@@ -232,7 +274,7 @@ impl Scorer {
             item.state = match result {
                 Ok(Some(body)) => State::Body(body),
                 Ok(None) => {
-                    tracing::error!(counter = "scorer_body_missing", measurement_uid = %item.uid, "the envelope has no body and its object is missing");
+                    tracing::error!(counter = "scorer_body_missing", measurement_uid = %item.uid, "the envelope has no body and it is neither in the incoming bucket nor archived");
                     State::Failed(Failure::BodyMissing)
                 }
                 Err(e) => {
@@ -461,6 +503,41 @@ mod tests {
         assert!(failed(&resp).is_empty());
         assert_eq!(f.store.fastpath_rows().len(), 1);
         assert!(f.store.faulty_rows().is_empty());
+    }
+
+    struct Archive(std::collections::HashMap<String, Result<&'static str, ()>>);
+
+    #[async_trait]
+    impl ArchivedBodies for Archive {
+        async fn archived_body(&self, uid: &str) -> anyhow::Result<Option<Bytes>> {
+            match self.0.get(uid) {
+                Some(Ok(b)) => Ok(Some(Bytes::from_static(b.as_bytes()))),
+                Some(Err(())) => anyhow::bail!("archive down"),
+                None => Ok(None),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_the_uploader_already_archived_is_read_back_and_scored_and_one_found_nowhere_is_missing() {
+        let archived_uid = "20240305060708.123456_IT_webconnectivity_fedcba9876543210";
+        let down_uid = "20240305060708.123456_IT_webconnectivity_00000000000000aa";
+        let archived_body: &'static str = Box::leak(body("IT").into_boxed_str());
+        let archive = Archive([(archived_uid.to_owned(), Ok(archived_body)), (down_uid.to_owned(), Err(()))].into_iter().collect());
+        let mut f = fixture(vec![Ok(Fingerprints::empty())]);
+        f.scorer = f.scorer.with_archive(Arc::new(archive));
+        let resp = f
+            .scorer
+            .handle(event(vec![
+                message(Some("archived"), &envelope(archived_uid, None), 1),
+                message(Some("nowhere"), &envelope(UID, None), 1),
+                message(Some("archive-down"), &envelope(down_uid, None), 1),
+            ]))
+            .await;
+        assert_eq!(failed(&resp), vec!["nowhere", "archive-down"]);
+        let rows = f.store.fastpath_rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].measurement_uid, archived_uid);
     }
 
     #[tokio::test]

@@ -74,7 +74,9 @@ impl FastpathService {
                 };
                 let cache = FingerprintCache::new(source, Arc::new(SystemClock), RefreshPolicy::hourly());
                 let store = ClickHouseRowStore::new(client).with_timeout(settings.clickhouse_timeout);
-                Ok(Arc::new(Scorer::new(cache, self.ctx.object_store(Bucket::Incoming), Arc::new(store), settings.scorer)))
+                let archive = Arc::new(ooni_uploader::BodyLookup::from_context(&self.ctx));
+                let scorer = Scorer::new(cache, self.ctx.object_store(Bucket::Incoming), Arc::new(store), settings.scorer);
+                Ok(Arc::new(scorer.with_archive(archive)))
             })
             .await
             .cloned()

@@ -257,7 +257,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         name: "Scorer",
         binary: B::Fastpath,
         trigger: Trigger::SubmissionsQueue,
-        access: &[ClickHouse, ConsumeSubmissions, Read(Bucket::Incoming)],
+        access: &[ClickHouse, ConsumeSubmissions, Read(Bucket::Incoming), Read(Bucket::Data)],
         tier: Tier::Zero,
         metered: false,
         memory_mb: 1024,
