@@ -63,6 +63,24 @@ enum Command {
     },
     /// Run one timer job now (e.g. `ooni job JobFingerprints`).
     Job { name: String },
+    /// Load a day's ClickHouse backup (JobBackup) from the backup bucket into `<table><suffix>`.
+    Restore {
+        /// Backup day, YYYY-MM-DD.
+        date: String,
+        /// Tables to restore (repeatable; default: every table of the day's manifest).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Suffix of the tables loaded (created like the live ones); "" appends to the live tables.
+        #[arg(long, default_value = "_restored")]
+        suffix: String,
+    },
+    /// Add synthetic fastpath rows (realistic countries, networks, tests, anomalies over the last
+    /// year) to the configured database, for the query benchmarks and load tests.
+    GenerateFastpath {
+        /// Rows to add.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+    },
     /// Emulated ooniprobes against a running API: throughput, latency, time to ClickHouse, CPU.
     Loadgen(loadgen::LoadgenArgs),
     /// Run the release artifacts under a Lambda Runtime API emulator on their sample events.
@@ -199,6 +217,32 @@ async fn main() -> anyhow::Result<()> {
             let ctx = Arc::new(local::context(false).await?);
             let out = ooni_jobs::run_job(ctx, &name).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Restore { date, tables, suffix } => {
+            let ctx = Arc::new(local::context(false).await?);
+            let store = ctx.object_store(ooni_platform::functions::Bucket::Backup);
+            for (table, rows) in ooni_jobs::backup::restore_day(&ctx.clickhouse(), store.as_ref(), &date, &tables, &suffix).await? {
+                println!("{table}: {rows} rows");
+            }
+            Ok(())
+        }
+        Command::GenerateFastpath { rows } => {
+            let ctx = local::context(false).await?;
+            let bar = indicatif::ProgressBar::new(rows);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows, {per_sec}, eta {eta}")?,
+            );
+            let mut done = 0;
+            while done < rows {
+                // Each call appends after the rows already there, so chunks add up.
+                let chunk = (rows - done).min(1_000_000);
+                ooni_measurements::generate_fastpath(&ctx.clickhouse(), chunk).await?;
+                done += chunk;
+                bar.set_position(done);
+            }
+            bar.finish();
+            println!("fastpath: {rows} synthetic rows added");
             Ok(())
         }
         Command::Loadgen(args) => loadgen::run(args).await,

@@ -1,5 +1,5 @@
 //! Uploader benchmark on the local stack (moto S3 + ClickHouse, through `ooni-testkit`): one
-//! synthetic hour of `OONI_BENCH_MEASUREMENTS` measurements (default 20000) made from the
+//! synthetic hour of `OONI_BENCH_MEASUREMENTS` measurements (default 100000, the hour) made from the
 //! fixture samples, uploaded by one run. Prints the uploader's peak RSS, its own CPU time per
 //! MB of `.post` bytes processed, the emulators' CPU time over the same window (from
 //! /proc/<pid>/stat, pids from `.local/*.pid`), the seekable JSONL size overhead against one
@@ -73,7 +73,7 @@ async fn main() {
     let n: usize = std::env::var("OONI_BENCH_MEASUREMENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(100_000);
     let lookups: usize = std::env::var("OONI_BENCH_LOOKUPS")
         .ok()
         .and_then(|v| v.parse().ok())
