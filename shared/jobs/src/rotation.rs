@@ -22,7 +22,12 @@
 //!    active helper once it is older than `max_age` — one at a time (no helper draining) and
 //!    staggered (the newest helper at least `max_age / active_count` old). The first-boot script
 //!    (`user_data`) is the config-bucket object `setup_key` (installs and configures
-//!    `oohelperd` and its TLS certificate; upstream did this over SSH).
+//!    `oohelperd` and its TLS certificate; upstream did this over SSH);
+//! 7. publishes the helpers probes are given: in the config bucket's `test-helpers.json` (what
+//!    check-in and `/api/v1/test-helpers` serve), the web-connectivity `https` helpers of the
+//!    rotation's zone become exactly `https://<rdn>.<zone>` of the active rdns; every other
+//!    helper and the canary rule are kept (a missing document starts from upstream's static
+//!    list). Written only when it changes, never emptied, checked with the probe's parser.
 //!
 //! The provider is behind the [`Cloud`] port (DigitalOcean REST adapter: [`DigitalOcean`]) and
 //! the end-to-end check behind [`HelperCheck`], so tests use local fakes.
@@ -46,7 +51,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use ooni_domain::checkin::TestHelper;
+use ooni_probe::config_docs::{TestHelpersDoc, TEST_HELPERS_KEY};
 use tokio::sync::OnceCell;
+
+const WEB_CONNECTIVITY: &str = "web-connectivity";
 
 pub const JOB: &str = "JobTestHelperRotation";
 pub const TAG: &str = "roaming-th";
@@ -494,6 +503,8 @@ pub enum RotationError {
     TooManyDroplets { found: usize, max: usize },
     #[error("the first-boot script {0} is missing from the config bucket")]
     NoSetupScript(String),
+    #[error("test-helpers.json cannot be updated: {0}")]
+    HelpersDoc(String),
     #[error(transparent)]
     Cloud(#[from] CloudError),
 }
@@ -671,12 +682,50 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         }
     }
 
+    // 7. Publish the active helpers to the probes.
+    let published = publish_helpers(env, zone, active_by_rdn.keys().map(String::as_str)).await?;
+
     let active = rows.iter().filter(|r| r.is_active()).count();
     Ok(Loaded {
-        outcome: if actions.is_empty() { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if actions.is_empty() && !published { Outcome::Unchanged } else { Outcome::Updated },
         rows: actions.len() as u64,
-        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len() }),
+        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published }),
     })
+}
+
+/// The test-helpers document with the zone's web-connectivity helpers set to `active_rdns`.
+pub fn with_rotated_helpers<'a>(mut doc: TestHelpersDoc, zone: &str, active_rdns: impl Iterator<Item = &'a str>) -> TestHelpersDoc {
+    let suffix = format!(".{zone}");
+    let ours = |h: &TestHelper| h.kind == "https" && h.address.trim_end_matches('/').ends_with(&suffix);
+    let mut wc: Vec<TestHelper> = active_rdns.map(|rdn| TestHelper::https(format!("https://{}", fqdn(rdn, zone)))).collect();
+    if let Some(old) = doc.helpers.remove(WEB_CONNECTIVITY) {
+        wc.extend(old.into_iter().filter(|h| !ours(h)));
+    }
+    doc.helpers.insert(WEB_CONNECTIVITY.into(), wc);
+    doc
+}
+
+/// Step 7: writes `test-helpers.json` when the active set changed it. Returns whether it wrote.
+async fn publish_helpers<'a>(env: &JobEnv, zone: &str, active_rdns: impl Iterator<Item = &'a str>) -> Result<bool, JobError> {
+    let active: Vec<&str> = active_rdns.collect();
+    if active.is_empty() {
+        // Never leave probes without the zone's helpers: keep what they have.
+        return Ok(false);
+    }
+    let current = env.config_bucket.get(TEST_HELPERS_KEY).await?;
+    let doc = match &current {
+        Some(bytes) => TestHelpersDoc::parse(bytes).map_err(|e| RotationError::HelpersDoc(e.to_string()))?,
+        None => TestHelpersDoc::upstream(),
+    };
+    let updated = with_rotated_helpers(doc.clone(), zone, active.iter().copied());
+    if current.is_some() && updated == doc {
+        return Ok(false);
+    }
+    let body = serde_json::to_vec_pretty(&updated).map_err(|e| RotationError::HelpersDoc(e.to_string()))?;
+    TestHelpersDoc::parse(&body).map_err(|e| RotationError::HelpersDoc(e.to_string()))?;
+    env.config_bucket.put(TEST_HELPERS_KEY, body.into(), "application/json").await?;
+    tracing::info!(helpers = ?active, "test helpers published to the probes");
+    Ok(true)
 }
 
 /// Parses a timestamp of a droplet name (for diagnostics).
@@ -688,6 +737,23 @@ pub fn spawned_at(name: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zones_helpers_become_the_active_rdns_and_every_other_helper_is_kept() {
+        let mut doc = TestHelpersDoc::upstream();
+        let wc = doc.helpers.get_mut(WEB_CONNECTIVITY).unwrap();
+        wc.insert(0, TestHelper::https("https://5.th.ooni.org"));
+        wc.insert(1, TestHelper::https("https://2.th.ooni.org/"));
+        let before = doc.helpers[WEB_CONNECTIVITY].len();
+        let out = with_rotated_helpers(doc.clone(), "th.ooni.org", ["0", "1"].into_iter());
+        let addrs: Vec<&str> = out.helpers[WEB_CONNECTIVITY].iter().map(|h| h.address.as_str()).collect();
+        assert_eq!(addrs[..2], ["https://0.th.ooni.org", "https://1.th.ooni.org"]);
+        assert!(!addrs.contains(&"https://5.th.ooni.org") && !addrs.contains(&"https://2.th.ooni.org/"));
+        assert_eq!(addrs.len(), before, "two rotated in, two rotated out, the static ones kept");
+        assert!(addrs.contains(&"https://wcth0.fra1.ooni.org"));
+        assert_eq!(out.helpers["dns"], doc.helpers["dns"]);
+        assert_eq!(with_rotated_helpers(out.clone(), "th.ooni.org", ["0", "1"].into_iter()), out, "idempotent");
+    }
 
     #[test]
     fn our_droplet_names_carry_the_rdn_and_the_spawn_time() {

@@ -852,13 +852,28 @@ async fn rotation_spawns_activates_replaces_drains_and_destroys_helpers_one_step
     let waiting = r.run().await;
     assert_eq!((waiting["outcome"].as_str(), waiting["pending"].as_u64()), (Some("unchanged"), Some(1)));
 
+    let config = r.h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    assert!(config.get("test-helpers.json").await.unwrap().is_none(), "nothing published before a helper is active");
     r.cloud().boot("roaming-th-0-", "192.0.2.1");
-    assert_eq!(actions(&r.run().await), ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]);
+    let first = r.run().await;
+    assert_eq!(actions(&first), ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]);
+    assert_eq!(first["published"], true);
     assert_eq!(r.cloud().a_record("0").as_deref(), Some("192.0.2.1"));
+    let published = |bytes: bytes::Bytes| {
+        let doc = ooni_probe::config_docs::TestHelpersDoc::parse(&bytes).unwrap();
+        doc.helpers["web-connectivity"].iter().map(|h| format!("{} {}", h.kind, h.address)).collect::<Vec<_>>()
+    };
+    let wc = published(config.get("test-helpers.json").await.unwrap().unwrap());
+    assert_eq!(wc[0], "https https://0.th.test");
+    assert!(!wc.iter().any(|h| h.contains("1.th.test")));
+    assert!(wc.iter().any(|h| h.starts_with("cloudfront ")), "fronted helpers are kept: {wc:?}");
     r.advance(1);
     r.cloud().boot("roaming-th-1-", "192.0.2.2");
     assert_eq!(actions(&r.run().await), ["activated 1", "dns_created 1", "dns_created 1"]);
-    assert_eq!(r.run().await["outcome"], "unchanged", "two healthy young helpers: nothing to do");
+    let wc = published(config.get("test-helpers.json").await.unwrap().unwrap());
+    assert_eq!(wc[..2], ["https https://0.th.test".to_owned(), "https https://1.th.test".to_owned()]);
+    let idle = r.run().await;
+    assert_eq!((idle["outcome"].as_str(), idle["published"].as_bool()), (Some("unchanged"), Some(false)), "two healthy young helpers: nothing to do");
 
     r.advance(48);
     assert_eq!(actions(&r.run().await), ["spawned 0"], "the oldest is replaced");
