@@ -7,8 +7,11 @@
 //! table as gzip'd `JSONEachRow` — and `clickhouse/<YYYY-MM-DD>/manifest.json`, written last:
 //! `{date, created_at, database, schema_versions, tables: [{table, key, rows, bytes, sha256,
 //! create}]}` (`create` is `SHOW CREATE TABLE`, so a restore can recreate the table).
-//! A day with a manifest is complete and is not redone; a run killed before the manifest leaves
-//! invisible multipart uploads or whole objects that the rerun overwrites. [`restore_table`]
+//! A day with a manifest is complete and is not redone. Each finished table also gets a small
+//! `clickhouse/<YYYY-MM-DD>/<table>.done.json` (its manifest entry, written after its object), so
+//! a rerun after a kill or a timeout skips the tables already done and redoes only the one that
+//! was in flight (an invisible multipart upload, or a whole object the rerun overwrites). The
+//! dumps read with `max_threads = 1` at a low query priority, to stay out of the way of the API. [`restore_table`]
 //! loads a backed-up table back (into the same or another table).
 //!
 //! Public exports (data bucket): `exports/<table>.jsonl.gz`, replaced whole on every run
@@ -123,7 +126,7 @@ async fn dump(ch: &clickhouse::Client, store: &Arc<dyn ObjectStore>, table: &str
     let ch_err = |operation, source| BackupError::ClickHouse { operation, table: table.to_owned(), source };
     let compress_err = |e: std::io::Error| BackupError::Compress { table: table.to_owned(), message: e.to_string() };
     let mut cursor = ch
-        .query(&format!("SELECT * FROM {table}"))
+        .query(&format!("SELECT * FROM {table} SETTINGS max_threads = 1, priority = 10"))
         .fetch_bytes("JSONEachRow")
         .map_err(|e| ch_err("select", e))?;
     let mut upload = store.multipart(key, "application/gzip", PART_SIZE);
@@ -172,6 +175,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     let backup = &env.backup_bucket;
     let mut written = 0u64;
     let mut backed_up = Vec::new();
+    let mut resumed = Vec::new();
     let manifest_key = manifest_key(&date);
     let already = backup.head(&manifest_key).await?.is_some();
     if already {
@@ -179,12 +183,25 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     } else {
         for table in &env.settings.backup_tables {
             let key = format!("{}{table}.jsonl.gz", day_prefix(&date));
+            let done_key = format!("{}{table}.done.json", day_prefix(&date));
+            if let Some(done) = backup.get(&done_key).await? {
+                if let Ok(entry) = serde_json::from_slice::<TableBackup>(&done) {
+                    tracing::info!(table, rows = entry.rows, "table backed up by an earlier run today");
+                    resumed.push(table.clone());
+                    backed_up.push(entry);
+                    continue;
+                }
+                tracing::warn!(table, key = done_key, "unreadable done marker: backing the table up again");
+            }
             let create = show_create(&env.ch, table).await?;
             let d = dump(&env.ch, backup, table, &key).await?;
             tracing::info!(table, rows = d.rows, bytes = d.bytes, "table backed up");
-            env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&key) }).await?;
+            let entry = TableBackup { table: table.clone(), key, rows: d.rows, bytes: d.bytes, sha256: d.sha256, create };
+            let marker = serde_json::to_vec(&entry).map_err(|e| BackupError::Manifest { key: done_key.clone(), message: e.to_string() })?;
+            backup.put(&done_key, Bytes::from(marker), "application/json").await?;
+            env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&entry.key) }).await?;
             written += d.rows;
-            backed_up.push(TableBackup { table: table.clone(), key, rows: d.rows, bytes: d.bytes, sha256: d.sha256, create });
+            backed_up.push(entry);
         }
         let schema_versions = Migrator::applied(&env.ch).await?.into_iter().map(|m| m.version).collect();
         let manifest = Manifest {
@@ -210,6 +227,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         details: json!({
             "date": date,
             "backup": if already { json!("already complete") } else { json!(backed_up.iter().map(|t| json!({"table": t.table, "rows": t.rows})).collect::<Vec<_>>()) },
+            "resumed": resumed,
             "exports": exported,
         }),
     })

@@ -664,8 +664,10 @@ async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrup
 
     let report = h.run(Job::Backup).await.unwrap();
     assert_eq!(report["outcome"], "updated");
+    assert_eq!(report["resumed"], json!(["url_priorities"]), "the table finished before the kill is not dumped again: {report}");
     let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.unwrap();
     assert_eq!(manifest.tables.len(), ooni_jobs::backup::DEFAULT_BACKUP_TABLES.len());
+    assert!(manifest.tables.iter().map(|t| t.rows).sum::<u64>() > 0);
 
     backup.put(first_key, bytes::Bytes::from_static(b"tampered"), "application/gzip").await.unwrap();
     h.ch().query("CREATE TABLE url_priorities_restored AS url_priorities").execute().await.unwrap();
