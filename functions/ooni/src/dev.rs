@@ -171,6 +171,9 @@ impl PollerSettings {
     }
 }
 
+/// Pause between two looks for more messages while a batch is filling.
+const FILL_PAUSE: Duration = Duration::from_millis(200);
+
 /// One batch, gathered like the event source mapping does: a long poll for the first messages,
 /// then more until the batch is full or the batching window (from the first message) is over.
 async fn receive_batch(
@@ -192,7 +195,8 @@ async fn receive_batch(
             .await
         {
             Ok(more) if more.is_empty() => {
-                tokio::time::sleep((deadline - now).min(Duration::from_millis(50))).await
+                // Not a tight loop: each empty look costs a request here and in the emulator.
+                tokio::time::sleep((deadline - now).min(FILL_PAUSE)).await
             }
             Ok(more) => messages.extend(more),
             Err(e) => {
