@@ -191,33 +191,49 @@ async fn consume(
             }
         }
         let skip_every = u64::from(c.skip_delete_every.load(Ordering::Relaxed));
+        let mut deletes = tokio::task::JoinSet::new();
         for m in messages.iter().filter(|m| !failed.contains(&m.id.0)) {
             processed += 1;
             if skip_every > 0 && processed % skip_every == 0 {
                 c.deletes_skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            match queue.delete(&m.receipt_handle).await {
-                Ok(()) => c.deleted.fetch_add(1, Ordering::Relaxed),
-                Err(_) => c.delete_failed.fetch_add(1, Ordering::Relaxed),
+            let (queue, handle) = (queue.clone(), m.receipt_handle.clone());
+            deletes.spawn(async move { queue.delete(&handle).await });
+        }
+        while let Some(done) = deletes.join_next().await {
+            match done {
+                Ok(Ok(())) => c.deleted.fetch_add(1, Ordering::Relaxed),
+                _ => c.delete_failed.fetch_add(1, Ordering::Relaxed),
             };
         }
     }
 }
 
-/// Moves every message of `dlq` back to `main` (send, then delete from the DLQ); returns how
-/// many moved.
-pub async fn redrive(dlq: &dyn MessageQueue, main: &dyn MessageQueue) -> anyhow::Result<u64> {
+/// Moves up to `max` messages of `dlq` back to `main` (a batch send, then the deletes
+/// concurrently); returns how many moved.
+pub async fn redrive(
+    dlq: Arc<dyn MessageQueue>,
+    main: &dyn MessageQueue,
+    max: u64,
+) -> anyhow::Result<u64> {
     let mut moved = 0;
-    loop {
+    while moved < max {
         let messages = dlq.receive(10, 0, 30).await?;
         if messages.is_empty() {
-            return Ok(moved);
+            break;
         }
+        main.send_batch(messages.iter().map(|m| m.body.clone()).collect())
+            .await?;
+        let mut deletes = tokio::task::JoinSet::new();
         for m in messages {
-            main.send(m.body).await?;
-            dlq.delete(&m.receipt_handle).await?;
+            let dlq = dlq.clone();
+            deletes.spawn(async move { dlq.delete(&m.receipt_handle).await });
+        }
+        while let Some(done) = deletes.join_next().await {
+            done??;
             moved += 1;
         }
     }
+    Ok(moved)
 }

@@ -94,7 +94,7 @@ impl ScenarioConfig {
         Ok(ScenarioConfig {
             submissions,
             concurrency: 12,
-            consumers: 2,
+            consumers: if submissions >= 1000 { 4 } else { 2 },
             inline_limit: 8 * 1024,
             drain_timeout: Duration::from_secs(300 + (submissions as u64) / 5),
             drain_stall: Duration::from_secs(90),
@@ -102,6 +102,9 @@ impl ScenarioConfig {
         })
     }
 }
+
+/// Most messages moved from the DLQ per recovery step (so progress is reported in between).
+const REDRIVE_STEP: u64 = 200;
 
 /// The fault phases, in order.
 pub const PHASES: [&str; 12] = [
@@ -614,7 +617,11 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
             .iter()
             .filter(|s| matches!(s.outcome, Outcome::NoAnswer { .. }))
             .count();
-        tracing::info!(phase, acc, err, none, "phase done");
+        eprintln!(
+            "phase {phase}: {n} submissions in {:.1?} (accepted {acc}, errored {err}, no answer {none}); {}",
+            phase_started.elapsed(),
+            control.summary()
+        );
         audit
             .errors_by_phase
             .push((phase.to_owned(), acc, err, none));
@@ -639,10 +646,12 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     let phase_started = Instant::now();
     let ch = stack.ch();
     let main_queue = stack.direct_queue()?;
-    let dlq = stack.direct_dlq();
+    let dlq_sqs = stack.direct_dlq();
+    let dlq: Arc<dyn MessageQueue> = Arc::new(stack.direct_dlq());
     let deadline = Instant::now() + cfg.drain_timeout;
     let quiet_ms = u64::from(VISIBILITY_SECS) * 1000 + 1500;
     let mut fewest_missing = usize::MAX;
+    let mut last_report = Instant::now();
     let mut last_progress = Instant::now();
     loop {
         let present = distinct_uids(&ch).await?;
@@ -659,7 +668,19 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
             last_progress = Instant::now();
         }
         if !missing.is_empty() {
-            audit.redriven_from_dlq += redrive(&dlq, &main_queue).await?;
+            audit.redriven_from_dlq += redrive(dlq.clone(), &main_queue, REDRIVE_STEP).await?;
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            last_report = Instant::now();
+            eprintln!(
+                "recovery {:.0?}: {} accepted uids without a row; queue ~{} visible, DLQ ~{}; {}; scorer {:?}",
+                phase_started.elapsed(),
+                missing.len(),
+                main_queue.approximate_len().await.unwrap_or(u64::MAX),
+                dlq_sqs.approximate_len().await.unwrap_or(u64::MAX),
+                control.summary(),
+                scorer.stats()
+            );
         }
         if Instant::now() > deadline || last_progress.elapsed() > cfg.drain_stall {
             bail!(
@@ -678,7 +699,7 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
     }
     // A last redrive, as an operator would do: copies parked during the faults (duplicates of
     // measurements already stored) must now be recognised and acknowledged.
-    let last = redrive(&dlq, &main_queue).await?;
+    let last = redrive(dlq.clone(), &main_queue, u64::MAX).await?;
     audit.redriven_from_dlq += last;
     if last > 0 {
         // Long enough for the consumers to pick the messages up, then until they are quiet
@@ -698,7 +719,7 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
         .phase_secs
         .push(("recovery".into(), phase_started.elapsed().as_secs_f64()));
     drop(consumers);
-    let parked = parked_uids(&dlq).await?;
+    let parked = parked_uids(dlq.as_ref()).await?;
     audit.parked_left = parked.len();
     let mut violations: Vec<String> = Vec::new();
     for uid in parked.iter().filter(|u| accepted.contains_key(u.as_str())) {
