@@ -5,9 +5,9 @@
 //! patterns match `full` (equality) or `prefix`; header `contains`/`regexp` are
 //! ignored. Fingerprints are walked in the order the ClickHouse EmbeddedRocksDB table
 //! returns them (by byte length of `name`, then `name`), and all body patterns are
-//! found in a single Aho-Corasick pass over each body.
+//! found in a single filtered pass over each body ([`crate::literals`]).
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use crate::literals::Literals;
 use std::collections::HashMap;
 use thiserror::Error;
 
@@ -47,9 +47,17 @@ impl FingerprintTable {
 #[derive(Debug, Error)]
 pub enum FingerprintError {
     #[error("{table} fingerprint {name:?}: unknown scope {value:?}")]
-    UnknownScope { table: &'static str, name: String, value: String },
+    UnknownScope {
+        table: &'static str,
+        name: String,
+        value: String,
+    },
     #[error("{table} fingerprint {name:?}: unknown pattern_type {value:?}")]
-    UnknownPatternType { table: &'static str, name: String, value: String },
+    UnknownPatternType {
+        table: &'static str,
+        name: String,
+        value: String,
+    },
     #[error("{table} fingerprint CSV: {source}")]
     Csv {
         table: &'static str,
@@ -209,9 +217,6 @@ fn extract_expected_countries(ec: &str) -> Vec<String> {
     v
 }
 
-/// Body patterns are indexed by their first bytes; see [`Fingerprints`].
-const PREFIX_LEN: usize = 16;
-
 /// A header fingerprint that can match (`full` or `prefix`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderFp {
@@ -225,14 +230,8 @@ pub struct Fingerprints {
     dns: Vec<Fingerprint>,
     http: Vec<Fingerprint>,
     dns_by_pattern: HashMap<String, Vec<u32>>,
-    /// One automaton over the distinct prefixes (at most [`PREFIX_LEN`] bytes) of the
-    /// non-empty body patterns: as fast as an automaton over the whole patterns, at a
-    /// fifth of the memory. A prefix hit is confirmed by comparing the full pattern.
-    body_ac: Option<AhoCorasick>,
-    /// Automaton pattern id -> ids of the distinct body patterns with that prefix.
-    body_prefix_patterns: Vec<Vec<u32>>,
-    /// Distinct non-empty body patterns.
-    body_patterns: Vec<Box<[u8]>>,
+    /// The distinct non-empty body patterns, searched together.
+    body_literals: Option<Literals>,
     /// Body pattern id -> http fingerprint indices (ascending).
     body_pattern_fps: Vec<Vec<u32>>,
     /// Body fingerprints with an empty pattern (`str.find("") == 0` always matches).
@@ -249,7 +248,12 @@ fn table_order(rows: Vec<FingerprintRow>) -> Vec<FingerprintRow> {
         by_name.insert(r.name.clone(), r);
     }
     let mut v: Vec<FingerprintRow> = by_name.into_values().collect();
-    v.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then_with(|| a.name.as_bytes().cmp(b.name.as_bytes())));
+    v.sort_by(|a, b| {
+        a.name
+            .len()
+            .cmp(&b.name.len())
+            .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+    });
     v
 }
 
@@ -261,7 +265,10 @@ impl Fingerprints {
 
     /// Build from the two ooni/blocking-fingerprints CSV files.
     pub fn from_csv(dns_csv: &str, http_csv: &str) -> Result<Self, FingerprintError> {
-        Self::from_rows(read_csv(dns_csv, FingerprintTable::Dns)?, read_csv(http_csv, FingerprintTable::Http)?)
+        Self::from_rows(
+            read_csv(dns_csv, FingerprintTable::Dns)?,
+            read_csv(http_csv, FingerprintTable::Http)?,
+        )
     }
 
     /// Build from table rows (e.g. read from ClickHouse).
@@ -311,36 +318,13 @@ impl Fingerprints {
                 }
             }
         }
-        let mut prefix_ids: HashMap<&[u8], usize> = HashMap::new();
-        let mut prefixes: Vec<&[u8]> = Vec::new();
-        let mut body_prefix_patterns: Vec<Vec<u32>> = Vec::new();
-        for (id, p) in patterns.iter().enumerate() {
-            let prefix = &p.as_bytes()[..p.len().min(PREFIX_LEN)];
-            let pid = *prefix_ids.entry(prefix).or_insert_with(|| {
-                prefixes.push(prefix);
-                body_prefix_patterns.push(Vec::new());
-                prefixes.len() - 1
-            });
-            body_prefix_patterns[pid].push(id as u32);
-        }
-        let body_ac = if prefixes.is_empty() {
-            None
-        } else {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
-                .prefilter(false)
-                .build(&prefixes)
-                .ok()
-        };
-        let body_patterns: Vec<Box<[u8]>> = patterns.iter().map(|p| p.as_bytes().into()).collect();
+        let body_literals =
+            (!patterns.is_empty()).then(|| Literals::new(patterns.iter().map(|p| p.as_bytes().into()).collect()));
         Ok(Fingerprints {
             dns,
             http,
             dns_by_pattern,
-            body_ac,
-            body_prefix_patterns,
-            body_patterns,
+            body_literals,
             body_pattern_fps,
             body_empty,
             headers,
@@ -368,30 +352,16 @@ impl Fingerprints {
             .filter_map(|&i| self.dns.get(i as usize))
     }
 
-    /// Body fingerprints found in `body`, in table order, with one automaton pass.
+    /// Body fingerprints found in `body`, in table order, with one pass over it.
     pub(crate) fn body_matches(&self, body: &[u8], out: &mut Vec<u32>) {
         let start = out.len();
         out.extend_from_slice(&self.body_empty);
-        if let Some(ac) = &self.body_ac {
-            let n = self.body_patterns.len();
-            let mut seen = vec![false; n];
-            let mut found = 0usize;
-            for m in ac.find_overlapping_iter(body) {
-                let Some(candidates) = self.body_prefix_patterns.get(m.pattern().as_usize()) else { continue };
-                let rest = &body[m.start()..];
-                for &id in candidates {
-                    let id = id as usize;
-                    if seen[id] || !rest.starts_with(&self.body_patterns[id]) {
-                        continue;
-                    }
-                    seen[id] = true;
-                    found += 1;
-                    out.extend_from_slice(&self.body_pattern_fps[id]);
+        if let Some(lits) = &self.body_literals {
+            lits.find_all(body, |id| {
+                if let Some(fps) = self.body_pattern_fps.get(id as usize) {
+                    out.extend_from_slice(fps);
                 }
-                if found == n {
-                    break;
-                }
-            }
+            });
         }
         out[start..].sort_unstable();
     }
@@ -401,7 +371,10 @@ fn read_csv(text: &str, table: FingerprintTable) -> Result<Vec<FingerprintRow>, 
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
     rdr.deserialize::<FingerprintRow>()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| FingerprintError::Csv { table: table.as_str(), source })
+        .map_err(|source| FingerprintError::Csv {
+            table: table.as_str(),
+            source,
+        })
 }
 
 #[cfg(test)]

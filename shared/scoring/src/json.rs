@@ -127,7 +127,9 @@ pub(crate) fn unescape(inner: &str) -> Cow<'_, str> {
     match unescape_bytes(inner) {
         Cow::Borrowed(_) => Cow::Borrowed(inner),
         // the decoder only ever emits whole UTF-8 sequences
-        Cow::Owned(v) => Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        Cow::Owned(v) => {
+            Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        }
     }
 }
 
@@ -144,22 +146,13 @@ pub(crate) fn unescape_bytes(inner: &str) -> Cow<'_, [u8]> {
 /// Append the decoded bytes of a JSON string literal's inside to `out`.
 pub(crate) fn unescape_into(inner: &str, out: &mut Vec<u8>) {
     let bytes = inner.as_bytes();
-    let Some(first) = inner.find('\\') else {
-        out.extend_from_slice(bytes);
-        return;
-    };
-    out.reserve(bytes.len());
-    let mut run = 0usize;
-    let mut i = first;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            i = next_backslash(bytes, i + 1);
-            continue;
-        }
-        out.extend_from_slice(&bytes[run..i]);
+    out.reserve(bytes.len() + 8);
+    let mut i = 0usize;
+    loop {
+        i = copy_plain(bytes, i, out);
+        // bytes[i] is a backslash, or i is the end
         let Some(&esc) = bytes.get(i + 1) else {
-            run = bytes.len();
-            break;
+            return; // end, or a lone trailing backslash (dropped)
         };
         i += 2;
         match esc {
@@ -185,7 +178,8 @@ pub(crate) fn unescape_into(inner: &str, out: &mut Vec<u8>) {
                             match lo {
                                 Some(lo) => {
                                     i += 6;
-                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)).unwrap_or('\u{fffd}')
+                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                                        .unwrap_or('\u{fffd}')
                                 }
                                 None => '\u{fffd}',
                             }
@@ -199,29 +193,33 @@ pub(crate) fn unescape_into(inner: &str, out: &mut Vec<u8>) {
             }
             _ => out.extend_from_slice("\u{fffd}".as_bytes()),
         }
-        run = i;
-    }
-    if run < bytes.len() {
-        out.extend_from_slice(&bytes[run..]);
     }
 }
 
-/// Index of the next `\\` at or after `from` (or `len`), eight bytes at a time.
-fn next_backslash(bytes: &[u8], mut from: usize) -> usize {
+/// Copies `bytes[from..]` to `out` up to the next `\\`; returns its index (or `len`).
+///
+/// Eight bytes at a time: each word is appended whole and the tail past a backslash cut off
+/// again, which is cheaper than finding the run first and copying it with `memcpy`.
+fn copy_plain(bytes: &[u8], mut from: usize, out: &mut Vec<u8>) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const BS: u64 = LO * (b'\\' as u64);
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
+    while let Some(word) = bytes.get(from..from + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        out.extend_from_slice(&word);
         let x = u64::from_le_bytes(word) ^ BS;
         let found = x.wrapping_sub(LO) & !x & HI;
         if found != 0 {
-            return from + (found.trailing_zeros() / 8) as usize;
+            let at = (found.trailing_zeros() / 8) as usize;
+            out.truncate(out.len() - 8 + at);
+            return from + at;
         }
         from += 8;
     }
-    while from < bytes.len() && bytes[from] != b'\\' {
+    while let Some(&b) = bytes.get(from) {
+        if b == b'\\' {
+            break;
+        }
+        out.push(b);
         from += 1;
     }
     from
@@ -489,19 +487,14 @@ fn py_eq_depth(a: &RawValue, b: &RawValue, depth: usize) -> bool {
                 && x.iter().all(|(k, v)| {
                     y.iter().any(|(k2, v2)| {
                         k == k2
-                            && match (
-                                serde_json::from_str::<Raw>(v),
-                                serde_json::from_str::<Raw>(v2),
-                            ) {
+                            && match (serde_json::from_str::<Raw>(v), serde_json::from_str::<Raw>(v2)) {
                                 (Ok(p), Ok(q)) => py_eq_depth(p, q, depth + 1),
                                 _ => false,
                             }
                     })
                 })
         }
-        (ka, kb)
-            if matches!(ka, Kind::Number | Kind::Bool) && matches!(kb, Kind::Number | Kind::Bool) =>
-        {
+        (ka, kb) if matches!(ka, Kind::Number | Kind::Bool) && matches!(kb, Kind::Number | Kind::Bool) => {
             as_py_number(a) == as_py_number(b)
         }
         _ => false,
@@ -525,7 +518,17 @@ mod tests {
 
     #[test]
     fn truthiness_follows_python() {
-        for (s, t) in [("null", false), ("0", false), ("0.0", false), ("\"\"", false), ("[ ]", false), ("{}", false), ("1", true), ("\"x\"", true), ("[0]", true)] {
+        for (s, t) in [
+            ("null", false),
+            ("0", false),
+            ("0.0", false),
+            ("\"\"", false),
+            ("[ ]", false),
+            ("{}", false),
+            ("1", true),
+            ("\"x\"", true),
+            ("[0]", true),
+        ] {
             assert_eq!(truthy(raw(s)), t, "{s}");
         }
     }

@@ -8,12 +8,13 @@
 //!
 //! Parsing is a single borrowed pass with typed views ([`serde_json::value::RawValue`]
 //! leaves, `IgnoredAny` for the rest); HTTP bodies are matched against all body
-//! fingerprints with one Aho-Corasick pass.
+//! fingerprints with one filtered pass ([`literals`]).
 
 mod b64;
 mod cli;
 mod fingerprints;
 mod json;
+mod literals;
 mod model;
 mod pep440;
 mod pyfmt;
