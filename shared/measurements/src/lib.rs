@@ -26,7 +26,7 @@ pub mod stats;
 
 pub use generate::generate_fastpath;
 
-use crate::body::{BodyStore, S3BodyStore};
+use crate::body::BodyStore;
 use crate::db::Db;
 use crate::quotas::{DynamoQuotaStore, Metered, QuotaConfig, QuotaStore, Quotas};
 use async_trait::async_trait;
@@ -112,7 +112,12 @@ impl ApiService {
         let clock: Arc<dyn Clock> = self.options.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let bodies: Arc<dyn BodyStore> = match &self.options.bodies {
             Some(b) => b.clone(),
-            None => Arc::new(S3BodyStore::new(ctx.object_store(Bucket::Incoming), ctx.object_store(Bucket::Data), db.clone(), clock.clone())),
+            None => Arc::new(ooni_uploader::BodyLookup::new(
+                ctx.object_store(Bucket::Incoming),
+                ctx.object_store(Bucket::Data),
+                Arc::new(ooni_uploader::ClickHouseJsonl::new(ctx.clickhouse())),
+                clock.clone(),
+            )),
         };
         let auth = match ctx.jwt_keys().await {
             Ok(keys) => Some(UserAuth::new(&keys, None)),

@@ -476,9 +476,8 @@ fn meta_json(row: &MetaRow, category: Option<String>) -> Map<String, Value> {
 
 fn body_error(e: BodyError) -> ApiError {
     match e {
-        BodyError::Db(db) => db.into(),
-        BodyError::Store(se) if se.is_transient() => ApiError::unavailable(se),
-        other => ApiError::internal(other),
+        BodyError::Unavailable(cause) => ApiError::unavailable(cause),
+        corrupt @ BodyError::Corrupt(_) => ApiError::internal(corrupt),
     }
 }
 

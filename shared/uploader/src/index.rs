@@ -150,14 +150,15 @@ impl JsonlSink for ClickHouseJsonl {
 impl JsonlQuery for ClickHouseJsonl {
     async fn by_uid(&self, uid: &str) -> Result<Option<BodyLocation>, IndexError> {
         // Through fastpath first: (report_id, input) is jsonl's sort key prefix, so this
-        // reads a few granules. Then by uid alone, which scans (rows whose measurement is
-        // not in fastpath).
+        // reads a few granules. Rows upstream wrote have no uid (''): one of those for the
+        // measurement's (report_id, input) is its body, after a row naming the uid. Then by
+        // uid alone, which scans (rows whose measurement is not in fastpath).
         let guided = self
             .client
             .query(&format!(
                 "SELECT {LOCATION_COLUMNS} FROM jsonl \
                  WHERE (report_id, input) IN (SELECT report_id, input FROM fastpath WHERE measurement_uid = ?) \
-                 AND measurement_uid = ? ORDER BY update_time DESC LIMIT 1"
+                 AND measurement_uid IN ('', ?) ORDER BY measurement_uid = '' ASC, update_time DESC LIMIT 1"
             ))
             .bind(uid)
             .bind(uid)
