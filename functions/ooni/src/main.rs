@@ -1,6 +1,8 @@
 //! `ooni`: the operator and developer CLI. Admin processes run from the same build as the
 //! Lambdas: the local dev server, migrations, seeding, local invocation, template generation.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 mod dev;
 mod invoke;
 mod loadgen;

@@ -1,6 +1,8 @@
 //! Contracts between the code and the deployment: `template.yaml` is generated from the function
 //! table and declares exactly its routes; every sample event parses as its function's input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use ooni_platform::functions::{routes, Trigger, FUNCTIONS};

@@ -648,11 +648,14 @@ pub fn valid_user_agent(ua: &str) -> bool {
 }
 
 /// The `websites_list_prioritized` target list for a probe.
+/// The inputs of a prioritized target list and the `inputs_extra` object of each.
+pub type Targets = (Vec<String>, Vec<Map<String, Value>>);
+
 pub async fn prioritized_targets(
     src: &dyn TargetsSource,
     meta: &OonirunMeta,
     asn: u32,
-) -> Result<(Vec<String>, Vec<Map<String, Value>>), ApiError> {
+) -> Result<Targets, ApiError> {
     let limit = ooni_domain::checkin::url_limit(&meta.run_type, meta.is_charging) as usize;
     let (entries, rules) = src
         .fetch(&meta.probe_cc, asn)
@@ -703,7 +706,7 @@ pub async fn engine_descriptor(s: Arc<State>, req: Request) -> HttpResult {
             (r, rd.date_created, rd.nettests)
         }
     };
-    let mut targets: Option<(Vec<String>, Vec<Map<String, Value>>)> = None;
+    let mut targets: Option<Targets> = None;
     for nt in nettests.iter_mut() {
         if nt.targets_name.as_deref() == Some("websites_list_prioritized") {
             if targets.is_none() {

@@ -10,6 +10,8 @@
 //! - [`bootstrap`]: resource names and idempotent local provisioning.
 //! - [`fakes`]: in-memory fakes with fault injection.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod aws;
 pub mod bootstrap;
 pub mod clickhouse;

@@ -41,6 +41,8 @@
 //! rescored with new fingerprints replaces only what changed (`ReplacingMergeTree(update_time)`
 //! keeps the newer row; `FINAL` shows only it).
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod fingerprints;
 pub mod input;

@@ -1,6 +1,8 @@
 //! HTTP and Lambda plumbing shared by every function: the function/route table, the router,
 //! the error model, request/response helpers, the auth extractor, config and tracing.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod auth;
 pub mod config;
 pub mod context;

@@ -1,5 +1,7 @@
 //! The test stack really provisions private resources on the local services.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use ooni_testkit::TestStack;
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 use common::*;
-use ooni_adapters::{FixedClock, ObjectStore};
+use ooni_adapters::FixedClock;
 use ooni_platform::functions::Bucket;
 use ooni_testkit::TestStack;
 use ooni_uploader::{BodyLookup, ClickHouseJsonl, Uploader, UploaderConfig};
