@@ -14,13 +14,15 @@
 //!
 //! A candidate is verified exactly: patterns of at least [`WINDOW`] bytes are looked up by their
 //! first 8 bytes in a small open-addressing table, shorter ones (their own bucket) are compared
-//! one by one, and every hit compares the whole pattern. The filter never drops a real match,
-//! so the result is exactly the set of patterns `p` with `text.contains(p)`.
+//! one by one; a hit compares bytes 8..16 as one word, then the whole pattern. The filter never
+//! drops a real match, so the result is exactly the set of patterns `p` with `text.contains(p)`.
 
 /// Bytes of each pattern that the filter looks at (one mask byte per offset).
 const WINDOW: usize = 8;
-/// Positions whose gram is looked up: every other one.
-const STRIDE: usize = 2;
+/// Positions whose gram is looked up: all of them. A stride of 2 (grams at even offsets still
+/// tile each window) halves the table loads but lets through enough extra candidates to be ~8%
+/// slower on the samples.
+const STRIDE: usize = 1;
 /// Buckets, one bit each in a mask byte.
 const BUCKETS: usize = 8;
 /// Bucket of the patterns shorter than [`WINDOW`] (verified by direct comparison).
@@ -196,9 +198,6 @@ impl Literals {
     fn block(&self, b: &Block) -> (u64, u64) {
         let mut lo = 0u64;
         let mut hi = 0u64;
-        // every other position: the grams at even offsets tile the window, so each start
-        // still gets its 8 bytes checked (odd starts from their second byte on), for half
-        // the table loads
         for t in (0..WINDOW).step_by(STRIDE) {
             let m = self.masks[usize::from(b[t]) | usize::from(b[t + 1]) << 8];
             // the gram at block offset t is window offset k of start t - k: shifting by 8t
