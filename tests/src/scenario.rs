@@ -8,10 +8,10 @@
 //! received message is sent again once and every third delete is skipped);
 //! `clickhouse-restart` (the private ClickHouse is stopped with SIGTERM while submissions
 //! arrive and the scorer consumes, started again on the same data directory, then killed with
-//! SIGKILL while the scorer catches up, and started again). With
-//! `OONI_FAULT_UPLOAD_DURING_BACKLOG=1`, `upload-during-backlog` reproduces an open bug (see
-//! the crate README): the consumers pause, submissions arrive, the uploader runs, the consumers
-//! resume.
+//! SIGKILL while the scorer catches up, and started again); `upload-during-backlog` (the
+//! consumers pause, submissions arrive, the uploader runs and moves their bodies out of the
+//! incoming bucket, the consumers resume and must score them from the uploaded copies; more
+//! submissions follow in the same hour).
 //!
 //! Recovery: faults off; the DLQ is redriven and the queue drained until every accepted uid has
 //! a row (bounded wait). Then the uploader is crashed after each of its steps in turn and rerun
@@ -69,8 +69,7 @@ pub struct ScenarioConfig {
     pub drain_timeout: Duration,
     /// The recovery fails when no accepted uid got its row for this long.
     pub drain_stall: Duration,
-    /// The phases to run ([`PHASES`], plus `upload-during-backlog` with
-    /// `OONI_FAULT_UPLOAD_DURING_BACKLOG=1`).
+    /// The phases to run ([`PHASES`]).
     pub phases: Vec<&'static str>,
 }
 
@@ -82,10 +81,7 @@ impl ScenarioConfig {
                 .with_context(|| format!("OONI_FAULT_SUBMISSIONS={v} is not a number"))?,
             Err(_) => 180,
         };
-        let mut phases = PHASES.to_vec();
-        if std::env::var("OONI_FAULT_UPLOAD_DURING_BACKLOG").is_ok_and(|v| v == "1") {
-            phases.push("upload-during-backlog");
-        }
+        let phases = PHASES.to_vec();
         ensure!(
             submissions >= phases.len(),
             "OONI_FAULT_SUBMISSIONS must be at least {}",
@@ -107,7 +103,7 @@ impl ScenarioConfig {
 const REDRIVE_STEP: u64 = 200;
 
 /// The fault phases, in order.
-pub const PHASES: [&str; 12] = [
+pub const PHASES: [&str; 13] = [
     "baseline",
     "s3-refuse",
     "s3-delay",
@@ -120,6 +116,7 @@ pub const PHASES: [&str; 12] = [
     "client-timeout",
     "duplicates",
     "clickhouse-restart",
+    "upload-during-backlog",
 ];
 
 /// Phases whose faults can hide a success: the upstream may have done the work while the
@@ -593,14 +590,19 @@ async fn run_on(stack: &mut FaultStack, cfg: &ScenarioConfig) -> anyhow::Result<
                 // them are still queued.
                 control.paused.store(true, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(1500)).await;
-                let r = submit(n).await;
+                let (mut subs, mut open_failed) = submit(n / 2).await;
                 let report = uploader_ahead(&ctx).run().await?;
                 tracing::info!(
                     measurements = report.measurements,
                     "uploaded while the queue held a backlog"
                 );
                 control.paused.store(false, Ordering::Relaxed);
-                r
+                // Fresh submissions after that upload: a second pass of the uploader over the
+                // same hour (the crash stage below) must add to it, not replace it.
+                let more = submit(n - n / 2).await;
+                subs.extend(more.0);
+                open_failed.0 += (more.1).0;
+                (subs, open_failed)
             }
             _ => submit(n).await,
         };
