@@ -16,15 +16,23 @@ target/debug/ooni migrate
 target/debug/ooni seed
 # The queue URL the template passes to every function (moto's account id is 123456789012).
 export OONI_SUBMISSIONS_QUEUE_URL="${AWS_ENDPOINT_URL}/123456789012/ooni-local-submissions"
-# JobFingerprints fetches the seed's CSVs from a local file server instead of upstream.
+# The fetching jobs read stand-ins for their upstream sources from a local file server: the
+# seed's fingerprint CSVs and infra/smoke/ (test lists, ASN metadata, VPN credentials).
+SOURCES="$REPO_ROOT/.local/smoke-sources"
+rm -rf "$SOURCES" && mkdir -p "$SOURCES"
+cp infra/seed/fingerprints_dns.csv infra/seed/fingerprints_http.csv "$SOURCES/"
+cp -r infra/smoke/asnmeta.json infra/smoke/vpn "$SOURCES/"
+tar -czf "$SOURCES/test-lists.tar.gz" -C infra/smoke test-lists-master
 SEED_PORT="${OONI_SMOKE_SEED_PORT:-28180}"
-python3 -m http.server "$SEED_PORT" --bind 127.0.0.1 --directory infra/seed >/dev/null 2>&1 &
+python3 -m http.server "$SEED_PORT" --bind 127.0.0.1 --directory "$SOURCES" >/dev/null 2>&1 &
 seed_server=$!
 trap 'kill "$seed_server" 2>/dev/null || true; infra/local/stack.sh stop' EXIT
-export OONI_FINGERPRINTS_DNS_URL="http://127.0.0.1:${SEED_PORT}/fingerprints_dns.csv"
-export OONI_FINGERPRINTS_HTTP_URL="http://127.0.0.1:${SEED_PORT}/fingerprints_http.csv"
+src="http://127.0.0.1:${SEED_PORT}"
+export OONI_FINGERPRINTS_DNS_URL="$src/fingerprints_dns.csv" OONI_FINGERPRINTS_HTTP_URL="$src/fingerprints_http.csv"
+export OONI_CITIZENLAB_ARCHIVE_URL="$src/test-lists.tar.gz" OONI_CITIZENLAB_MIN_ROWS=1
+export OONI_ASNMETA_URL="$src/asnmeta.json" OONI_ASNMETA_MIN_ROWS=1
+export OONI_VPN_EIP_SERVICE_URL="$src/vpn/eip-service.json" OONI_VPN_CA_URL="$src/vpn/ca.crt" OONI_VPN_CERT_URL="$src/vpn/cert"
 for _ in $(seq 50); do curl -fs -o /dev/null "$OONI_FINGERPRINTS_DNS_URL" && break; sleep 0.1; done
-# The other fetching jobs need upstream archives this machine cannot reach (no network); their
-# black-box tests in shared/jobs run them against recording fake upstreams instead.
-target/debug/ooni smoketest --skip JobCitizenlab --skip JobAsnmeta --skip JobGeoip \
-    --skip JobVpnCredentials --skip JobTestHelperRotation "$@"
+# JobGeoip needs the monthly DB-IP databases and JobTestHelperRotation the DigitalOcean API:
+# their black-box tests in shared/jobs run them against recording fake upstreams instead.
+target/debug/ooni smoketest --skip JobGeoip --skip JobTestHelperRotation "$@"
