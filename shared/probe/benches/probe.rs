@@ -12,6 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../scoring/benches/support/cpu_clock.rs"]
+mod cpu_clock;
+
 use ooni_testkit::mmdb;
 
 use async_trait::async_trait;
@@ -111,21 +114,12 @@ fn submit_request() -> Request {
         .with_path_parameters(HashMap::from([("report_id".to_string(), RID.to_string())]))
 }
 
-fn rate<F: FnMut()>(name: &str, mut f: F) -> f64 {
-    for _ in 0..300 {
-        f();
-    }
-    let mut n = 0u64;
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
-        for _ in 0..100 {
-            f();
-        }
-        n += 100;
-    }
-    let per_s = n as f64 / start.elapsed().as_secs_f64();
-    println!("{name:<52} {per_s:>9.0} req/s  {:>7.2} µs/req", 1e6 / per_s);
-    per_s
+/// Requests per CPU-second of this thread (what the target is judged on: the machine is
+/// shared), best of 5 rounds; the wall-clock rate is printed alongside.
+fn rate<F: FnMut()>(name: &str, f: F) -> f64 {
+    let r = cpu_clock::measure(5, Duration::from_millis(500), 1, f);
+    println!("{name:<52} {:>9.0} req/CPU-s {:>7.2} µs | wall {:>9.0} req/s", r.cpu, 1e6 / r.cpu, r.wall);
+    r.cpu
 }
 
 fn percentiles(name: &str, mut samples: Vec<Duration>) -> Duration {
@@ -198,7 +192,7 @@ fn main() {
     rate("  request construction alone (body copy, headers)", || {
         black_box(submit_request());
     });
-    println!("submit target ≥ 20000 req/s: {}", if full >= 20_000.0 { "met" } else { "NOT met" });
+    println!("submit target ≥ 20000 req/s per CPU-second: {}", if full >= 20_000.0 { "met" } else { "NOT met" });
 
     // ---- check-in -----------------------------------------------------------------------
     let s = state(MemoryTestListDb::new(citizenlab_10k(), default_prio_rules()), Duration::from_secs(60));
