@@ -10,19 +10,26 @@ use ooni_platform::{Handler, Service};
 use serde_json::{json, Value};
 
 pub async fn invoke(service: &dyn Service, function: &str, event: &str) -> anyhow::Result<Value> {
-    let spec = functions::function(function).with_context(|| format!("unknown function {function}"))?;
+    let spec =
+        functions::function(function).with_context(|| format!("unknown function {function}"))?;
     let handler = service
         .build(spec.name)
         .await?
         .with_context(|| format!("no service builds {function}"))?;
     match handler {
         Handler::Http(h) => {
-            let req = lambda_http::request::from_str(event).context("not an API Gateway HTTP event")?;
+            let req =
+                lambda_http::request::from_str(event).context("not an API Gateway HTTP event")?;
             let resp = dispatch_http(h, spec.name, req).await;
             let headers: serde_json::Map<String, Value> = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    )
+                })
                 .collect();
             let body = match resp.body() {
                 Body::Text(t) => t.clone(),

@@ -1,7 +1,9 @@
 //! The local environment: context from the environment with local defaults, AWS resources
 //! bootstrapped on the emulator, and throwaway JWT keys when none are configured.
 
-use ooni_adapters::{ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, ResourceNames, Secret};
+use ooni_adapters::{
+    ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, ResourceNames, Secret,
+};
 use ooni_platform::auth::JwtKeys;
 use ooni_platform::config::{Env, HttpConfig};
 use ooni_platform::Context;
@@ -18,7 +20,8 @@ pub async fn context(bootstrap: bool) -> anyhow::Result<Context> {
     let clickhouse = ClickHouseConfig::load(&aws).await?;
     let http = HttpConfig::from_env(&Env::process())?;
     let ctx = Context::new(http, aws, names, clickhouse);
-    let have_keys = std::env::var("OONI_PROBE_JWT_KEY").is_ok() || std::env::var("OONI_PROBE_JWT_KEY_SSM_PARAMETER").is_ok();
+    let have_keys = std::env::var("OONI_PROBE_JWT_KEY").is_ok()
+        || std::env::var("OONI_PROBE_JWT_KEY_SSM_PARAMETER").is_ok();
     if have_keys {
         Ok(ctx)
     } else {

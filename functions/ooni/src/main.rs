@@ -19,7 +19,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "ooni", version, about = "OONI backend: operator and developer commands")]
+#[command(
+    name = "ooni",
+    version,
+    about = "OONI backend: operator and developer commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -133,14 +137,29 @@ async fn main() -> anyhow::Result<()> {
     ooni_platform::telemetry::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { addr, no_poller, no_scheduler } => {
+        Command::Dev {
+            addr,
+            no_poller,
+            no_scheduler,
+        } => {
             let ctx = Arc::new(local::context(true).await?);
             let service = Arc::new(services::all(ctx.clone()));
-            dev::run(ctx, service, dev::DevOptions { addr, poller: !no_poller, scheduler: !no_scheduler }).await
+            dev::run(
+                ctx,
+                service,
+                dev::DevOptions {
+                    addr,
+                    poller: !no_poller,
+                    scheduler: !no_scheduler,
+                },
+            )
+            .await
         }
         Command::Migrate => {
             let ctx = local::context(false).await?;
-            let report = Migrator::embedded()?.migrate_config(&ctx.clickhouse).await?;
+            let report = Migrator::embedded()?
+                .migrate_config(&ctx.clickhouse)
+                .await?;
             println!(
                 "migrations: {} applied, {} already applied (database {})",
                 report.applied.len(),
@@ -159,7 +178,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Invoke { function, event } => {
-            let text = std::fs::read_to_string(&event).with_context(|| format!("read {}", event.display()))?;
+            let text = std::fs::read_to_string(&event)
+                .with_context(|| format!("read {}", event.display()))?;
             let ctx = Arc::new(local::context(false).await?);
             let service = services::all(ctx);
             let out = invoke::invoke(&service, &function, &text).await?;
@@ -170,7 +190,11 @@ async fn main() -> anyhow::Result<()> {
             let rendered = template::render();
             if check {
                 let current = std::fs::read_to_string(&output).unwrap_or_default();
-                anyhow::ensure!(current == rendered, "{} is stale: run `ooni template`", output.display());
+                anyhow::ensure!(
+                    current == rendered,
+                    "{} is stale: run `ooni template`",
+                    output.display()
+                );
                 println!("{} is up to date", output.display());
             } else {
                 std::fs::write(&output, rendered)?;
@@ -178,7 +202,12 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Smoketest { lambda_dir, events_dir, skip, allow_missing } => {
+        Command::Smoketest {
+            lambda_dir,
+            events_dir,
+            skip,
+            allow_missing,
+        } => {
             let results = smoke::run_all(&lambda_dir, &events_dir, &skip, allow_missing).await?;
             let mut cold: Vec<f64> = Vec::new();
             let mut failed = 0;
@@ -204,7 +233,10 @@ async fn main() -> anyhow::Result<()> {
                     cold[cold.len() / 2]
                 );
             }
-            println!("smoketest: {} passed, {failed} failed", results.len() - failed);
+            println!(
+                "smoketest: {} passed, {failed} failed",
+                results.len() - failed
+            );
             anyhow::ensure!(failed == 0, "{failed} functions failed the smoke test");
             Ok(())
         }
@@ -221,10 +253,22 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        Command::Restore { date, tables, suffix } => {
+        Command::Restore {
+            date,
+            tables,
+            suffix,
+        } => {
             let ctx = Arc::new(local::context(false).await?);
             let store = ctx.object_store(ooni_platform::functions::Bucket::Backup);
-            for (table, rows) in ooni_jobs::backup::restore_day(&ctx.clickhouse(), store.as_ref(), &date, &tables, &suffix).await? {
+            for (table, rows) in ooni_jobs::backup::restore_day(
+                &ctx.clickhouse(),
+                store.as_ref(),
+                &date,
+                &tables,
+                &suffix,
+            )
+            .await?
+            {
                 println!("{table}: {rows} rows");
             }
             Ok(())
@@ -232,9 +276,9 @@ async fn main() -> anyhow::Result<()> {
         Command::GenerateFastpath { rows } => {
             let ctx = local::context(false).await?;
             let bar = indicatif::ProgressBar::new(rows);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows, {per_sec}, eta {eta}")?,
-            );
+            bar.set_style(indicatif::ProgressStyle::with_template(
+                "{bar:40} {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
+            )?);
             let mut done = 0;
             while done < rows {
                 // Each call appends after the rows already there, so chunks add up.
@@ -261,15 +305,34 @@ async fn fastpath(command: FastpathCommand) -> anyhow::Result<()> {
     use ooni_fastpath::{ClickHouseRowStore, ReprocessInput, ReprocessOptions, ReprocessOutput};
     let ctx = local::context(false).await?;
     match command {
-        FastpathCommand::Score { input, fingerprints_dir } => {
+        FastpathCommand::Score {
+            input,
+            fingerprints_dir,
+        } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let summary = ooni_fastpath::score_file(&input, fingerprints_dir.as_deref(), &ctx.clickhouse(), &mut out).await?;
+            let summary = ooni_fastpath::score_file(
+                &input,
+                fingerprints_dir.as_deref(),
+                &ctx.clickhouse(),
+                &mut out,
+            )
+            .await?;
             eprintln!("{summary:?}");
             Ok(())
         }
-        FastpathCommand::Reprocess { files, start_day, end_day, stdout, fingerprints_dir } => {
-            let fps = ooni_fastpath::cli::load_fingerprints(fingerprints_dir.as_deref(), &ctx.clickhouse()).await?;
+        FastpathCommand::Reprocess {
+            files,
+            start_day,
+            end_day,
+            stdout,
+            fingerprints_dir,
+        } => {
+            let fps = ooni_fastpath::cli::load_fingerprints(
+                fingerprints_dir.as_deref(),
+                &ctx.clickhouse(),
+            )
+            .await?;
             let input = match (start_day, end_day) {
                 (Some(start), Some(end)) => ReprocessInput::Bucket {
                     store: ctx.object_store(ooni_platform::functions::Bucket::Data),
@@ -283,7 +346,9 @@ async fn fastpath(command: FastpathCommand) -> anyhow::Result<()> {
             } else {
                 ReprocessOutput::ClickHouse(Arc::new(ClickHouseRowStore::new(ctx.clickhouse())))
             };
-            let summary = ooni_fastpath::reprocess(ReprocessOptions::new(input, output, Arc::new(fps))).await?;
+            let summary =
+                ooni_fastpath::reprocess(ReprocessOptions::new(input, output, Arc::new(fps)))
+                    .await?;
             eprintln!("{summary:?}");
             Ok(())
         }

@@ -34,8 +34,14 @@ async fn count(ch: &clickhouse::Client, table: &str) -> anyhow::Result<u64> {
 fn citizenlab_insert() -> anyhow::Result<String> {
     let mut values = Vec::new();
     let mut header = None;
-    for line in CITIZENLAB_SQL.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (head, tuple) = line.split_once(" VALUES ").context("citizenlab seed line without VALUES")?;
+    for line in CITIZENLAB_SQL
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let (head, tuple) = line
+            .split_once(" VALUES ")
+            .context("citizenlab seed line without VALUES")?;
         header.get_or_insert(head.to_string());
         values.push(tuple.trim_end_matches(';').to_string());
     }
@@ -47,10 +53,16 @@ pub async fn seed(ctx: &Context) -> anyhow::Result<SeedReport> {
     let ch = ctx.clickhouse();
     let mut report = SeedReport::default();
     if count(&ch, "citizenlab").await? == 0 {
-        ch.query_raw(&citizenlab_insert()?).execute().await.context("insert citizenlab")?;
+        ch.query_raw(&citizenlab_insert()?)
+            .execute()
+            .await
+            .context("insert citizenlab")?;
     }
     report.citizenlab_rows = count(&ch, "citizenlab").await?;
-    for (table, csv) in [("fingerprints_dns", FINGERPRINTS_DNS), ("fingerprints_http", FINGERPRINTS_HTTP)] {
+    for (table, csv) in [
+        ("fingerprints_dns", FINGERPRINTS_DNS),
+        ("fingerprints_http", FINGERPRINTS_HTTP),
+    ] {
         if count(&ch, table).await? == 0 {
             ch.query_raw(&format!("INSERT INTO {table} FORMAT CSVWithNames\n{csv}"))
                 .execute()
@@ -70,10 +82,12 @@ pub async fn seed(ctx: &Context) -> anyhow::Result<SeedReport> {
             lines.push_str(&r.to_string());
             lines.push('\n');
         }
-        ch.query_raw(&format!("INSERT INTO url_priorities FORMAT JSONEachRow\n{lines}"))
-            .execute()
-            .await
-            .context("insert url_priorities")?;
+        ch.query_raw(&format!(
+            "INSERT INTO url_priorities FORMAT JSONEachRow\n{lines}"
+        ))
+        .execute()
+        .await
+        .context("insert url_priorities")?;
     }
     report.url_priorities_rows = count(&ch, "url_priorities").await?;
     let config = ctx.object_store(Bucket::Config);
@@ -84,7 +98,11 @@ pub async fn seed(ctx: &Context) -> anyhow::Result<SeedReport> {
     ];
     for (key, body) in objects {
         config
-            .put(key, bytes::Bytes::from_static(body.as_bytes()), "application/json")
+            .put(
+                key,
+                bytes::Bytes::from_static(body.as_bytes()),
+                "application/json",
+            )
             .await
             .with_context(|| format!("put {key} into the config bucket"))?;
         report.config_objects += 1;
@@ -100,6 +118,12 @@ mod tests {
     fn the_citizenlab_seed_becomes_one_insert_with_every_row() {
         let sql = citizenlab_insert().unwrap();
         assert!(sql.starts_with("INSERT INTO citizenlab (domain,url,cc,category_code) VALUES ("));
-        assert_eq!(sql.matches("),(").count() + 1, CITIZENLAB_SQL.lines().filter(|l| !l.trim().is_empty()).count());
+        assert_eq!(
+            sql.matches("),(").count() + 1,
+            CITIZENLAB_SQL
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        );
     }
 }

@@ -41,7 +41,11 @@ impl std::fmt::Display for Verdict {
         match self {
             Verdict::Answered { status: Some(s) } => write!(f, "HTTP {s}"),
             Verdict::Answered { status: None } => f.write_str("answered"),
-            Verdict::FunctionError(e) => write!(f, "function error: {}", e.chars().take(200).collect::<String>()),
+            Verdict::FunctionError(e) => write!(
+                f,
+                "function error: {}",
+                e.chars().take(200).collect::<String>()
+            ),
             Verdict::Crashed(e) => write!(f, "crashed: {e}"),
         }
     }
@@ -67,9 +71,17 @@ struct Exchange {
 
 const CFN_RESPONSE_PATH: &str = "/cloudformation-response";
 
-async fn runtime_api(state: Arc<(Mutex<Exchange>, Notify)>, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn runtime_api(
+    state: Arc<(Mutex<Exchange>, Notify)>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&body).into_owned();
     let (lock, notify) = &*state;
     if path == CFN_RESPONSE_PATH {
@@ -79,7 +91,12 @@ async fn runtime_api(state: Arc<(Mutex<Exchange>, Notify)>, req: hyper::Request<
     if path.ends_with("/invocation/next") {
         let event = {
             let mut ex = lock.lock().unwrap_or_else(|p| p.into_inner());
-            if ex.handed_out { None } else { ex.handed_out = true; Some(ex.event.clone()) }
+            if ex.handed_out {
+                None
+            } else {
+                ex.handed_out = true;
+                Some(ex.event.clone())
+            }
         };
         let Some(event) = event else {
             // One invocation per process: park the runtime until it is killed.
@@ -89,16 +106,31 @@ async fn runtime_api(state: Arc<(Mutex<Exchange>, Notify)>, req: hyper::Request<
         let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
         let mut resp = hyper::Response::new(Full::new(Bytes::from(event)));
         let h = resp.headers_mut();
-        h.insert("lambda-runtime-aws-request-id", http::HeaderValue::from_static("smoke-0001"));
-        h.insert("lambda-runtime-deadline-ms", http::HeaderValue::from(deadline));
+        h.insert(
+            "lambda-runtime-aws-request-id",
+            http::HeaderValue::from_static("smoke-0001"),
+        );
+        h.insert(
+            "lambda-runtime-deadline-ms",
+            http::HeaderValue::from(deadline),
+        );
         h.insert(
             "lambda-runtime-invoked-function-arn",
             http::HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:smoke"),
         );
-        h.insert("lambda-runtime-trace-id", http::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+        h.insert(
+            "lambda-runtime-trace-id",
+            http::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+        );
         return resp;
     }
-    let outcome = if path.ends_with("/response") { Some(Ok(text)) } else if path.ends_with("/error") { Some(Err(text)) } else { None };
+    let outcome = if path.ends_with("/response") {
+        Some(Ok(text))
+    } else if path.ends_with("/error") {
+        Some(Err(text))
+    } else {
+        None
+    };
     if let Some(o) = outcome {
         lock.lock().unwrap_or_else(|p| p.into_inner()).response = Some(o);
         notify.notify_one();
@@ -121,7 +153,12 @@ fn cfn_verdict(cfn_response: Option<&str>) -> Verdict {
 }
 
 /// Runs one function's artifact on one event.
-pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: &Path, timeout: Duration) -> anyhow::Result<SmokeResult> {
+pub async fn run_one(
+    bootstrap: &Path,
+    spec: &'static FunctionSpec,
+    event_path: &Path,
+    timeout: Duration,
+) -> anyhow::Result<SmokeResult> {
     let mut event = std::fs::read_to_string(event_path)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -130,7 +167,13 @@ pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: 
         v["ResponseURL"] = Value::String(format!("http://{addr}{CFN_RESPONSE_PATH}"));
         event = v.to_string();
     }
-    let state = Arc::new((Mutex::new(Exchange { event, ..Default::default() }), Notify::new()));
+    let state = Arc::new((
+        Mutex::new(Exchange {
+            event,
+            ..Default::default()
+        }),
+        Notify::new(),
+    ));
     let st = state.clone();
     let server = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -140,7 +183,10 @@ pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: 
                     let st = st.clone();
                     async move { Ok::<_, Infallible>(runtime_api(st, req).await) }
                 });
-                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+                if let Err(e) = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await
+                {
                     tracing::debug!(error = %e, "runtime API connection ended");
                 }
             });
@@ -150,13 +196,30 @@ pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: 
     let mut child = tokio::process::Command::new(bootstrap)
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("OONI_FUNCTION", spec.name)
-        .env("AWS_LAMBDA_FUNCTION_NAME", format!("ooni-local-{}", spec.name))
+        .env(
+            "AWS_LAMBDA_FUNCTION_NAME",
+            format!("ooni-local-{}", spec.name),
+        )
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/ooni-local-{}", spec.name))
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        )
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/ooni-local-{}", spec.name),
+        )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "smoke")
-        .env("OONI_PROBE_JWT_KEY", std::env::var("OONI_PROBE_JWT_KEY").unwrap_or_else(|_| "smoke-probe-key-0123456789".into()))
-        .env("OONI_USER_JWT_KEY", std::env::var("OONI_USER_JWT_KEY").unwrap_or_else(|_| "smoke-user-key-0123456789".into()))
+        .env(
+            "OONI_PROBE_JWT_KEY",
+            std::env::var("OONI_PROBE_JWT_KEY")
+                .unwrap_or_else(|_| "smoke-probe-key-0123456789".into()),
+        )
+        .env(
+            "OONI_USER_JWT_KEY",
+            std::env::var("OONI_USER_JWT_KEY")
+                .unwrap_or_else(|_| "smoke-user-key-0123456789".into()),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -190,7 +253,12 @@ pub async fn run_one(bootstrap: &Path, spec: &'static FunctionSpec, event_path: 
         tracing::debug!(error = %e, "artifact already exited");
     }
     server.abort();
-    Ok(SmokeResult { function: spec.name, event: event_path.to_path_buf(), verdict: verdict.0, cold_start: verdict.1 })
+    Ok(SmokeResult {
+        function: spec.name,
+        event: event_path.to_path_buf(),
+        verdict: verdict.0,
+        cold_start: verdict.1,
+    })
 }
 
 /// The first sample event of each function (sorted by file name).
@@ -205,20 +273,30 @@ pub fn first_event(events_dir: &Path, function: &str) -> Option<PathBuf> {
 }
 
 /// Runs every function that has an artifact and an event. Returns the results in table order.
-pub async fn run_all(lambda_dir: &Path, events_dir: &Path, skip: &[String], allow_missing: bool) -> anyhow::Result<Vec<SmokeResult>> {
+pub async fn run_all(
+    lambda_dir: &Path,
+    events_dir: &Path,
+    skip: &[String],
+    allow_missing: bool,
+) -> anyhow::Result<Vec<SmokeResult>> {
     let mut results = Vec::new();
     for spec in FUNCTIONS {
         if skip.iter().any(|s| s == spec.name) {
             continue;
         }
         let bootstrap = lambda_dir.join(spec.binary.bin_name()).join("bootstrap");
-        let Some(event) = first_event(events_dir, spec.name) else { continue };
+        let Some(event) = first_event(events_dir, spec.name) else {
+            continue;
+        };
         if !bootstrap.exists() && allow_missing {
             println!("skip   {:<28} {} not built", spec.name, bootstrap.display());
             continue;
         }
         if !bootstrap.exists() {
-            anyhow::bail!("{} is missing: run `make build ARCH=x86_64` first", bootstrap.display());
+            anyhow::bail!(
+                "{} is missing: run `make build ARCH=x86_64` first",
+                bootstrap.display()
+            );
         }
         results.push(run_one(&bootstrap, spec, &event, Duration::from_secs(20)).await?);
     }
@@ -231,9 +309,18 @@ mod tests {
 
     #[test]
     fn a_custom_resource_passes_only_when_it_told_cloudformation_success() {
-        assert!(matches!(cfn_verdict(Some(r#"{"Status":"SUCCESS","PhysicalResourceId":"m"}"#)), Verdict::Answered { status: None }));
-        assert!(matches!(cfn_verdict(Some(r#"{"Status":"FAILED","Reason":"x"}"#)), Verdict::FunctionError(_)));
-        assert!(matches!(cfn_verdict(Some("not json")), Verdict::FunctionError(_)));
+        assert!(matches!(
+            cfn_verdict(Some(r#"{"Status":"SUCCESS","PhysicalResourceId":"m"}"#)),
+            Verdict::Answered { status: None }
+        ));
+        assert!(matches!(
+            cfn_verdict(Some(r#"{"Status":"FAILED","Reason":"x"}"#)),
+            Verdict::FunctionError(_)
+        ));
+        assert!(matches!(
+            cfn_verdict(Some("not json")),
+            Verdict::FunctionError(_)
+        ));
         assert!(matches!(cfn_verdict(None), Verdict::FunctionError(_)));
     }
 }

@@ -3,7 +3,9 @@
 //! (parameters, buckets, queue, tables, API, alarms) are written here too.
 //! `ooni template --check` (run by the tests) fails when the committed file is stale.
 
-use ooni_platform::functions::{Access, Binary, Bucket, FunctionSpec, Table, Tier, Trigger, FUNCTIONS};
+use ooni_platform::functions::{
+    Access, Binary, Bucket, FunctionSpec, Table, Tier, Trigger, FUNCTIONS,
+};
 /// Appends one formatted line (writing to a String cannot fail).
 macro_rules! wl {
     ($out:expr, $($arg:tt)*) => {{
@@ -33,8 +35,10 @@ fn table_ref(t: Table) -> &'static str {
 
 /// Whether a function loads the JWT keys (every HTTP function of the user- or probe-facing areas).
 fn needs_jwt(f: &FunctionSpec) -> bool {
-    matches!(f.binary, Binary::Probe | Binary::Api | Binary::Accounts | Binary::Admin)
-        && matches!(f.trigger, Trigger::Http(_))
+    matches!(
+        f.binary,
+        Binary::Probe | Binary::Api | Binary::Accounts | Binary::Admin
+    ) && matches!(f.trigger, Trigger::Http(_))
 }
 
 fn needs_secret(f: &FunctionSpec, name: &str) -> bool {
@@ -61,24 +65,47 @@ fn policies(f: &FunctionSpec) -> String {
             Access::ClickHouse => params.push("ClickHousePasswordParameter"),
             Access::Read(b) => stmt(
                 &["s3:GetObject", "s3:ListBucket"],
-                &[format!("!GetAtt {}.Arn", bucket_ref(b)), format!("!Sub '${{{}.Arn}}/*'", bucket_ref(b))],
+                &[
+                    format!("!GetAtt {}.Arn", bucket_ref(b)),
+                    format!("!Sub '${{{}.Arn}}/*'", bucket_ref(b)),
+                ],
             ),
             Access::Write(b) => stmt(
                 &["s3:PutObject", "s3:AbortMultipartUpload"],
                 &[format!("!Sub '${{{}.Arn}}/*'", bucket_ref(b))],
             ),
-            Access::Delete(b) => stmt(&["s3:DeleteObject"], &[format!("!Sub '${{{}.Arn}}/*'", bucket_ref(b))]),
-            Access::SendSubmission => stmt(&["sqs:SendMessage"], &["!GetAtt SubmissionsQueue.Arn".into()]),
+            Access::Delete(b) => stmt(
+                &["s3:DeleteObject"],
+                &[format!("!Sub '${{{}.Arn}}/*'", bucket_ref(b))],
+            ),
+            Access::SendSubmission => stmt(
+                &["sqs:SendMessage"],
+                &["!GetAtt SubmissionsQueue.Arn".into()],
+            ),
             Access::ConsumeSubmissions => stmt(
-                &["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                &[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
                 &["!GetAtt SubmissionsQueue.Arn".into()],
             ),
             Access::ReadTable(t) => stmt(
-                &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"],
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:BatchGetItem",
+                ],
                 &[format!("!GetAtt {}.Arn", table_ref(t))],
             ),
             Access::WriteTable(t) => stmt(
-                &["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+                &[
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
+                ],
                 &[format!("!GetAtt {}.Arn", table_ref(t))],
             ),
             Access::SendEmail => stmt(&["ses:SendEmail"], &["'*'".into()]),
@@ -90,7 +117,11 @@ fn policies(f: &FunctionSpec) -> String {
     }
     for s in ["AccountIdHashingKey", "QuotaHashKey"] {
         if needs_secret(f, s) {
-            params.push(if s == "AccountIdHashingKey" { "AccountIdHashingKeyParameter" } else { "QuotaHashKeyParameter" });
+            params.push(if s == "AccountIdHashingKey" {
+                "AccountIdHashingKeyParameter"
+            } else {
+                "QuotaHashKeyParameter"
+            });
         }
     }
     if !params.is_empty() {
@@ -138,7 +169,10 @@ fn function_yaml(f: &FunctionSpec) -> String {
         // are applied (custom resource) before any new code takes traffic.
         wl!(y, "      AutoPublishAlias: live");
         wl!(y, "      DeploymentPreference:");
-        wl!(y, "        Type: !If [IsProd, Canary10Percent5Minutes, AllAtOnce]");
+        wl!(
+            y,
+            "        Type: !If [IsProd, Canary10Percent5Minutes, AllAtOnce]"
+        );
         wl!(y, "        Alarms:");
         wl!(y, "          - !Ref {}ErrorsAlarm", f.name);
     }
@@ -192,7 +226,11 @@ fn function_yaml(f: &FunctionSpec) -> String {
     wl!(y, "  {}ErrorsAlarm:", f.name);
     wl!(y, "    Type: AWS::CloudWatch::Alarm");
     wl!(y, "    Properties:");
-    wl!(y, "      AlarmDescription: !Sub 'ooni-${{Stage}} {} errors'", f.name);
+    wl!(
+        y,
+        "      AlarmDescription: !Sub 'ooni-${{Stage}} {} errors'",
+        f.name
+    );
     wl!(y, "      Namespace: AWS/Lambda");
     wl!(y, "      MetricName: Errors");
     wl!(y, "      Dimensions:");
@@ -254,7 +292,12 @@ mod tests {
     fn every_function_appears_once_with_its_binary() {
         let t = render();
         for f in FUNCTIONS {
-            assert_eq!(t.matches(&format!("\n  {}Function:\n", f.name)).count(), 1, "{}", f.name);
+            assert_eq!(
+                t.matches(&format!("\n  {}Function:\n", f.name)).count(),
+                1,
+                "{}",
+                f.name
+            );
             assert!(t.contains(&format!("OONI_FUNCTION: {}\n", f.name)));
         }
     }

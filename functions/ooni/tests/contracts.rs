@@ -33,7 +33,11 @@ fn template_yaml_is_generated_from_the_current_function_table() {
         .arg(repo().join("template.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -46,8 +50,13 @@ fn template_routes_equal_the_route_table() {
             continue;
         }
         let props = &res["Properties"];
-        let function = props["Environment"]["Variables"]["OONI_FUNCTION"].as_str().unwrap().to_string();
-        let Some(events) = props["Events"].as_mapping() else { continue };
+        let function = props["Environment"]["Variables"]["OONI_FUNCTION"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let Some(events) = props["Events"].as_mapping() else {
+            continue;
+        };
         for (_, ev) in events {
             if ev["Type"].as_str() == Some("HttpApi") {
                 let method = ev["Properties"]["Method"].as_str().unwrap().to_string();
@@ -56,8 +65,16 @@ fn template_routes_equal_the_route_table() {
             }
         }
     }
-    let table: BTreeSet<_> =
-        routes().into_iter().map(|r| (r.method.as_str().to_string(), r.path.to_string(), r.function.to_string())).collect();
+    let table: BTreeSet<_> = routes()
+        .into_iter()
+        .map(|r| {
+            (
+                r.method.as_str().to_string(),
+                r.path.to_string(),
+                r.function.to_string(),
+            )
+        })
+        .collect();
     assert_eq!(declared, table);
     assert!(table.len() > 70, "{}", table.len());
 }
@@ -81,8 +98,12 @@ fn every_function_in_the_template_runs_on_provided_al2023_with_the_architecture_
 #[test]
 fn the_scorer_reports_partial_batch_failures_and_the_queue_has_a_dlq() {
     let t = template();
-    let scorer = &t["Resources"]["ScorerFunction"]["Properties"]["Events"]["Submissions"]["Properties"];
-    assert_eq!(scorer["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+    let scorer =
+        &t["Resources"]["ScorerFunction"]["Properties"]["Events"]["Submissions"]["Properties"];
+    assert_eq!(
+        scorer["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
     let redrive = &t["Resources"]["SubmissionsQueue"]["Properties"]["RedrivePolicy"];
     assert_eq!(redrive["maxReceiveCount"].as_u64(), Some(5));
 }
@@ -112,7 +133,8 @@ fn every_sample_event_parses_as_its_functions_input() {
         let text = std::fs::read_to_string(&path).unwrap();
         match spec.trigger {
             Trigger::Http(routes) => {
-                let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let req = lambda_http::request::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 let method = req.method().as_str().to_string();
                 assert!(
                     routes.iter().any(|(m, _)| m.as_str() == method),
@@ -121,11 +143,13 @@ fn every_sample_event_parses_as_its_functions_input() {
                 );
             }
             Trigger::SubmissionsQueue => {
-                let ev: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let ev: SqsEvent = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(!ev.records.is_empty());
             }
             Trigger::Schedule(_) => {
-                let ev: EventBridgeEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let ev: EventBridgeEvent = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert_eq!(ev.detail_type, "Scheduled Event");
             }
             Trigger::Deploy => {
@@ -139,6 +163,13 @@ fn every_sample_event_parses_as_its_functions_input() {
 #[test]
 fn every_function_has_a_sample_event() {
     let have: BTreeSet<String> = event_files().into_iter().map(|(f, _)| f).collect();
-    let missing: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).filter(|n| !have.contains(*n)).collect();
-    assert!(missing.is_empty(), "events/<function>/ missing for {missing:?}");
+    let missing: Vec<&str> = FUNCTIONS
+        .iter()
+        .map(|f| f.name)
+        .filter(|n| !have.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "events/<function>/ missing for {missing:?}"
+    );
 }

@@ -7,6 +7,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), ooni_platform::lambda::Error> {
     ooni_platform::telemetry::init();
     let ctx = ooni_platform::context::shared().await?;
-    let service = Combined(vec![Arc::new(ooni_probe::ProbeService::new(ctx)), Arc::new(OpenApiService)]);
+    let service = Combined(vec![
+        Arc::new(ooni_probe::ProbeService::new(ctx)),
+        Arc::new(OpenApiService),
+    ]);
     ooni_platform::lambda::run(&service).await
 }

@@ -53,10 +53,14 @@ impl OoniError {
             OoniError::DuplicateRule => "Duplicate rule",
             OoniError::RuleNotFound => "Rule not found error",
             OoniError::CannotClosePr => "Unable to close PR. Please reload data.",
-            OoniError::CannotUpdateList => "Unable to update. The URL list has changed in the meantime.",
+            OoniError::CannotUpdateList => {
+                "Unable to update. The URL list has changed in the meantime."
+            }
             OoniError::CannotProposeChanges => "Unable to submit changes. Please try again.",
             OoniError::NoProposedChanges => "No changes are being proposed",
-            OoniError::InvalidPullRequestState => "The tracked pull request state is invalid or malformed",
+            OoniError::InvalidPullRequestState => {
+                "The tracked pull request state is invalid or malformed"
+            }
         }
     }
 
@@ -95,6 +99,9 @@ mod tests {
             e.body.to_json(),
             json!({"detail": {"description": "Duplicate URL", "err_args": {"url": "https://x.org/"}, "err_str": "err_duplicate_url"}})
         );
-        assert_eq!(ApiError::from(OoniError::NoProposedChanges).body.to_json()["detail"]["err_args"], Value::Null);
+        assert_eq!(
+            ApiError::from(OoniError::NoProposedChanges).body.to_json()["detail"]["err_args"],
+            Value::Null
+        );
     }
 }

@@ -45,14 +45,21 @@ pub struct State {
 impl State {
     /// Production state of a context; the GitHub token is read from `OONI_GITHUB_TOKEN`
     /// (or its SSM parameter) unless `github_token` is given.
-    pub fn new(ctx: Arc<Context>, settings: EditorSettings, github_token: Option<ooni_adapters::Secret>) -> State {
+    pub fn new(
+        ctx: Arc<Context>,
+        settings: EditorSettings,
+        github_token: Option<ooni_adapters::Secret>,
+    ) -> State {
         let source = match github_token {
             Some(t) => TokenSource::Fixed(t),
             None => TokenSource::Environment(ctx.aws.clone()),
         };
         let editor = Editor {
             github: Arc::new(RestGitHub::new(&settings.api_url, source)),
-            store: Arc::new(DynamoEditorStore::new(ctx.aws.dynamodb.clone(), ctx.table(Table::Editor).table_name())),
+            store: Arc::new(DynamoEditorStore::new(
+                ctx.aws.dynamodb.clone(),
+                ctx.table(Table::Editor).table_name(),
+            )),
             settings,
         };
         State {
@@ -66,7 +73,10 @@ impl State {
 
     /// The shared session extractor (with the accounts table's expunge policy).
     pub async fn auth(&self) -> Result<&UserAuth, ApiError> {
-        self.auth.get_or_try_init(|| ooni_accounts::user_auth(&self.ctx)).await.map_err(ApiError::unavailable)
+        self.auth
+            .get_or_try_init(|| ooni_accounts::user_auth(&self.ctx))
+            .await
+            .map_err(ApiError::unavailable)
     }
 }
 
@@ -78,12 +88,18 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(ctx: Arc<Context>) -> Self {
-        AdminService { ctx, state: OnceCell::new() }
+        AdminService {
+            ctx,
+            state: OnceCell::new(),
+        }
     }
 
     /// A service over prepared state (tests: a fake GitHub URL and token).
     pub fn with_state(ctx: Arc<Context>, state: State) -> Self {
-        AdminService { ctx, state: OnceCell::new_with(Some(Arc::new(state))) }
+        AdminService {
+            ctx,
+            state: OnceCell::new_with(Some(Arc::new(state))),
+        }
     }
 
     async fn state(&self) -> anyhow::Result<Arc<State>> {

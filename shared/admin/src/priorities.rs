@@ -19,7 +19,9 @@ use crate::errors::OoniError;
 use crate::State;
 use async_trait::async_trait;
 use lambda_http::Request;
-use ooni_domain::prio::{compute_priorities, default_prio_rules, generate_test_list, CitizenlabEntry, PrioRule};
+use ooni_domain::prio::{
+    compute_priorities, default_prio_rules, generate_test_list, CitizenlabEntry, PrioRule,
+};
 use ooni_platform::auth::Role;
 use ooni_platform::request::{json_body_422, query};
 use ooni_platform::response::{json, raw};
@@ -75,7 +77,13 @@ struct CountryRow {
 }
 
 fn to_rule(r: RuleRow) -> PrioRule {
-    PrioRule { category_code: r.category_code, cc: r.cc, domain: r.domain, url: r.url, priority: i64::from(r.priority) }
+    PrioRule {
+        category_code: r.category_code,
+        cc: r.cc,
+        domain: r.domain,
+        url: r.url,
+        priority: i64::from(r.priority),
+    }
 }
 
 /// Upstream `show_countries_prioritization`: citizenlab joined with the last week's fastpath
@@ -106,7 +114,11 @@ impl ClickHousePrio {
 #[async_trait]
 impl PrioStore for ClickHousePrio {
     async fn raw_count(&self) -> anyhow::Result<u64> {
-        Ok(self.client.query("SELECT count() FROM url_priorities").fetch_one::<u64>().await?)
+        Ok(self
+            .client
+            .query("SELECT count() FROM url_priorities")
+            .fetch_one::<u64>()
+            .await?)
     }
 
     async fn rules(&self) -> anyhow::Result<Vec<PrioRule>> {
@@ -213,7 +225,10 @@ impl UrlPriority {
             Some(s) => s.to_owned(),
         };
         if i32::try_from(self.priority).is_err() {
-            return Err(ApiError::unprocessable(format!("priority {} does not fit a 32-bit integer", self.priority)));
+            return Err(ApiError::unprocessable(format!(
+                "priority {} does not fit a 32-bit integer",
+                self.priority
+            )));
         }
         Ok(PrioRule {
             category_code: star(&self.category_code),
@@ -248,13 +263,20 @@ fn same_target(a: &PrioRule, b: &PrioRule) -> bool {
 }
 
 /// The rows an update inserts, after its checks.
-pub async fn plan_update(store: &dyn PrioStore, old: Option<PrioRule>, new: Option<PrioRule>) -> Result<Vec<(i8, PrioRule)>, ApiError> {
+pub async fn plan_update(
+    store: &dyn PrioStore,
+    old: Option<PrioRule>,
+    new: Option<PrioRule>,
+) -> Result<Vec<(i8, PrioRule)>, ApiError> {
     if old.is_none() && new.is_none() {
         return Err(OoniError::NoProposedChanges.api());
     }
     let mut rows = Vec::new();
     if let Some(old) = &old {
-        let copies = store.live_copies(old).await.map_err(ApiError::unavailable)?;
+        let copies = store
+            .live_copies(old)
+            .await
+            .map_err(ApiError::unavailable)?;
         if copies <= 0 {
             return Err(OoniError::RuleNotFound.with_args(Some(json!(old))));
         }
@@ -263,9 +285,15 @@ pub async fn plan_update(store: &dyn PrioStore, old: Option<PrioRule>, new: Opti
         }
     }
     if let Some(new) = new {
-        let existing = store.same_target(&new).await.map_err(ApiError::unavailable)?;
+        let existing = store
+            .same_target(&new)
+            .await
+            .map_err(ApiError::unavailable)?;
         let replaced = |r: &PrioRule| old.as_ref().is_some_and(|o| o == r);
-        if existing.iter().any(|r| same_target(r, &new) && !replaced(r)) {
+        if existing
+            .iter()
+            .any(|r| same_target(r, &new) && !replaced(r))
+        {
             return Err(OoniError::DuplicateRule.with_args(Some(json!(new))));
         }
         rows.push((1, new));
@@ -287,8 +315,16 @@ pub async fn url_priorities(s: Arc<State>, req: Request) -> HttpResult {
 async fn update(s: Arc<State>, req: Request) -> HttpResult {
     let claims = s.auth().await?.require(&req, Role::Admin).await?;
     let body: UpdateRequest = json_body_422(&req)?;
-    let old = body.old_entry.as_ref().map(UrlPriority::normalized).transpose()?;
-    let new = body.new_entry.as_ref().map(UrlPriority::normalized).transpose()?;
+    let old = body
+        .old_entry
+        .as_ref()
+        .map(UrlPriority::normalized)
+        .transpose()?;
+    let new = body
+        .new_entry
+        .as_ref()
+        .map(UrlPriority::normalized)
+        .transpose()?;
     let store = s.prio.as_ref();
     ensure_seeded(store).await.map_err(ApiError::unavailable)?;
     let rows = plan_update(store, old, new).await?;
@@ -300,7 +336,12 @@ async fn update(s: Arc<State>, req: Request) -> HttpResult {
 /// Upstream `param_category_codes`: comma-separated, trimmed, uppercased, deduplicated.
 pub fn category_codes(param: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for c in param.unwrap_or("").split(',').map(|c| c.trim().to_uppercase()).filter(|c| !c.is_empty()) {
+    for c in param
+        .unwrap_or("")
+        .split(',')
+        .map(|c| c.trim().to_uppercase())
+        .filter(|c| !c.is_empty())
+    {
         if !out.contains(&c) {
             out.push(c);
         }
@@ -311,7 +352,10 @@ pub fn category_codes(param: Option<&str>) -> Vec<String> {
 /// `AS1234` or `1234`; anything else is 0 (no ASN filter), as upstream's `param_asn`.
 pub fn parse_asn(param: Option<&str>) -> u32 {
     let p = param.unwrap_or("").trim();
-    let digits = p.strip_prefix("AS").or_else(|| p.strip_prefix("as")).unwrap_or(p);
+    let digits = p
+        .strip_prefix("AS")
+        .or_else(|| p.strip_prefix("as"))
+        .unwrap_or(p);
     digits.parse().unwrap_or(0)
 }
 
@@ -320,7 +364,10 @@ pub async fn debug_routes(s: Arc<State>, req: Request) -> HttpResult {
     if req.uri().path().ends_with("/show_countries_prioritization") {
         return show_countries(s, req).await;
     }
-    let probe_cc = query(&req, "probe_cc").filter(|c| !c.is_empty()).unwrap_or_else(|| "ZZ".into()).to_uppercase();
+    let probe_cc = query(&req, "probe_cc")
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "ZZ".into())
+        .to_uppercase();
     let cats = category_codes(query(&req, "category_codes").as_deref());
     let asn = parse_asn(query(&req, "probe_asn").as_deref());
     let limit = match query(&req, "limit").filter(|l| !l.is_empty()) {
@@ -331,9 +378,16 @@ pub async fn debug_routes(s: Arc<State>, req: Request) -> HttpResult {
             Err(_) => return Err(ApiError::bad_request(format!("invalid limit {l:?}"))),
         },
     };
-    let (entries, rules) = s.targets.fetch(&probe_cc, asn).await.map_err(ApiError::unavailable)?;
+    let (entries, rules) = s
+        .targets
+        .fetch(&probe_cc, asn)
+        .await
+        .map_err(ApiError::unavailable)?;
     let test_items = generate_test_list(&entries, &rules, &cats, limit, true);
-    json(&json!({ "test_items": test_items, "entries": entries, "prio_rules": rules }), Cache::MaxAge(0))
+    json(
+        &json!({ "test_items": test_items, "entries": entries, "prio_rules": rules }),
+        Cache::MaxAge(0),
+    )
 }
 
 /// One row of `show_countries_prioritization`, in upstream's key order.
@@ -350,7 +404,10 @@ pub struct CountryPriority {
 
 /// Priorities of every citizenlab entry, sorted by cc then priority (highest first), ties in
 /// weight order.
-pub fn country_priorities(entries: &[(CitizenlabEntry, i8)], rules: &[PrioRule]) -> Vec<CountryPriority> {
+pub fn country_priorities(
+    entries: &[(CitizenlabEntry, i8)],
+    rules: &[PrioRule],
+) -> Vec<CountryPriority> {
     let plain: Vec<CitizenlabEntry> = entries.iter().map(|(e, _)| e.clone()).collect();
     let mut out: Vec<CountryPriority> = compute_priorities(&plain, rules)
         .into_iter()
@@ -370,25 +427,55 @@ pub fn country_priorities(entries: &[(CitizenlabEntry, i8)], rules: &[PrioRule])
 
 /// The rows as CSV with a header line.
 pub fn to_csv(rows: &[CountryPriority]) -> Result<Vec<u8>, ApiError> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
-    w.write_record(["domain", "url", "cc", "category_code", "msmt_cnt", "anomaly_perc", "priority"]).map_err(ApiError::internal)?;
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record([
+        "domain",
+        "url",
+        "cc",
+        "category_code",
+        "msmt_cnt",
+        "anomaly_perc",
+        "priority",
+    ])
+    .map_err(ApiError::internal)?;
     for r in rows {
-        w.serialize((&r.domain, &r.url, &r.cc, &r.category_code, r.msmt_cnt, r.anomaly_perc, r.priority))
-            .map_err(ApiError::internal)?;
+        w.serialize((
+            &r.domain,
+            &r.url,
+            &r.cc,
+            &r.category_code,
+            r.msmt_cnt,
+            r.anomaly_perc,
+            r.priority,
+        ))
+        .map_err(ApiError::internal)?;
     }
-    w.into_inner().map_err(|e| ApiError::internal(anyhow::anyhow!("CSV: {e}")))
+    w.into_inner()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("CSV: {e}")))
 }
 
 async fn show_countries(s: Arc<State>, req: Request) -> HttpResult {
-    let format = query(&req, "format").unwrap_or_else(|| "JSON".into()).to_uppercase();
+    let format = query(&req, "format")
+        .unwrap_or_else(|| "JSON".into())
+        .to_uppercase();
     if format != "JSON" && format != "CSV" {
-        return Err(ApiError::bad_request(format!("invalid format {format:?}: use JSON or CSV")));
+        return Err(ApiError::bad_request(format!(
+            "invalid format {format:?}: use JSON or CSV"
+        )));
     }
     let store = s.prio.as_ref();
-    let (entries, rules) = tokio::try_join!(store.country_entries(), store.rules()).map_err(ApiError::unavailable)?;
+    let (entries, rules) =
+        tokio::try_join!(store.country_entries(), store.rules()).map_err(ApiError::unavailable)?;
     let rows = country_priorities(&entries, &rules);
     if format == "CSV" {
-        return raw(http::StatusCode::OK, "text/csv", to_csv(&rows)?, Cache::MaxAge(1));
+        return raw(
+            http::StatusCode::OK,
+            "text/csv",
+            to_csv(&rows)?,
+            Cache::MaxAge(1),
+        );
     }
     json(&rows, Cache::MaxAge(1))
 }
@@ -399,7 +486,13 @@ mod tests {
     use std::sync::Mutex;
 
     fn rule(cat: &str, cc: &str, prio: i64) -> PrioRule {
-        PrioRule { category_code: cat.into(), cc: cc.into(), domain: "*".into(), url: "*".into(), priority: prio }
+        PrioRule {
+            category_code: cat.into(),
+            cc: cc.into(),
+            domain: "*".into(),
+            url: "*".into(),
+            priority: prio,
+        }
     }
 
     /// Rows as CollapsingMergeTree FINAL would show them.
@@ -415,7 +508,11 @@ mod tests {
             let rows = self.0.lock().unwrap();
             let mut live: Vec<PrioRule> = Vec::new();
             for (_, r) in rows.iter() {
-                let net: i64 = rows.iter().filter(|(_, x)| x == r).map(|(s, _)| i64::from(*s)).sum();
+                let net: i64 = rows
+                    .iter()
+                    .filter(|(_, x)| x == r)
+                    .map(|(s, _)| i64::from(*s))
+                    .sum();
                 if net > 0 && !live.contains(r) {
                     live.push(r.clone());
                 }
@@ -423,10 +520,22 @@ mod tests {
             Ok(live)
         }
         async fn live_copies(&self, r: &PrioRule) -> anyhow::Result<i64> {
-            Ok(self.0.lock().unwrap().iter().filter(|(_, x)| x == r).map(|(s, _)| i64::from(*s)).sum())
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, x)| x == r)
+                .map(|(s, _)| i64::from(*s))
+                .sum())
         }
         async fn same_target(&self, r: &PrioRule) -> anyhow::Result<Vec<PrioRule>> {
-            Ok(self.rules().await?.into_iter().filter(|x| same_target(x, r)).collect())
+            Ok(self
+                .rules()
+                .await?
+                .into_iter()
+                .filter(|x| same_target(x, r))
+                .collect())
         }
         async fn insert(&self, rows: &[(i8, PrioRule)]) -> anyhow::Result<()> {
             self.0.lock().unwrap().extend_from_slice(rows);
@@ -439,9 +548,25 @@ mod tests {
 
     #[test]
     fn empty_and_missing_rule_fields_mean_any() {
-        let p = UrlPriority { category_code: Some("NEWS".into()), cc: Some(String::new()), domain: None, url: None, priority: 5 };
-        assert_eq!(p.normalized().unwrap(), PrioRule { domain: "*".into(), url: "*".into(), ..rule("NEWS", "*", 5) });
-        let huge = UrlPriority { priority: i64::from(i32::MAX) + 1, ..p };
+        let p = UrlPriority {
+            category_code: Some("NEWS".into()),
+            cc: Some(String::new()),
+            domain: None,
+            url: None,
+            priority: 5,
+        };
+        assert_eq!(
+            p.normalized().unwrap(),
+            PrioRule {
+                domain: "*".into(),
+                url: "*".into(),
+                ..rule("NEWS", "*", 5)
+            }
+        );
+        let huge = UrlPriority {
+            priority: i64::from(i32::MAX) + 1,
+            ..p
+        };
         assert_eq!(huge.normalized().unwrap_err().status, 422);
     }
 
@@ -451,24 +576,62 @@ mod tests {
         ensure_seeded(&f).await.unwrap();
         assert_eq!(f.rules().await.unwrap().len(), default_prio_rules().len());
         ensure_seeded(&f).await.unwrap();
-        assert_eq!(f.raw_count().await.unwrap() as usize, default_prio_rules().len());
+        assert_eq!(
+            f.raw_count().await.unwrap() as usize,
+            default_prio_rules().len()
+        );
     }
 
     #[tokio::test]
     async fn an_update_cancels_every_live_copy_of_the_old_rule_and_refuses_duplicates_and_ghosts() {
         let f = Fake::default();
-        f.insert(&[(1, rule("NEWS", "*", 100)), (1, rule("NEWS", "*", 100)), (1, rule("GRP", "*", 80))]).await.unwrap();
-        let rows = plan_update(&f, Some(rule("NEWS", "*", 100)), Some(rule("NEWS", "*", 90))).await.unwrap();
-        assert_eq!(rows, vec![(-1, rule("NEWS", "*", 100)), (-1, rule("NEWS", "*", 100)), (1, rule("NEWS", "*", 90))]);
+        f.insert(&[
+            (1, rule("NEWS", "*", 100)),
+            (1, rule("NEWS", "*", 100)),
+            (1, rule("GRP", "*", 80)),
+        ])
+        .await
+        .unwrap();
+        let rows = plan_update(
+            &f,
+            Some(rule("NEWS", "*", 100)),
+            Some(rule("NEWS", "*", 90)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (-1, rule("NEWS", "*", 100)),
+                (-1, rule("NEWS", "*", 100)),
+                (1, rule("NEWS", "*", 90))
+            ]
+        );
         f.insert(&rows).await.unwrap();
-        assert_eq!(f.rules().await.unwrap(), vec![rule("GRP", "*", 80), rule("NEWS", "*", 90)]);
+        assert_eq!(
+            f.rules().await.unwrap(),
+            vec![rule("GRP", "*", 80), rule("NEWS", "*", 90)]
+        );
 
-        let dup = plan_update(&f, None, Some(rule("GRP", "*", 10))).await.unwrap_err();
-        assert_eq!(dup.body.to_json()["detail"]["err_str"], "err_duplicate_rule");
-        let ghost = plan_update(&f, Some(rule("MISC", "*", 1)), None).await.unwrap_err();
-        assert_eq!(ghost.body.to_json()["detail"]["err_str"], "err_rule_not_found");
+        let dup = plan_update(&f, None, Some(rule("GRP", "*", 10)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            dup.body.to_json()["detail"]["err_str"],
+            "err_duplicate_rule"
+        );
+        let ghost = plan_update(&f, Some(rule("MISC", "*", 1)), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ghost.body.to_json()["detail"]["err_str"],
+            "err_rule_not_found"
+        );
         let nothing = plan_update(&f, None, None).await.unwrap_err();
-        assert_eq!(nothing.body.to_json()["detail"]["err_str"], "err_no_proposed_changes");
+        assert_eq!(
+            nothing.body.to_json()["detail"]["err_str"],
+            "err_no_proposed_changes"
+        );
     }
 
     #[test]
@@ -485,7 +648,10 @@ mod tests {
     fn country_priorities_are_sorted_by_country_then_priority_with_anomaly_kept() {
         let e = |cat: &str, url: &str, cc: &str| CitizenlabEntry {
             category_code: cat.into(),
-            domain: url.trim_start_matches("https://").trim_end_matches('/').into(),
+            domain: url
+                .trim_start_matches("https://")
+                .trim_end_matches('/')
+                .into(),
             url: url.into(),
             cc: cc.into(),
             msmt_cnt: 0,
@@ -495,12 +661,32 @@ mod tests {
             (e("NEWS", "https://b.it/", "it"), 50),
             (e("NEWS", "https://g.org/", "ZZ"), 3),
         ];
-        let rules = vec![rule("NEWS", "*", 100), rule("MISC", "*", 20), rule("MISC", "IT", 30)];
+        let rules = vec![
+            rule("NEWS", "*", 100),
+            rule("MISC", "*", 20),
+            rule("MISC", "IT", 30),
+        ];
         let rows = country_priorities(&entries, &rules);
-        let got: Vec<(&str, &str, i64, i8)> = rows.iter().map(|r| (r.cc.as_str(), r.url.as_str(), r.priority, r.anomaly_perc)).collect();
-        assert_eq!(got, [("IT", "https://b.it/", 100, 50), ("IT", "https://a.it/", 50, 0), ("ZZ", "https://g.org/", 100, 3)]);
+        let got: Vec<(&str, &str, i64, i8)> = rows
+            .iter()
+            .map(|r| (r.cc.as_str(), r.url.as_str(), r.priority, r.anomaly_perc))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("IT", "https://b.it/", 100, 50),
+                ("IT", "https://a.it/", 50, 0),
+                ("ZZ", "https://g.org/", 100, 3)
+            ]
+        );
         let csv = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
-        assert!(csv.starts_with("domain,url,cc,category_code,msmt_cnt,anomaly_perc,priority\r\n"), "{csv}");
-        assert!(csv.contains("b.it,https://b.it/,IT,NEWS,0,50,100\r\n"), "{csv}");
+        assert!(
+            csv.starts_with("domain,url,cc,category_code,msmt_cnt,anomaly_perc,priority\r\n"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("b.it,https://b.it/,IT,NEWS,0,50,100\r\n"),
+            "{csv}"
+        );
     }
 }

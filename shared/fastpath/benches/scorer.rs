@@ -24,7 +24,8 @@ struct Sample {
 }
 
 fn samples() -> Vec<Sample> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples.jsonl");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples.jsonl");
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -43,7 +44,10 @@ fn samples() -> Vec<Sample> {
         out.push(Sample {
             uid: l.measurement_uid,
             report_id: v["report_id"].as_str().unwrap_or_default().to_owned(),
-            body: format!("{{\"format\":\"json\",\"content\":{},\"is_verified\":\"u\"}}", l.measurement.get()),
+            body: format!(
+                "{{\"format\":\"json\",\"content\":{},\"is_verified\":\"u\"}}",
+                l.measurement.get()
+            ),
         });
     }
     out
@@ -55,12 +59,15 @@ fn batch(samples: &[Sample], n: usize) -> SqsEvent {
     for (i, s) in samples.iter().enumerate() {
         let (head, _) = s.uid.rsplit_once('_').unwrap();
         let uid = MeasurementUid::parse(&format!("{head}_{:016x}", n * 100 + i)).unwrap();
-        let mut env = SubmissionEnvelope::new(uid, s.report_id.clone(), Some("IT".into()), Some(30722));
-        env.attach_body_if_fits(s.body.as_bytes(), DEFAULT_INLINE_LIMIT).unwrap();
+        let mut env =
+            SubmissionEnvelope::new(uid, s.report_id.clone(), Some("IT".into()), Some(30722));
+        env.attach_body_if_fits(s.body.as_bytes(), DEFAULT_INLINE_LIMIT)
+            .unwrap();
         let mut m = SqsMessage::default();
         m.message_id = Some(format!("{n}-{i}"));
         m.body = Some(env.to_json().unwrap());
-        m.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "1".into());
         ev.records.push(m);
     }
     ev
@@ -82,25 +89,47 @@ fn report(label: &str, mut times: Vec<Duration>, per_batch: usize) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let batches: usize = std::env::var("OONI_BENCH_BATCHES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+        let batches: usize = std::env::var("OONI_BENCH_BATCHES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300);
         let stack = TestStack::start().await;
         for table in ["fingerprints_dns", "fingerprints_http"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{table}.csv"));
-            let mut insert = stack.ch().insert_formatted_with(format!("INSERT INTO {table} FORMAT CSVWithNames"));
-            insert.send(Bytes::from(std::fs::read(path).unwrap())).await.unwrap();
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/fixtures/{table}.csv"));
+            let mut insert = stack
+                .ch()
+                .insert_formatted_with(format!("INSERT INTO {table} FORMAT CSVWithNames"));
+            insert
+                .send(Bytes::from(std::fs::read(path).unwrap()))
+                .await
+                .unwrap();
             insert.end().await.unwrap();
         }
         let settings = ScorerSettings {
-            scorer: ScorerConfig { max_receive_count: 5 },
+            scorer: ScorerConfig {
+                max_receive_count: 5,
+            },
             clickhouse_timeout: Duration::from_secs(20),
             fingerprints_dir: None,
         };
-        let scorer = FastpathService::with_settings(stack.ctx.clone(), settings).scorer().await.unwrap();
+        let scorer = FastpathService::with_settings(stack.ctx.clone(), settings)
+            .scorer()
+            .await
+            .unwrap();
         let samples = samples();
         let bytes: usize = samples.iter().map(|s| s.body.len()).sum();
-        println!("scorer bench: {} samples per batch ({} KB of bodies), local ClickHouse {}", samples.len(), bytes / 1024, ooni_testkit::clickhouse_url());
+        println!(
+            "scorer bench: {} samples per batch ({} KB of bodies), local ClickHouse {}",
+            samples.len(),
+            bytes / 1024,
+            ooni_testkit::clickhouse_url()
+        );
 
         // Warm up: fingerprints load, insert paths, connection pool.
         let warm = batch(&samples, 1_000_000);
@@ -121,23 +150,41 @@ fn main() {
             again.push(t.elapsed());
             assert!(resp.batch_item_failures.is_empty());
         }
-        let fps = ooni_fastpath::cli::load_fingerprints(Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")), &stack.ch())
-            .await
-            .unwrap();
+        let fps = ooni_fastpath::cli::load_fingerprints(
+            Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")),
+            &stack.ch(),
+        )
+        .await
+        .unwrap();
         let mut scoring = Vec::with_capacity(batches);
         for ev in &events {
             let t = Instant::now();
             for r in &ev.records {
                 let env = SubmissionEnvelope::from_json(r.body.as_deref().unwrap()).unwrap();
-                std::hint::black_box(ooni_scoring::process(env.body_str().unwrap().as_bytes(), env.measurement_uid.as_str(), &fps));
+                std::hint::black_box(ooni_scoring::process(
+                    env.body_str().unwrap().as_bytes(),
+                    env.measurement_uid.as_str(),
+                    &fps,
+                ));
             }
             scoring.push(t.elapsed());
         }
         let stats = scorer.stats();
         assert_eq!(stats.written as usize, (batches + 1) * samples.len());
-        report("new measurements (score + lookup + insert)", fresh, samples.len());
-        report("redelivered (score + lookup, no insert)", again, samples.len());
+        report(
+            "new measurements (score + lookup + insert)",
+            fresh,
+            samples.len(),
+        );
+        report(
+            "redelivered (score + lookup, no insert)",
+            again,
+            samples.len(),
+        );
         report("decode + score only (no I/O)", scoring, samples.len());
-        println!("rows written {}, duplicates skipped {}, geoip mismatches {}", stats.written, stats.duplicate, stats.faulty_written);
+        println!(
+            "rows written {}, duplicates skipped {}, geoip mismatches {}",
+            stats.written, stats.duplicate, stats.faulty_written
+        );
     });
 }

@@ -58,12 +58,23 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError
 
 /// Fingerprints from `dir` (`fingerprints_dns.csv`, `fingerprints_http.csv`) when given, else
 /// from the ClickHouse tables `client` points at.
-pub async fn load_fingerprints(dir: Option<&Path>, clickhouse: &clickhouse::Client) -> Result<Fingerprints, CliError> {
+pub async fn load_fingerprints(
+    dir: Option<&Path>,
+    clickhouse: &clickhouse::Client,
+) -> Result<Fingerprints, CliError> {
     let fps = match dir {
         Some(d) => load_dir(d).await?,
-        None => ClickHouseFingerprints::new(clickhouse.clone()).load().await?,
+        None => {
+            ClickHouseFingerprints::new(clickhouse.clone())
+                .load()
+                .await?
+        }
     };
-    tracing::info!(dns = fps.dns().len(), http = fps.http().len(), "fingerprints loaded");
+    tracing::info!(
+        dns = fps.dns().len(),
+        http = fps.http().len(),
+        "fingerprints loaded"
+    );
     Ok(fps)
 }
 
@@ -83,7 +94,11 @@ struct DiscardPeek {
 }
 
 /// Scores every non-blank line of `reader` (see the module doc), writing one JSON line each.
-pub fn score_lines(reader: impl BufRead, fps: &Fingerprints, out: &mut dyn Write) -> Result<ScoreSummary, CliError> {
+pub fn score_lines(
+    reader: impl BufRead,
+    fps: &Fingerprints,
+    out: &mut dyn Write,
+) -> Result<ScoreSummary, CliError> {
     let mut summary = ScoreSummary::default();
     for line in reader.lines() {
         let line = line.map_err(io_err("reading input"))?;
@@ -92,11 +107,15 @@ pub fn score_lines(reader: impl BufRead, fps: &Fingerprints, out: &mut dyn Write
         }
         summary.lines += 1;
         let scored = score_jsonl_line(&line, fps);
-        match serde_json::from_str::<DiscardPeek>(&scored).ok().and_then(|p| p.discarded) {
+        match serde_json::from_str::<DiscardPeek>(&scored)
+            .ok()
+            .and_then(|p| p.discarded)
+        {
             Some(reason) => *summary.discarded.entry(reason).or_default() += 1,
             None => summary.rows += 1,
         }
-        out.write_all(scored.as_bytes()).map_err(io_err("writing output"))?;
+        out.write_all(scored.as_bytes())
+            .map_err(io_err("writing output"))?;
         out.write_all(b"\n").map_err(io_err("writing output"))?;
     }
     out.flush().map_err(io_err("writing output"))?;
@@ -127,9 +146,15 @@ pub async fn score_file(
 /// upstream's `--end-day`).
 pub fn day_prefixes(start: NaiveDate, end: NaiveDate) -> Result<Vec<String>, CliError> {
     if end <= start {
-        return Err(CliError::DayRange(format!("end day {end} must be after start day {start} (the end day is excluded)")));
+        return Err(CliError::DayRange(format!(
+            "end day {end} must be after start day {start} (the end day is excluded)"
+        )));
     }
-    Ok(start.iter_days().take_while(|d| *d < end).map(|d| format!("raw/{}/", d.format("%Y%m%d"))).collect())
+    Ok(start
+        .iter_days()
+        .take_while(|d| *d < end)
+        .map(|d| format!("raw/{}/", d.format("%Y%m%d")))
+        .collect())
 }
 
 const JSONL_SUFFIXES: [&str; 3] = [".jsonl.gz", ".jsonl.zst", ".jsonl"];
@@ -137,10 +162,19 @@ const JSONL_SUFFIXES: [&str; 3] = [".jsonl.gz", ".jsonl.zst", ".jsonl"];
 /// The objects to reprocess under `prefixes`: every postcan, and each JSONL can whose postcan
 /// twin (same name ending in `.tar.gz`, as the uploader writes them) is absent — the twin
 /// holds the same measurements under their real uids, the JSONL can only under trivial ids.
-pub async fn list_bucket_inputs(store: &dyn ObjectStore, prefixes: &[String]) -> Result<Vec<String>, CliError> {
+pub async fn list_bucket_inputs(
+    store: &dyn ObjectStore,
+    prefixes: &[String],
+) -> Result<Vec<String>, CliError> {
     let mut keys: Vec<String> = Vec::new();
     for prefix in prefixes {
-        keys.extend(store.list(prefix, usize::MAX).await?.into_iter().map(|o| o.key));
+        keys.extend(
+            store
+                .list(prefix, usize::MAX)
+                .await?
+                .into_iter()
+                .map(|o| o.key),
+        );
     }
     let all: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let mut out = Vec::new();
@@ -164,7 +198,10 @@ pub enum ReprocessInput {
     Files(Vec<PathBuf>),
     /// Objects of the data bucket under these prefixes (see [`day_prefixes`],
     /// [`list_bucket_inputs`]).
-    Bucket { store: Arc<dyn ObjectStore>, prefixes: Vec<String> },
+    Bucket {
+        store: Arc<dyn ObjectStore>,
+        prefixes: Vec<String>,
+    },
 }
 
 /// Where the rows go.
@@ -194,7 +231,11 @@ pub struct ReprocessOptions {
 }
 
 impl ReprocessOptions {
-    pub fn new(input: ReprocessInput, output: ReprocessOutput, fingerprints: Arc<Fingerprints>) -> Self {
+    pub fn new(
+        input: ReprocessInput,
+        output: ReprocessOutput,
+        fingerprints: Arc<Fingerprints>,
+    ) -> Self {
         ReprocessOptions {
             input,
             output,
@@ -274,7 +315,9 @@ fn score_unit(
             RawItem::Skipped { reason } => Scored::Skipped(reason),
         });
         if chunk.len() >= CHUNK {
-            open = tx.blocking_send(Msg::Chunk(std::mem::take(&mut chunk))).is_ok();
+            open = tx
+                .blocking_send(Msg::Chunk(std::mem::take(&mut chunk)))
+                .is_ok();
         }
     };
     let result: Result<(), String> = match unit {
@@ -283,7 +326,9 @@ fn score_unit(
             Err(e) => Err(format!("opening {name}: {e}")),
         },
         Unit::Object(key) => match bucket.map(|s| rt.block_on(s.get(key))) {
-            Some(Ok(Some(bytes))) => read_items(&name, &bytes[..], &mut on_item).map_err(|e| e.to_string()),
+            Some(Ok(Some(bytes))) => {
+                read_items(&name, &bytes[..], &mut on_item).map_err(|e| e.to_string())
+            }
             Some(Ok(None)) => Err(format!("{name} disappeared from the bucket")),
             Some(Err(e)) => Err(e.to_string()),
             None => Err("no bucket configured".to_owned()),
@@ -295,7 +340,11 @@ fn score_unit(
     if !chunk.is_empty() && tx.blocking_send(Msg::Chunk(chunk)).is_err() {
         return false;
     }
-    tx.blocking_send(Msg::FileDone { name, error: result.err() }).is_ok()
+    tx.blocking_send(Msg::FileDone {
+        name,
+        error: result.err(),
+    })
+    .is_ok()
 }
 
 fn progress_bar(progress: Progress, len: u64) -> ProgressBar {
@@ -303,7 +352,9 @@ fn progress_bar(progress: Progress, len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} files, {msg} (eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} files, {msg} (eta {eta})",
+    ) {
         bar.set_style(style);
     }
     bar
@@ -323,8 +374,12 @@ impl Sink {
                 self.summary.measurements += 1;
                 match &mut self.output {
                     ReprocessOutput::Print(out) => {
-                        let line = serde_json::to_string(&row).map_err(|e| CliError::Io { context: "serializing a row".into(), source: e.into() })?;
-                        out.write_all(line.as_bytes()).map_err(io_err("writing output"))?;
+                        let line = serde_json::to_string(&row).map_err(|e| CliError::Io {
+                            context: "serializing a row".into(),
+                            source: e.into(),
+                        })?;
+                        out.write_all(line.as_bytes())
+                            .map_err(io_err("writing output"))?;
                         out.write_all(b"\n").map_err(io_err("writing output"))?;
                         self.summary.rows_printed += 1;
                     }
@@ -343,7 +398,9 @@ impl Sink {
                 self.summary.measurements += 1;
                 *self.summary.discarded.entry(reason.to_owned()).or_default() += 1;
             }
-            Scored::Skipped(reason) => *self.summary.skipped.entry(reason.to_owned()).or_default() += 1,
+            Scored::Skipped(reason) => {
+                *self.summary.skipped.entry(reason.to_owned()).or_default() += 1
+            }
         }
         Ok(())
     }
@@ -360,7 +417,14 @@ impl Sink {
                 let mut delay = Duration::from_secs(1);
                 let mut attempt = 1;
                 loop {
-                    match write(store.as_ref(), batch.clone(), WriteMode::ReplaceChanged, TOKEN_PREFIX).await {
+                    match write(
+                        store.as_ref(),
+                        batch.clone(),
+                        WriteMode::ReplaceChanged,
+                        TOKEN_PREFIX,
+                    )
+                    .await
+                    {
                         Ok(report) => {
                             self.summary.written.add(&report);
                             self.summary.inserts += 1;
@@ -388,7 +452,11 @@ pub async fn reprocess(opts: ReprocessOptions) -> Result<ReprocessSummary, CliEr
         ReprocessInput::Files(files) => (files.into_iter().map(Unit::File).collect(), None),
         ReprocessInput::Bucket { store, prefixes } => {
             let keys = list_bucket_inputs(store.as_ref(), &prefixes).await?;
-            tracing::info!(objects = keys.len(), prefixes = prefixes.len(), "bucket objects to reprocess");
+            tracing::info!(
+                objects = keys.len(),
+                prefixes = prefixes.len(),
+                "bucket objects to reprocess"
+            );
             (keys.into_iter().map(Unit::Object).collect(), Some(store))
         }
     };
@@ -399,9 +467,18 @@ pub async fn reprocess(opts: ReprocessOptions) -> Result<ReprocessSummary, CliEr
     let rt = tokio::runtime::Handle::current();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..opts.workers.max(1).min(total.max(1)) {
-        let (queue, tx, rt, fps, bucket) = (queue.clone(), tx.clone(), rt.clone(), opts.fingerprints.clone(), bucket.clone());
+        let (queue, tx, rt, fps, bucket) = (
+            queue.clone(),
+            tx.clone(),
+            rt.clone(),
+            opts.fingerprints.clone(),
+            bucket.clone(),
+        );
         workers.spawn_blocking(move || loop {
-            let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
+            let next = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop_front();
             let Some(unit) = next else { return };
             if !score_unit(&unit, bucket.as_ref(), &fps, &tx, &rt) {
                 return;
@@ -410,7 +487,12 @@ pub async fn reprocess(opts: ReprocessOptions) -> Result<ReprocessSummary, CliEr
     }
     drop(tx);
 
-    let mut sink = Sink { output: opts.output, batch: RowBatch::default(), summary: ReprocessSummary::default(), batch_size: opts.batch_size.max(1) };
+    let mut sink = Sink {
+        output: opts.output,
+        batch: RowBatch::default(),
+        summary: ReprocessSummary::default(),
+        batch_size: opts.batch_size.max(1),
+    };
     let mut failure: Option<CliError> = None;
     while let Some(msg) = rx.recv().await {
         match msg {

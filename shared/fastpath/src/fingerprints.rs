@@ -84,7 +84,10 @@ pub struct ClickHouseFingerprints {
 
 impl ClickHouseFingerprints {
     pub fn new(client: Client) -> Self {
-        Self { client, timeout: std::time::Duration::from_secs(20) }
+        Self {
+            client,
+            timeout: std::time::Duration::from_secs(20),
+        }
     }
 
     async fn rows(&self, table: &'static str) -> Result<Vec<FingerprintRow>, LoadError> {
@@ -93,15 +96,21 @@ impl ClickHouseFingerprints {
              toString(pattern_type) AS pattern_type, pattern, confidence_no_fp, expected_countries, \
              source, exp_url, notes FROM {table}"
         );
-        let rows = tokio::time::timeout(self.timeout, self.client.query_raw(&sql).fetch_all::<ChFingerprint>())
-            .await
-            .map_err(|_| LoadError::Timeout)??;
+        let rows = tokio::time::timeout(
+            self.timeout,
+            self.client.query_raw(&sql).fetch_all::<ChFingerprint>(),
+        )
+        .await
+        .map_err(|_| LoadError::Timeout)??;
         Ok(rows.into_iter().map(FingerprintRow::from).collect())
     }
 }
 
 /// Builds the matcher off the async threads (an Aho-Corasick automaton: tens of ms).
-async fn build(dns: Vec<FingerprintRow>, http: Vec<FingerprintRow>) -> Result<Fingerprints, LoadError> {
+async fn build(
+    dns: Vec<FingerprintRow>,
+    http: Vec<FingerprintRow>,
+) -> Result<Fingerprints, LoadError> {
     tokio::task::spawn_blocking(move || Fingerprints::from_rows(dns, http))
         .await
         .map_err(|e| LoadError::Build(e.to_string()))?
@@ -111,7 +120,10 @@ async fn build(dns: Vec<FingerprintRow>, http: Vec<FingerprintRow>) -> Result<Fi
 #[async_trait]
 impl FingerprintSource for ClickHouseFingerprints {
     async fn load(&self) -> Result<Fingerprints, LoadError> {
-        let (dns, http) = tokio::try_join!(self.rows("fingerprints_dns"), self.rows("fingerprints_http"))?;
+        let (dns, http) = tokio::try_join!(
+            self.rows("fingerprints_dns"),
+            self.rows("fingerprints_http")
+        )?;
         build(dns, http).await
     }
 
@@ -132,7 +144,9 @@ impl DirFingerprints {
 }
 
 async fn read(path: PathBuf) -> Result<String, LoadError> {
-    tokio::fs::read_to_string(&path).await.map_err(|source| LoadError::File { path, source })
+    tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|source| LoadError::File { path, source })
 }
 
 /// Loads the two CSV files of `dir`.
@@ -169,7 +183,11 @@ impl RefreshPolicy {
     /// Hourly, retry after a minute, with a random per-container offset of up to 5 minutes.
     pub fn hourly() -> Self {
         let offset_s = rand::random_range(0..300);
-        RefreshPolicy { every: Duration::hours(1), retry_after: Duration::minutes(1), offset: Duration::seconds(offset_s) }
+        RefreshPolicy {
+            every: Duration::hours(1),
+            retry_after: Duration::minutes(1),
+            offset: Duration::seconds(offset_s),
+        }
     }
 }
 
@@ -187,12 +205,19 @@ pub struct FingerprintCache {
 }
 
 impl FingerprintCache {
-    pub fn new(source: Arc<dyn FingerprintSource>, clock: Arc<dyn Clock>, policy: RefreshPolicy) -> Self {
+    pub fn new(
+        source: Arc<dyn FingerprintSource>,
+        clock: Arc<dyn Clock>,
+        policy: RefreshPolicy,
+    ) -> Self {
         FingerprintCache {
             source,
             clock,
             policy,
-            state: tokio::sync::Mutex::new(CacheState { current: None, next_refresh: DateTime::<Utc>::MIN_UTC }),
+            state: tokio::sync::Mutex::new(CacheState {
+                current: None,
+                next_refresh: DateTime::<Utc>::MIN_UTC,
+            }),
         }
     }
 
@@ -268,11 +293,17 @@ mod tests {
     }
 
     fn policy() -> RefreshPolicy {
-        RefreshPolicy { every: Duration::hours(1), retry_after: Duration::minutes(1), offset: Duration::zero() }
+        RefreshPolicy {
+            every: Duration::hours(1),
+            retry_after: Duration::minutes(1),
+            offset: Duration::zero(),
+        }
     }
 
     fn start() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[tokio::test]
@@ -304,7 +335,11 @@ mod tests {
         let cache = FingerprintCache::new(source.clone(), clock.clone(), policy());
         cache.get().await.unwrap();
         clock.advance(Duration::minutes(61));
-        assert_eq!(cache.get().await.unwrap().dns().len(), 1, "last good set kept");
+        assert_eq!(
+            cache.get().await.unwrap().dns().len(),
+            1,
+            "last good set kept"
+        );
         assert_eq!(source.loads(), 2);
         clock.advance(Duration::seconds(30));
         cache.get().await.unwrap();

@@ -47,7 +47,11 @@ pub enum Kind {
 /// The kind of input `name` is, from its extension.
 pub fn kind_of(name: &str) -> Kind {
     let n = name.to_ascii_lowercase();
-    if n.ends_with(".tar.gz") || n.ends_with(".tgz") || n.ends_with(".tar") || n.ends_with(".tar.zst") {
+    if n.ends_with(".tar.gz")
+        || n.ends_with(".tgz")
+        || n.ends_with(".tar")
+        || n.ends_with(".tar.zst")
+    {
         Kind::Postcan
     } else {
         Kind::Jsonl
@@ -58,13 +62,26 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Wraps `reader` in the decompressor its first bytes call for (gzip, zstd, or none).
-pub fn decompressed_reader<'a>(name: &str, reader: impl Read + 'a) -> Result<Box<dyn BufRead + 'a>, InputError> {
+pub fn decompressed_reader<'a>(
+    name: &str,
+    reader: impl Read + 'a,
+) -> Result<Box<dyn BufRead + 'a>, InputError> {
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
-    let head = buf.fill_buf().map_err(|source| InputError::Io { name: name.to_owned(), source })?;
+    let head = buf.fill_buf().map_err(|source| InputError::Io {
+        name: name.to_owned(),
+        source,
+    })?;
     if head.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(buf))))
+        Ok(Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(buf),
+        )))
     } else if head.starts_with(&ZSTD_MAGIC) {
-        let dec = zstd::stream::read::Decoder::with_buffer(buf).map_err(|source| InputError::Io { name: name.to_owned(), source })?;
+        let dec =
+            zstd::stream::read::Decoder::with_buffer(buf).map_err(|source| InputError::Io {
+                name: name.to_owned(),
+                source,
+            })?;
         Ok(Box::new(BufReader::with_capacity(256 * 1024, dec)))
     } else {
         Ok(Box::new(buf))
@@ -73,7 +90,11 @@ pub fn decompressed_reader<'a>(name: &str, reader: impl Read + 'a) -> Result<Box
 
 /// Reads every item of the input called `name` (its extension picks postcan vs JSONL),
 /// handing each to `f`. Stops at the first I/O or decompression error.
-pub fn read_items(name: &str, reader: impl Read, f: &mut dyn FnMut(RawItem)) -> Result<(), InputError> {
+pub fn read_items(
+    name: &str,
+    reader: impl Read,
+    f: &mut dyn FnMut(RawItem),
+) -> Result<(), InputError> {
     let reader = decompressed_reader(name, reader)?;
     match kind_of(name) {
         Kind::Postcan => read_postcan(name, reader, f),
@@ -81,8 +102,15 @@ pub fn read_items(name: &str, reader: impl Read, f: &mut dyn FnMut(RawItem)) -> 
     }
 }
 
-fn read_postcan(name: &str, reader: impl Read, f: &mut dyn FnMut(RawItem)) -> Result<(), InputError> {
-    let io = |source| InputError::Io { name: name.to_owned(), source };
+fn read_postcan(
+    name: &str,
+    reader: impl Read,
+    f: &mut dyn FnMut(RawItem),
+) -> Result<(), InputError> {
+    let io = |source| InputError::Io {
+        name: name.to_owned(),
+        source,
+    };
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
@@ -92,7 +120,9 @@ fn read_postcan(name: &str, reader: impl Read, f: &mut dyn FnMut(RawItem)) -> Re
         let path = entry.path().map_err(io)?.to_string_lossy().into_owned();
         let file = path.rsplit('/').next().unwrap_or(&path);
         let Some(uid) = file.strip_suffix(".post").filter(|u| !u.is_empty()) else {
-            f(RawItem::Skipped { reason: "not_a_post_file" });
+            f(RawItem::Skipped {
+                reason: "not_a_post_file",
+            });
             continue;
         };
         let uid = uid.to_owned();
@@ -118,37 +148,58 @@ pub fn line_item(line: &[u8]) -> RawItem {
     let text = String::from_utf8_lossy(line);
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return RawItem::Skipped { reason: "empty_line" };
+        return RawItem::Skipped {
+            reason: "empty_line",
+        };
     }
     let Ok(peek) = serde_json::from_str::<LinePeek>(trimmed) else {
-        return RawItem::Skipped { reason: "invalid_line" };
+        return RawItem::Skipped {
+            reason: "invalid_line",
+        };
     };
     match peek.measurement {
         Some(m) => {
             let uid = match peek.measurement_uid {
                 Some(u) => u.into_owned(),
                 None => {
-                    let start = serde_json::from_str::<LinePeek>(m.get()).ok().and_then(|p| p.measurement_start_time.map(Cow::into_owned));
+                    let start = serde_json::from_str::<LinePeek>(m.get())
+                        .ok()
+                        .and_then(|p| p.measurement_start_time.map(Cow::into_owned));
                     trivial_id(m.get().as_bytes(), start.as_deref())
                 }
             };
-            RawItem::Measurement { uid, body: m.get().as_bytes().to_vec() }
+            RawItem::Measurement {
+                uid,
+                body: m.get().as_bytes().to_vec(),
+            }
         }
         None => {
             let uid = match peek.measurement_uid {
                 Some(u) => u.into_owned(),
                 None => trivial_id(line, peek.measurement_start_time.as_deref()),
             };
-            RawItem::Measurement { uid, body: trimmed.as_bytes().to_vec() }
+            RawItem::Measurement {
+                uid,
+                body: trimmed.as_bytes().to_vec(),
+            }
         }
     }
 }
 
-fn read_jsonl(name: &str, mut reader: impl BufRead, f: &mut dyn FnMut(RawItem)) -> Result<(), InputError> {
+fn read_jsonl(
+    name: &str,
+    mut reader: impl BufRead,
+    f: &mut dyn FnMut(RawItem),
+) -> Result<(), InputError> {
     let mut line = Vec::with_capacity(64 * 1024);
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|source| InputError::Io { name: name.to_owned(), source })?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| InputError::Io {
+                name: name.to_owned(),
+                source,
+            })?;
         if n == 0 {
             return Ok(());
         }
@@ -168,12 +219,19 @@ mod tests {
         out
     }
 
-    const BARE: &str = r#"{"report_id":"r","measurement_start_time":"2021-02-03 10:11:12","test_name":"x"}"#;
+    const BARE: &str =
+        r#"{"report_id":"r","measurement_start_time":"2021-02-03 10:11:12","test_name":"x"}"#;
 
     #[test]
     fn wrapper_lines_keep_their_uid_and_body() {
         let line = format!("{{\"idx\":1,\"measurement_uid\":\"u1\",\"measurement\":{BARE}}}\n");
-        assert_eq!(collect("a.jsonl", line.as_bytes()), vec![RawItem::Measurement { uid: "u1".into(), body: BARE.as_bytes().to_vec() }]);
+        assert_eq!(
+            collect("a.jsonl", line.as_bytes()),
+            vec![RawItem::Measurement {
+                uid: "u1".into(),
+                body: BARE.as_bytes().to_vec()
+            }]
+        );
     }
 
     #[test]
@@ -182,14 +240,23 @@ mod tests {
         let items = collect("a.jsonl", line.as_bytes());
         let expected = trivial_id(line.as_bytes(), Some("2021-02-03 10:11:12"));
         assert!(expected.starts_with("0120210203"));
-        assert_eq!(items, vec![RawItem::Measurement { uid: expected, body: BARE.as_bytes().to_vec() }]);
+        assert_eq!(
+            items,
+            vec![RawItem::Measurement {
+                uid: expected,
+                body: BARE.as_bytes().to_vec()
+            }]
+        );
     }
 
     #[test]
     fn bare_lines_with_a_uid_field_use_it() {
-        let line = r#"{"measurement_uid":"20210203101112.123456_IT_x_0123456789abcdef","report_id":"r"}"#;
+        let line =
+            r#"{"measurement_uid":"20210203101112.123456_IT_x_0123456789abcdef","report_id":"r"}"#;
         match &collect("a.jsonl", line.as_bytes())[0] {
-            RawItem::Measurement { uid, .. } => assert_eq!(uid, "20210203101112.123456_IT_x_0123456789abcdef"),
+            RawItem::Measurement { uid, .. } => {
+                assert_eq!(uid, "20210203101112.123456_IT_x_0123456789abcdef")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -201,7 +268,11 @@ mod tests {
         gz.write_all(text.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
         let zst = zstd::encode_all(text.as_bytes(), 1).unwrap();
-        for (name, bytes) in [("x.jsonl.gz", gz), ("x.jsonl.zst", zst), ("x.jsonl", text.clone().into_bytes())] {
+        for (name, bytes) in [
+            ("x.jsonl.gz", gz),
+            ("x.jsonl.zst", zst),
+            ("x.jsonl", text.clone().into_bytes()),
+        ] {
             let items = collect(name, &bytes);
             let kinds: Vec<&str> = items
                 .iter()
@@ -210,7 +281,11 @@ mod tests {
                     RawItem::Skipped { reason } => reason,
                 })
                 .collect();
-            assert_eq!(kinds, vec!["m", "empty_line", "invalid_line", "m"], "{name}");
+            assert_eq!(
+                kinds,
+                vec!["m", "empty_line", "invalid_line", "m"],
+                "{name}"
+            );
         }
     }
 
@@ -241,7 +316,9 @@ mod tests {
                         uid: "20210817151530.123456_US_webconnectivity_0123456789abcdef".into(),
                         body: b"{\"format\":\"json\",\"content\":{}}".to_vec()
                     },
-                    RawItem::Skipped { reason: "not_a_post_file" },
+                    RawItem::Skipped {
+                        reason: "not_a_post_file"
+                    },
                 ]
             );
         }
@@ -250,7 +327,8 @@ mod tests {
     #[test]
     fn a_truncated_gzip_file_is_an_error() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(format!("{BARE}\n").repeat(1000).as_bytes()).unwrap();
+        gz.write_all(format!("{BARE}\n").repeat(1000).as_bytes())
+            .unwrap();
         let gz = gz.finish().unwrap();
         let mut n = 0;
         let r = read_items("x.jsonl.gz", &gz[..gz.len() / 2], &mut |_| n += 1);

@@ -53,7 +53,9 @@ pub mod store;
 pub mod testing;
 pub mod writer;
 
-pub use cli::{reprocess, score_file, ReprocessInput, ReprocessOptions, ReprocessOutput, ReprocessSummary};
+pub use cli::{
+    reprocess, score_file, ReprocessInput, ReprocessOptions, ReprocessOutput, ReprocessSummary,
+};
 pub use records::{FastpathRecord, FaultyRecord, OpenvpnRecord};
 pub use scorer::{Scorer, ScorerConfig};
 pub use service::{FastpathService, ScorerSettings, SCORER};

@@ -185,7 +185,10 @@ impl From<ObsOpenvpnRow> for OpenvpnRecord {
 /// The deterministic `faulty_measurements.uid` of a measurement's GeoIP mismatch: the first
 /// 16 bytes of `sha256("geoip:" + measurement_uid)` as a version-8 (custom) UUID.
 pub fn faulty_uid(measurement_uid: &str) -> uuid::Uuid {
-    let digest = Sha256::new().chain_update(b"geoip:").chain_update(measurement_uid.as_bytes()).finalize();
+    let digest = Sha256::new()
+        .chain_update(b"geoip:")
+        .chain_update(measurement_uid.as_bytes())
+        .finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
@@ -204,8 +207,15 @@ pub struct ClientGeo {
 /// Only the parts the lookup resolved are compared; an unresolved part of a mismatching
 /// submission is written as upstream's lookup-failure values, `ZZ` / `0`. CCs compare
 /// case-insensitively, ASNs as numbers (the measurement's `AS` prefix stripped).
-pub fn geoip_mismatch(row: &FastpathRecord, geo: &ClientGeo, received_at: DateTime<Utc>) -> Option<FaultyRecord> {
-    let cc_differs = geo.cc.as_deref().is_some_and(|cc| !cc.eq_ignore_ascii_case(&row.probe_cc));
+pub fn geoip_mismatch(
+    row: &FastpathRecord,
+    geo: &ClientGeo,
+    received_at: DateTime<Utc>,
+) -> Option<FaultyRecord> {
+    let cc_differs = geo
+        .cc
+        .as_deref()
+        .is_some_and(|cc| !cc.eq_ignore_ascii_case(&row.probe_cc));
     let asn_differs = geo.asn.is_some_and(|asn| asn != row.probe_asn);
     if !cc_differs && !asn_differs {
         return None;
@@ -222,7 +232,10 @@ pub fn geoip_mismatch(row: &FastpathRecord, geo: &ClientGeo, received_at: DateTi
         ts: received_at,
         kind: "geoip".to_owned(),
         uid: faulty_uid(&row.measurement_uid),
-        probe_cc: geo.cc.as_deref().map_or_else(|| "ZZ".to_owned(), str::to_uppercase),
+        probe_cc: geo
+            .cc
+            .as_deref()
+            .map_or_else(|| "ZZ".to_owned(), str::to_uppercase),
         probe_asn: geo.asn.unwrap_or(0),
         details: details.to_string(),
     })
@@ -272,15 +285,50 @@ mod tests {
     #[test]
     fn matching_or_unknown_geoip_produces_no_row() {
         let r = row();
-        assert!(geoip_mismatch(&r, &ClientGeo { cc: Some("it".into()), asn: Some(30722) }, at()).is_none());
-        assert!(geoip_mismatch(&r, &ClientGeo { cc: None, asn: None }, at()).is_none());
-        assert!(geoip_mismatch(&r, &ClientGeo { cc: Some("IT".into()), asn: None }, at()).is_none());
+        assert!(geoip_mismatch(
+            &r,
+            &ClientGeo {
+                cc: Some("it".into()),
+                asn: Some(30722)
+            },
+            at()
+        )
+        .is_none());
+        assert!(geoip_mismatch(
+            &r,
+            &ClientGeo {
+                cc: None,
+                asn: None
+            },
+            at()
+        )
+        .is_none());
+        assert!(geoip_mismatch(
+            &r,
+            &ClientGeo {
+                cc: Some("IT".into()),
+                asn: None
+            },
+            at()
+        )
+        .is_none());
     }
 
     #[test]
     fn a_cc_mismatch_records_the_lookup_as_probe_columns_and_the_claim_in_details() {
-        let f = geoip_mismatch(&row(), &ClientGeo { cc: Some("US".into()), asn: Some(30722) }, at()).unwrap();
-        assert_eq!((f.kind.as_str(), f.probe_cc.as_str(), f.probe_asn), ("geoip", "US", 30722));
+        let f = geoip_mismatch(
+            &row(),
+            &ClientGeo {
+                cc: Some("US".into()),
+                asn: Some(30722),
+            },
+            at(),
+        )
+        .unwrap();
+        assert_eq!(
+            (f.kind.as_str(), f.probe_cc.as_str(), f.probe_asn),
+            ("geoip", "US", 30722)
+        );
         assert_eq!(f.ts, at());
         let d: serde_json::Value = serde_json::from_str(&f.details).unwrap();
         assert_eq!(d["submission_cc"], "IT");
@@ -293,7 +341,15 @@ mod tests {
 
     #[test]
     fn an_asn_mismatch_with_an_unresolved_country_writes_zz() {
-        let f = geoip_mismatch(&row(), &ClientGeo { cc: None, asn: Some(3269) }, at()).unwrap();
+        let f = geoip_mismatch(
+            &row(),
+            &ClientGeo {
+                cc: None,
+                asn: Some(3269),
+            },
+            at(),
+        )
+        .unwrap();
         assert_eq!((f.probe_cc.as_str(), f.probe_asn), ("ZZ", 3269));
     }
 

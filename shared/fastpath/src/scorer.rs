@@ -64,7 +64,9 @@ pub struct ScorerConfig {
 
 impl Default for ScorerConfig {
     fn default() -> Self {
-        ScorerConfig { max_receive_count: ooni_adapters::bootstrap::QUEUE_MAX_RECEIVE_COUNT }
+        ScorerConfig {
+            max_receive_count: ooni_adapters::bootstrap::QUEUE_MAX_RECEIVE_COUNT,
+        }
     }
 }
 
@@ -154,7 +156,10 @@ impl Failure {
 
 /// The discards upstream documents: acknowledged without a row.
 fn is_documented_discard(r: DiscardReason) -> bool {
-    matches!(r, DiscardReason::NoReportId | DiscardReason::ProbeCcZz | DiscardReason::ProbeAsnZero)
+    matches!(
+        r,
+        DiscardReason::NoReportId | DiscardReason::ProbeCcZz | DiscardReason::ProbeAsnZero
+    )
 }
 
 enum State {
@@ -178,7 +183,11 @@ struct Item {
 fn guess_uid(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("measurement_uid").and_then(|u| u.as_str()).map(|s| s.chars().take(80).collect()))
+        .and_then(|v| {
+            v.get("measurement_uid")
+                .and_then(|u| u.as_str())
+                .map(|s| s.chars().take(80).collect())
+        })
         .unwrap_or_default()
 }
 
@@ -205,18 +214,31 @@ impl Item {
             Err(e) => {
                 let uid = guess_uid(body);
                 tracing::warn!(counter = "scorer_bad_envelope", measurement_uid = %uid, message_id = %message_id, error = %e, "unreadable queue message");
-                Item { message_id, receive_count, uid, envelope: None, state: State::Failed(Failure::BadEnvelope) }
+                Item {
+                    message_id,
+                    receive_count,
+                    uid,
+                    envelope: None,
+                    state: State::Failed(Failure::BadEnvelope),
+                }
             }
         }
     }
 }
 
 /// One body: the incoming object, else (when an archive is configured) the archived copy.
-async fn fetch_body(incoming: &dyn ObjectStore, archive: Option<&dyn ArchivedBodies>, key: &str, uid: &str) -> anyhow::Result<Option<Bytes>> {
+async fn fetch_body(
+    incoming: &dyn ObjectStore,
+    archive: Option<&dyn ArchivedBodies>,
+    key: &str,
+    uid: &str,
+) -> anyhow::Result<Option<Bytes>> {
     if let Some(body) = incoming.get(key).await? {
         return Ok(Some(body));
     }
-    let Some(archive) = archive else { return Ok(None) };
+    let Some(archive) = archive else {
+        return Ok(None);
+    };
     let body = archive.archived_body(uid).await?;
     if body.is_some() {
         tracing::info!(counter = "scorer_body_from_archive", measurement_uid = %uid, "body read back from the data bucket (already uploaded)");
@@ -240,7 +262,14 @@ impl Scorer {
         store: Arc<dyn RowStore>,
         config: ScorerConfig,
     ) -> Self {
-        Scorer { fingerprints, incoming, archive: None, store, config, stats: ScorerStats::default() }
+        Scorer {
+            fingerprints,
+            incoming,
+            archive: None,
+            store,
+            config,
+            stats: ScorerStats::default(),
+        }
     }
 
     /// Reads bodies missing from the incoming bucket from `archive` before calling them missing.
@@ -262,7 +291,12 @@ impl Scorer {
                 let archive = self.archive.clone();
                 let key = env.object_key.clone();
                 let uid = item.uid.clone();
-                set.spawn(async move { (i, fetch_body(store.as_ref(), archive.as_deref(), &key, &uid).await) });
+                set.spawn(async move {
+                    (
+                        i,
+                        fetch_body(store.as_ref(), archive.as_deref(), &key, &uid).await,
+                    )
+                });
             }
         }
         while let Some(joined) = set.join_next().await {
@@ -307,13 +341,20 @@ impl Scorer {
 
         let mut batch = RowBatch::default();
         for item in &mut items {
-            let State::Body(body) = &item.state else { continue };
+            let State::Body(body) = &item.state else {
+                continue;
+            };
             let Some(env) = &item.envelope else { continue };
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process(body, env.measurement_uid.as_str(), &fps)));
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                process(body, env.measurement_uid.as_str(), &fps)
+            }));
             item.state = match outcome {
                 Ok(Outcome::Row { row, openvpn }) => {
                     let record = FastpathRecord::from(*row);
-                    let geo = ClientGeo { cc: env.client_cc.clone(), asn: env.client_asn };
+                    let geo = ClientGeo {
+                        cc: env.client_cc.clone(),
+                        asn: env.client_asn,
+                    };
                     if let Some(f) = geoip_mismatch(&record, &geo, env.received_at) {
                         batch.faulty.push(f);
                     }
@@ -341,18 +382,37 @@ impl Scorer {
 
         if !batch.is_empty() {
             let rows = batch.fastpath.len();
-            match write(self.store.as_ref(), batch, WriteMode::SkipExisting, TOKEN_PREFIX).await {
+            match write(
+                self.store.as_ref(),
+                batch,
+                WriteMode::SkipExisting,
+                TOKEN_PREFIX,
+            )
+            .await
+            {
                 Ok(report) => {
                     bump(&self.stats.written, report.fastpath_written);
                     bump(&self.stats.duplicate, report.fastpath_skipped);
                     bump(&self.stats.faulty_written, report.faulty_written);
                     if report.faulty_written > 0 {
-                        tracing::info!(counter = "scorer_geoip_mismatch", rows = report.faulty_written, "GeoIP mismatches recorded");
+                        tracing::info!(
+                            counter = "scorer_geoip_mismatch",
+                            rows = report.faulty_written,
+                            "GeoIP mismatches recorded"
+                        );
                     }
                     if report.fastpath_skipped > 0 {
-                        tracing::info!(counter = "scorer_duplicate", rows = report.fastpath_skipped, "redelivered measurements already stored");
+                        tracing::info!(
+                            counter = "scorer_duplicate",
+                            rows = report.fastpath_skipped,
+                            "redelivered measurements already stored"
+                        );
                     }
-                    tracing::info!(counter = "scorer_written", rows = report.fastpath_written, "rows written");
+                    tracing::info!(
+                        counter = "scorer_written",
+                        rows = report.fastpath_written,
+                        "rows written"
+                    );
                 }
                 Err(e) => {
                     tracing::error!(counter = "scorer_clickhouse_unavailable", rows, items = items.len(), error = %e, "writing rows failed: retrying the whole batch");
@@ -367,7 +427,9 @@ impl Scorer {
         let mut response = SqsBatchResponse::default();
         let total = items.len();
         for item in items {
-            let State::Failed(failure) = item.state else { continue };
+            let State::Failed(failure) = item.state else {
+                continue;
+            };
             bump(&self.stats.failed, 1);
             if item.receive_count >= self.config.max_receive_count {
                 bump(&self.stats.parked, 1);
@@ -434,12 +496,18 @@ mod tests {
         let mut m = SqsMessage::default();
         m.message_id = id.map(str::to_owned);
         m.body = Some(env.to_json().unwrap());
-        m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
         m
     }
 
     fn envelope(uid: &str, inline: Option<&str>) -> SubmissionEnvelope {
-        let mut env = SubmissionEnvelope::new(MeasurementUid::parse(uid).unwrap(), "rid", Some("IT".into()), Some(30722));
+        let mut env = SubmissionEnvelope::new(
+            MeasurementUid::parse(uid).unwrap(),
+            "rid",
+            Some("IT".into()),
+            Some(30722),
+        );
         if let Some(b) = inline {
             assert!(env.attach_body_if_fits(b.as_bytes(), 1 << 20).unwrap());
         }
@@ -455,9 +523,24 @@ mod tests {
     fn fixture(fingerprints: Vec<Result<Fingerprints, String>>) -> Fixture {
         let store = Arc::new(MemoryRowStore::default());
         let bucket = Arc::new(MemoryObjectStore::new());
-        let cache = FingerprintCache::new(ScriptedFingerprints::new(fingerprints), Arc::new(SystemClock), RefreshPolicy::hourly());
-        let scorer = Scorer::new(cache, bucket.clone(), store.clone(), ScorerConfig { max_receive_count: 3 });
-        Fixture { scorer, store, bucket }
+        let cache = FingerprintCache::new(
+            ScriptedFingerprints::new(fingerprints),
+            Arc::new(SystemClock),
+            RefreshPolicy::hourly(),
+        );
+        let scorer = Scorer::new(
+            cache,
+            bucket.clone(),
+            store.clone(),
+            ScorerConfig {
+                max_receive_count: 3,
+            },
+        );
+        Fixture {
+            scorer,
+            store,
+            bucket,
+        }
     }
 
     fn event(records: Vec<SqsMessage>) -> SqsEvent {
@@ -467,17 +550,30 @@ mod tests {
     }
 
     fn failed(r: &SqsBatchResponse) -> Vec<&str> {
-        r.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+        r.batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
     }
 
     #[tokio::test]
     async fn an_inline_body_becomes_a_row_and_a_mismatching_client_a_faulty_row() {
         let f = fixture(vec![Ok(Fingerprints::empty())]);
-        let resp = f.scorer.handle(event(vec![message(Some("a"), &envelope(UID, Some(&body("DE"))), 1)])).await;
+        let resp = f
+            .scorer
+            .handle(event(vec![message(
+                Some("a"),
+                &envelope(UID, Some(&body("DE"))),
+                1,
+            )]))
+            .await;
         assert!(failed(&resp).is_empty());
         let rows = f.store.fastpath_rows();
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].measurement_uid.as_str(), rows[0].probe_cc.as_str()), (UID, "DE"));
+        assert_eq!(
+            (rows[0].measurement_uid.as_str(), rows[0].probe_cc.as_str()),
+            (UID, "DE")
+        );
         assert_eq!(f.store.faulty_rows().len(), 1);
     }
 
@@ -488,7 +584,10 @@ mod tests {
         let other = "20240305060708.123456_IT_webconnectivity_fedcba9876543210";
         let resp = f
             .scorer
-            .handle(event(vec![message(Some("in-bucket"), &envelope(UID, None), 1), message(Some("inline"), &envelope(other, Some(&body("IT"))), 1)]))
+            .handle(event(vec![
+                message(Some("in-bucket"), &envelope(UID, None), 1),
+                message(Some("inline"), &envelope(other, Some(&body("IT"))), 1),
+            ]))
             .await;
         assert_eq!(failed(&resp), vec!["in-bucket"]);
         assert_eq!(f.store.fastpath_rows().len(), 1);
@@ -498,8 +597,12 @@ mod tests {
     async fn a_body_read_from_the_bucket_is_scored() {
         let f = fixture(vec![Ok(Fingerprints::empty())]);
         let env = envelope(UID, None);
-        f.bucket.insert(&env.object_key, body("IT"), "application/json");
-        let resp = f.scorer.handle(event(vec![message(Some("a"), &env, 1)])).await;
+        f.bucket
+            .insert(&env.object_key, body("IT"), "application/json");
+        let resp = f
+            .scorer
+            .handle(event(vec![message(Some("a"), &env, 1)]))
+            .await;
         assert!(failed(&resp).is_empty());
         assert_eq!(f.store.fastpath_rows().len(), 1);
         assert!(f.store.faulty_rows().is_empty());
@@ -519,11 +622,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_the_uploader_already_archived_is_read_back_and_scored_and_one_found_nowhere_is_missing() {
+    async fn a_body_the_uploader_already_archived_is_read_back_and_scored_and_one_found_nowhere_is_missing(
+    ) {
         let archived_uid = "20240305060708.123456_IT_webconnectivity_fedcba9876543210";
         let down_uid = "20240305060708.123456_IT_webconnectivity_00000000000000aa";
         let archived_body: &'static str = Box::leak(body("IT").into_boxed_str());
-        let archive = Archive([(archived_uid.to_owned(), Ok(archived_body)), (down_uid.to_owned(), Err(()))].into_iter().collect());
+        let archive = Archive(
+            [
+                (archived_uid.to_owned(), Ok(archived_body)),
+                (down_uid.to_owned(), Err(())),
+            ]
+            .into_iter()
+            .collect(),
+        );
         let mut f = fixture(vec![Ok(Fingerprints::empty())]);
         f.scorer = f.scorer.with_archive(Arc::new(archive));
         let resp = f
@@ -544,7 +655,11 @@ mod tests {
     async fn a_failing_lookup_retries_the_whole_batch_and_the_retry_writes_once() {
         let f = fixture(vec![Ok(Fingerprints::empty())]);
         f.store.fail_next_lookups(1);
-        let ev = event(vec![message(Some("a"), &envelope(UID, Some(&body("IT"))), 1)]);
+        let ev = event(vec![message(
+            Some("a"),
+            &envelope(UID, Some(&body("IT"))),
+            1,
+        )]);
         assert_eq!(failed(&f.scorer.handle(ev.clone()).await), vec!["a"]);
         assert!(failed(&f.scorer.handle(ev.clone()).await).is_empty());
         assert!(failed(&f.scorer.handle(ev).await).is_empty());
@@ -557,7 +672,10 @@ mod tests {
         let f = fixture(vec![]);
         let resp = f
             .scorer
-            .handle(event(vec![message(Some("a"), &envelope(UID, Some(&body("IT"))), 1), message(Some("b"), &envelope(UID, Some(&body("IT"))), 3)]))
+            .handle(event(vec![
+                message(Some("a"), &envelope(UID, Some(&body("IT"))), 1),
+                message(Some("b"), &envelope(UID, Some(&body("IT"))), 3),
+            ]))
             .await;
         assert_eq!(failed(&resp), vec!["a", "b"]);
         assert_eq!(f.scorer.stats().parked, 1);
@@ -570,6 +688,10 @@ mod tests {
         let mut m = message(None, &envelope(UID, None), 1);
         m.body = Some("{}".into());
         let resp = f.scorer.handle(event(vec![m])).await;
-        assert_eq!(failed(&resp), vec![""], "an empty identifier makes Lambda retry the batch");
+        assert_eq!(
+            failed(&resp),
+            vec![""],
+            "an empty identifier makes Lambda retry the batch"
+        );
     }
 }

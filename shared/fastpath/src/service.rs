@@ -2,7 +2,9 @@
 //! (ClickHouse rows and fingerprints, the incoming bucket) and its settings from the
 //! environment.
 
-use crate::fingerprints::{ClickHouseFingerprints, DirFingerprints, FingerprintCache, FingerprintSource, RefreshPolicy};
+use crate::fingerprints::{
+    ClickHouseFingerprints, DirFingerprints, FingerprintCache, FingerprintSource, RefreshPolicy,
+};
 use crate::scorer::{Scorer, ScorerConfig};
 use crate::store::ClickHouseRowStore;
 use async_trait::async_trait;
@@ -32,7 +34,10 @@ pub struct ScorerSettings {
 
 impl ScorerSettings {
     pub fn from_env(env: &Env) -> anyhow::Result<Self> {
-        let max_receive_count = env.parse("OONI_SUBMISSIONS_MAX_RECEIVE_COUNT", ScorerConfig::default().max_receive_count)?;
+        let max_receive_count = env.parse(
+            "OONI_SUBMISSIONS_MAX_RECEIVE_COUNT",
+            ScorerConfig::default().max_receive_count,
+        )?;
         let timeout_s: u64 = env.parse("OONI_CLICKHOUSE_TIMEOUT_SECS", 20)?;
         Ok(ScorerSettings {
             scorer: ScorerConfig { max_receive_count },
@@ -51,12 +56,20 @@ pub struct FastpathService {
 impl FastpathService {
     /// Settings from the process environment (read when the handler is built).
     pub fn new(ctx: Arc<Context>) -> Self {
-        FastpathService { ctx, settings: None, scorer: OnceCell::new() }
+        FastpathService {
+            ctx,
+            settings: None,
+            scorer: OnceCell::new(),
+        }
     }
 
     /// Explicit settings (tests).
     pub fn with_settings(ctx: Arc<Context>, settings: ScorerSettings) -> Self {
-        FastpathService { ctx, settings: Some(settings), scorer: OnceCell::new() }
+        FastpathService {
+            ctx,
+            settings: Some(settings),
+            scorer: OnceCell::new(),
+        }
     }
 
     /// The Scorer, built on first use (its counters are visible to tests).
@@ -72,10 +85,17 @@ impl FastpathService {
                     Some(dir) => Arc::new(DirFingerprints::new(dir.clone())),
                     None => Arc::new(ClickHouseFingerprints::new(client.clone())),
                 };
-                let cache = FingerprintCache::new(source, Arc::new(SystemClock), RefreshPolicy::hourly());
-                let store = ClickHouseRowStore::new(client).with_timeout(settings.clickhouse_timeout);
+                let cache =
+                    FingerprintCache::new(source, Arc::new(SystemClock), RefreshPolicy::hourly());
+                let store =
+                    ClickHouseRowStore::new(client).with_timeout(settings.clickhouse_timeout);
                 let archive = Arc::new(ooni_uploader::BodyLookup::from_context(&self.ctx));
-                let scorer = Scorer::new(cache, self.ctx.object_store(Bucket::Incoming), Arc::new(store), settings.scorer);
+                let scorer = Scorer::new(
+                    cache,
+                    self.ctx.object_store(Bucket::Incoming),
+                    Arc::new(store),
+                    settings.scorer,
+                );
                 Ok(Arc::new(scorer.with_archive(archive)))
             })
             .await

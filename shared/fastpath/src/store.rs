@@ -20,7 +20,10 @@ pub enum StoreError {
         source: clickhouse::error::Error,
     },
     #[error("ClickHouse {operation} timed out after {after:?}")]
-    Timeout { operation: &'static str, after: Duration },
+    Timeout {
+        operation: &'static str,
+        after: Duration,
+    },
 }
 
 /// Identifies a measurement's rows: its uid and `measurement_start_time` (the leading sort
@@ -35,14 +38,21 @@ pub struct RowKey {
 #[async_trait]
 pub trait RowStore: Send + Sync {
     /// The newest stored `fastpath` row of each of `keys` that exists, by uid.
-    async fn current_fastpath(&self, keys: &[RowKey]) -> Result<HashMap<String, FastpathRecord>, StoreError>;
+    async fn current_fastpath(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, FastpathRecord>, StoreError>;
     /// A stored `obs_openvpn` row of each of `keys` that exists, by uid.
-    async fn current_openvpn(&self, keys: &[RowKey]) -> Result<HashMap<String, OpenvpnRecord>, StoreError>;
+    async fn current_openvpn(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, OpenvpnRecord>, StoreError>;
     /// Which of `rows` (by `uid`) already have a stored `faulty_measurements` row.
     async fn present_faulty(&self, rows: &[FaultyRecord]) -> Result<Vec<uuid::Uuid>, StoreError>;
 
     /// One INSERT of `rows` into `fastpath`, deduplicated by the server on `token`.
-    async fn insert_fastpath(&self, rows: &[FastpathRecord], token: &str) -> Result<(), StoreError>;
+    async fn insert_fastpath(&self, rows: &[FastpathRecord], token: &str)
+        -> Result<(), StoreError>;
     /// One INSERT of `rows` into `obs_openvpn`, deduplicated by the server on `token`.
     async fn insert_openvpn(&self, rows: &[OpenvpnRecord], token: &str) -> Result<(), StoreError>;
     /// One INSERT of `rows` into `faulty_measurements`, deduplicated by the server on `token`.
@@ -74,7 +84,11 @@ const MAX_QUERY_SIZE: &str = "16777216";
 impl ClickHouseRowStore {
     pub fn new(client: Client) -> Self {
         let insert_client = client.clone().with_validation(false);
-        Self { client, insert_client, timeout: DEFAULT_TIMEOUT }
+        Self {
+            client,
+            insert_client,
+            timeout: DEFAULT_TIMEOUT,
+        }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -89,11 +103,19 @@ impl ClickHouseRowStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(|source| StoreError::Query { operation, source }),
-            Err(_) => Err(StoreError::Timeout { operation, after: self.timeout }),
+            Err(_) => Err(StoreError::Timeout {
+                operation,
+                after: self.timeout,
+            }),
         }
     }
 
-    async fn insert_rows<T>(&self, table: &'static str, rows: &[T], token: &str) -> Result<(), StoreError>
+    async fn insert_rows<T>(
+        &self,
+        table: &'static str,
+        rows: &[T],
+        token: &str,
+    ) -> Result<(), StoreError>
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite + Sync,
     {
@@ -136,7 +158,10 @@ fn key_lists(keys: &[RowKey]) -> (Vec<&str>, Vec<u32>) {
 
 #[async_trait]
 impl RowStore for ClickHouseRowStore {
-    async fn current_fastpath(&self, keys: &[RowKey]) -> Result<HashMap<String, FastpathRecord>, StoreError> {
+    async fn current_fastpath(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, FastpathRecord>, StoreError> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
@@ -156,10 +181,16 @@ impl RowStore for ClickHouseRowStore {
                     .fetch_all::<FastpathRecord>(),
             )
             .await?;
-        Ok(rows.into_iter().map(|r| (r.measurement_uid.clone(), r)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.measurement_uid.clone(), r))
+            .collect())
     }
 
-    async fn current_openvpn(&self, keys: &[RowKey]) -> Result<HashMap<String, OpenvpnRecord>, StoreError> {
+    async fn current_openvpn(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, OpenvpnRecord>, StoreError> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
@@ -179,11 +210,17 @@ impl RowStore for ClickHouseRowStore {
                     .fetch_all::<OpenvpnRecord>(),
             )
             .await?;
-        Ok(rows.into_iter().map(|r| (r.measurement_uid.clone(), r)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.measurement_uid.clone(), r))
+            .collect())
     }
 
     async fn present_faulty(&self, rows: &[FaultyRecord]) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let (Some(min), Some(max)) = (rows.iter().map(|r| r.ts).min(), rows.iter().map(|r| r.ts).max()) else {
+        let (Some(min), Some(max)) = (
+            rows.iter().map(|r| r.ts).min(),
+            rows.iter().map(|r| r.ts).max(),
+        ) else {
             return Ok(Vec::new());
         };
         let uids: Vec<String> = rows.iter().map(|r| r.uid.to_string()).collect();
@@ -204,10 +241,17 @@ impl RowStore for ClickHouseRowStore {
                     .fetch_all::<String>(),
             )
             .await?;
-        Ok(found.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).collect())
+        Ok(found
+            .iter()
+            .filter_map(|s| uuid::Uuid::parse_str(s).ok())
+            .collect())
     }
 
-    async fn insert_fastpath(&self, rows: &[FastpathRecord], token: &str) -> Result<(), StoreError> {
+    async fn insert_fastpath(
+        &self,
+        rows: &[FastpathRecord],
+        token: &str,
+    ) -> Result<(), StoreError> {
         self.insert_rows("fastpath", rows, token).await
     }
 

@@ -33,11 +33,16 @@ fn lock(m: &Mutex<Tables>) -> MutexGuard<'_, Tables> {
 }
 
 fn injected() -> StoreError {
-    StoreError::Timeout { operation: "injected failure", after: std::time::Duration::ZERO }
+    StoreError::Timeout {
+        operation: "injected failure",
+        after: std::time::Duration::ZERO,
+    }
 }
 
 fn take(counter: &AtomicUsize) -> bool {
-    counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl MemoryRowStore {
@@ -68,7 +73,13 @@ impl MemoryRowStore {
         lock(&self.tables).inserts.clone()
     }
 
-    fn insert<T: Clone>(&self, table: &'static str, rows: &[T], token: &str, pick: impl FnOnce(&mut Tables) -> &mut Vec<T>) -> Result<(), StoreError> {
+    fn insert<T: Clone>(
+        &self,
+        table: &'static str,
+        rows: &[T],
+        token: &str,
+        pick: impl FnOnce(&mut Tables) -> &mut Vec<T>,
+    ) -> Result<(), StoreError> {
         if take(&self.fail_inserts) {
             return Err(injected());
         }
@@ -93,7 +104,10 @@ impl MemoryRowStore {
 
 #[async_trait]
 impl RowStore for MemoryRowStore {
-    async fn current_fastpath(&self, keys: &[RowKey]) -> Result<HashMap<String, FastpathRecord>, StoreError> {
+    async fn current_fastpath(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, FastpathRecord>, StoreError> {
         let t = self.lookup()?;
         Ok(t.fastpath
             .iter()
@@ -102,7 +116,10 @@ impl RowStore for MemoryRowStore {
             .collect())
     }
 
-    async fn current_openvpn(&self, keys: &[RowKey]) -> Result<HashMap<String, OpenvpnRecord>, StoreError> {
+    async fn current_openvpn(
+        &self,
+        keys: &[RowKey],
+    ) -> Result<HashMap<String, OpenvpnRecord>, StoreError> {
         let t = self.lookup()?;
         Ok(t.openvpn
             .iter()
@@ -113,10 +130,18 @@ impl RowStore for MemoryRowStore {
 
     async fn present_faulty(&self, rows: &[FaultyRecord]) -> Result<Vec<uuid::Uuid>, StoreError> {
         let t = self.lookup()?;
-        Ok(t.faulty.iter().filter(|f| rows.iter().any(|r| r.uid == f.uid)).map(|f| f.uid).collect())
+        Ok(t.faulty
+            .iter()
+            .filter(|f| rows.iter().any(|r| r.uid == f.uid))
+            .map(|f| f.uid)
+            .collect())
     }
 
-    async fn insert_fastpath(&self, rows: &[FastpathRecord], token: &str) -> Result<(), StoreError> {
+    async fn insert_fastpath(
+        &self,
+        rows: &[FastpathRecord],
+        token: &str,
+    ) -> Result<(), StoreError> {
         self.insert("fastpath", rows, token, |t| &mut t.fastpath)
     }
 
@@ -139,12 +164,18 @@ pub struct ScriptedFingerprints {
 
 impl ScriptedFingerprints {
     pub fn new(answers: Vec<Result<Fingerprints, String>>) -> Arc<Self> {
-        Arc::new(Self { answers: Mutex::new(answers.into()), loads: AtomicUsize::new(0) })
+        Arc::new(Self {
+            answers: Mutex::new(answers.into()),
+            loads: AtomicUsize::new(0),
+        })
     }
 
     /// Appends an answer.
     pub fn push(&self, answer: Result<Fingerprints, String>) {
-        self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_back(answer);
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(answer);
     }
 
     /// How many loads were attempted.
@@ -157,7 +188,11 @@ impl ScriptedFingerprints {
 impl FingerprintSource for ScriptedFingerprints {
     async fn load(&self) -> Result<Fingerprints, LoadError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
-        let next = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
+        let next = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front();
         match next {
             Some(Ok(f)) => Ok(f),
             Some(Err(e)) => Err(LoadError::Other(e)),

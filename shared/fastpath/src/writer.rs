@@ -75,11 +75,21 @@ fn last_per_key<T, K: std::hash::Hash + Eq + Clone>(rows: Vec<T>, key: impl Fn(&
 /// `insert_deduplication_token` of an insert: `prefix:table:` + hex sha256 over the sorted
 /// uids, plus each row's content when `with_content` (so a changed row is never mistaken for
 /// an already-inserted block).
-pub fn dedup_token<T: Serialize>(prefix: &str, table: &str, rows: &[T], uid: impl Fn(&T) -> String, with_content: bool) -> String {
+pub fn dedup_token<T: Serialize>(
+    prefix: &str,
+    table: &str,
+    rows: &[T],
+    uid: impl Fn(&T) -> String,
+    with_content: bool,
+) -> String {
     let mut entries: Vec<(String, String)> = rows
         .iter()
         .map(|r| {
-            let content = if with_content { serde_json::to_string(r).unwrap_or_default() } else { String::new() };
+            let content = if with_content {
+                serde_json::to_string(r).unwrap_or_default()
+            } else {
+                String::new()
+            };
             (uid(r), content)
         })
         .collect();
@@ -95,7 +105,11 @@ pub fn dedup_token<T: Serialize>(prefix: &str, table: &str, rows: &[T], uid: imp
 }
 
 fn keys_of<'a>(rows: impl Iterator<Item = (&'a str, u32)>) -> Vec<RowKey> {
-    rows.map(|(uid, t)| RowKey { measurement_uid: uid.to_owned(), measurement_start_time: t }).collect()
+    rows.map(|(uid, t)| RowKey {
+        measurement_uid: uid.to_owned(),
+        measurement_start_time: t,
+    })
+    .collect()
 }
 
 /// Writes `batch` through `store` (see the module doc). `token_prefix` namespaces the
@@ -103,14 +117,27 @@ fn keys_of<'a>(rows: impl Iterator<Item = (&'a str, u32)>) -> Vec<RowKey> {
 ///
 /// On error nothing can be assumed about which tables were written: the caller retries the
 /// whole batch, and the lookups make the retry write only what is missing.
-pub async fn write(store: &dyn RowStore, batch: RowBatch, mode: WriteMode, token_prefix: &str) -> Result<WriteReport, StoreError> {
+pub async fn write(
+    store: &dyn RowStore,
+    batch: RowBatch,
+    mode: WriteMode,
+    token_prefix: &str,
+) -> Result<WriteReport, StoreError> {
     let mut report = WriteReport::default();
     let fastpath = last_per_key(batch.fastpath, |r| r.measurement_uid.clone());
     let openvpn = last_per_key(batch.openvpn, |r| r.measurement_uid.clone());
     let faulty = last_per_key(batch.faulty, |r| r.uid);
 
-    let fp_keys = keys_of(fastpath.iter().map(|r| (r.measurement_uid.as_str(), r.measurement_start_time)));
-    let ov_keys = keys_of(openvpn.iter().map(|r| (r.measurement_uid.as_str(), r.measurement_start_time)));
+    let fp_keys = keys_of(
+        fastpath
+            .iter()
+            .map(|r| (r.measurement_uid.as_str(), r.measurement_start_time)),
+    );
+    let ov_keys = keys_of(
+        openvpn
+            .iter()
+            .map(|r| (r.measurement_uid.as_str(), r.measurement_start_time)),
+    );
     let (stored_fp, stored_ov, stored_faulty) = tokio::try_join!(
         store.current_fastpath(&fp_keys),
         store.current_openvpn(&ov_keys),
@@ -136,20 +163,41 @@ pub async fn write(store: &dyn RowStore, batch: RowBatch, mode: WriteMode, token
         .collect();
     let stored_faulty: HashSet<uuid::Uuid> = stored_faulty.into_iter().collect();
     let faulty_total = faulty.len();
-    let faulty: Vec<FaultyRecord> = faulty.into_iter().filter(|r| !stored_faulty.contains(&r.uid)).collect();
+    let faulty: Vec<FaultyRecord> = faulty
+        .into_iter()
+        .filter(|r| !stored_faulty.contains(&r.uid))
+        .collect();
 
     let with_content = mode == WriteMode::ReplaceChanged;
     // Side tables first: `fastpath` is what a retry looks at first, so it is written last.
     if !faulty.is_empty() {
-        let token = dedup_token(token_prefix, "faulty_measurements", &faulty, |r| r.uid.to_string(), with_content);
+        let token = dedup_token(
+            token_prefix,
+            "faulty_measurements",
+            &faulty,
+            |r| r.uid.to_string(),
+            with_content,
+        );
         store.insert_faulty(&faulty, &token).await?;
     }
     if !openvpn.is_empty() {
-        let token = dedup_token(token_prefix, "obs_openvpn", &openvpn, |r| r.measurement_uid.clone(), with_content);
+        let token = dedup_token(
+            token_prefix,
+            "obs_openvpn",
+            &openvpn,
+            |r| r.measurement_uid.clone(),
+            with_content,
+        );
         store.insert_openvpn(&openvpn, &token).await?;
     }
     if !fastpath.is_empty() {
-        let token = dedup_token(token_prefix, "fastpath", &fastpath, |r| r.measurement_uid.clone(), with_content);
+        let token = dedup_token(
+            token_prefix,
+            "fastpath",
+            &fastpath,
+            |r| r.measurement_uid.clone(),
+            with_content,
+        );
         store.insert_fastpath(&fastpath, &token).await?;
     }
     report.fastpath_written = fastpath.len();
@@ -170,8 +218,17 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_uid_in_one_batch_is_written_once() {
         let store = MemoryRowStore::default();
-        let batch = RowBatch { fastpath: vec![fastpath_record("a"), fastpath_record("b"), fastpath_record("a")], ..Default::default() };
-        let report = write(&store, batch, WriteMode::SkipExisting, "t").await.unwrap();
+        let batch = RowBatch {
+            fastpath: vec![
+                fastpath_record("a"),
+                fastpath_record("b"),
+                fastpath_record("a"),
+            ],
+            ..Default::default()
+        };
+        let report = write(&store, batch, WriteMode::SkipExisting, "t")
+            .await
+            .unwrap();
         assert_eq!(report.fastpath_written, 2);
         assert_eq!(store.fastpath_rows().len(), 2);
     }
@@ -179,14 +236,25 @@ mod tests {
     #[tokio::test]
     async fn skip_existing_writes_only_the_measurements_not_yet_stored() {
         let store = MemoryRowStore::default();
-        write(&store, RowBatch { fastpath: vec![fastpath_record("a")], ..Default::default() }, WriteMode::SkipExisting, "t")
-            .await
-            .unwrap();
+        write(
+            &store,
+            RowBatch {
+                fastpath: vec![fastpath_record("a")],
+                ..Default::default()
+            },
+            WriteMode::SkipExisting,
+            "t",
+        )
+        .await
+        .unwrap();
         let mut changed = fastpath_record("a");
         changed.scores = "{\"x\":1}".into();
         let report = write(
             &store,
-            RowBatch { fastpath: vec![changed, fastpath_record("b")], ..Default::default() },
+            RowBatch {
+                fastpath: vec![changed, fastpath_record("b")],
+                ..Default::default()
+            },
             WriteMode::SkipExisting,
             "t",
         )
@@ -200,36 +268,67 @@ mod tests {
     #[tokio::test]
     async fn replace_changed_rewrites_only_rows_that_differ() {
         let store = MemoryRowStore::default();
-        let batch = || RowBatch { fastpath: vec![fastpath_record("a"), fastpath_record("b")], ..Default::default() };
-        write(&store, batch(), WriteMode::ReplaceChanged, "r").await.unwrap();
-        let again = write(&store, batch(), WriteMode::ReplaceChanged, "r").await.unwrap();
+        let batch = || RowBatch {
+            fastpath: vec![fastpath_record("a"), fastpath_record("b")],
+            ..Default::default()
+        };
+        write(&store, batch(), WriteMode::ReplaceChanged, "r")
+            .await
+            .unwrap();
+        let again = write(&store, batch(), WriteMode::ReplaceChanged, "r")
+            .await
+            .unwrap();
         assert_eq!((again.fastpath_written, again.fastpath_skipped), (0, 2));
         let mut b = batch();
         b.fastpath[1].scores = "{\"changed\":true}".into();
-        let third = write(&store, b, WriteMode::ReplaceChanged, "r").await.unwrap();
+        let third = write(&store, b, WriteMode::ReplaceChanged, "r")
+            .await
+            .unwrap();
         assert_eq!((third.fastpath_written, third.fastpath_skipped), (1, 1));
     }
 
     #[tokio::test]
     async fn side_tables_are_inserted_before_fastpath() {
         let store = MemoryRowStore::default();
-        let geo = crate::records::ClientGeo { cc: Some("US".into()), asn: None };
+        let geo = crate::records::ClientGeo {
+            cc: Some("US".into()),
+            asn: None,
+        };
         let row = fastpath_record("a");
         let faulty = crate::records::geoip_mismatch(&row, &geo, chrono::Utc::now()).unwrap();
-        write(&store, RowBatch { fastpath: vec![row], faulty: vec![faulty], ..Default::default() }, WriteMode::SkipExisting, "t")
-            .await
-            .unwrap();
-        assert_eq!(store.inserts(), vec![("faulty_measurements", 1), ("fastpath", 1)]);
+        write(
+            &store,
+            RowBatch {
+                fastpath: vec![row],
+                faulty: vec![faulty],
+                ..Default::default()
+            },
+            WriteMode::SkipExisting,
+            "t",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.inserts(),
+            vec![("faulty_measurements", 1), ("fastpath", 1)]
+        );
     }
 
     #[tokio::test]
     async fn a_failed_insert_is_reported_and_a_retry_writes_what_is_missing() {
         let store = MemoryRowStore::default();
         store.fail_next_inserts(1);
-        let batch = || RowBatch { fastpath: vec![fastpath_record("a")], ..Default::default() };
-        assert!(write(&store, batch(), WriteMode::SkipExisting, "t").await.is_err());
+        let batch = || RowBatch {
+            fastpath: vec![fastpath_record("a")],
+            ..Default::default()
+        };
+        assert!(write(&store, batch(), WriteMode::SkipExisting, "t")
+            .await
+            .is_err());
         assert!(store.fastpath_rows().is_empty());
-        let report = write(&store, batch(), WriteMode::SkipExisting, "t").await.unwrap();
+        let report = write(&store, batch(), WriteMode::SkipExisting, "t")
+            .await
+            .unwrap();
         assert_eq!(report.fastpath_written, 1);
     }
 
@@ -238,12 +337,24 @@ mod tests {
         let a = [fastpath_record("a"), fastpath_record("b")];
         let b = [fastpath_record("b"), fastpath_record("a")];
         let uid = |r: &FastpathRecord| r.measurement_uid.clone();
-        assert_eq!(dedup_token("s", "fastpath", &a, uid, false), dedup_token("s", "fastpath", &b, uid, false));
-        assert_ne!(dedup_token("s", "fastpath", &a, uid, false), dedup_token("s", "fastpath", &a[..1], uid, false));
+        assert_eq!(
+            dedup_token("s", "fastpath", &a, uid, false),
+            dedup_token("s", "fastpath", &b, uid, false)
+        );
+        assert_ne!(
+            dedup_token("s", "fastpath", &a, uid, false),
+            dedup_token("s", "fastpath", &a[..1], uid, false)
+        );
         let mut c = a.clone();
         c[0].scores = "{}x".into();
-        assert_eq!(dedup_token("s", "fastpath", &a, uid, false), dedup_token("s", "fastpath", &c, uid, false));
-        assert_ne!(dedup_token("s", "fastpath", &a, uid, true), dedup_token("s", "fastpath", &c, uid, true));
+        assert_eq!(
+            dedup_token("s", "fastpath", &a, uid, false),
+            dedup_token("s", "fastpath", &c, uid, false)
+        );
+        assert_ne!(
+            dedup_token("s", "fastpath", &a, uid, true),
+            dedup_token("s", "fastpath", &c, uid, true)
+        );
         assert!(dedup_token("s", "fastpath", &a, uid, false).starts_with("s:fastpath:"));
     }
 }

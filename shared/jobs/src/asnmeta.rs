@@ -24,8 +24,11 @@ use std::collections::BTreeMap;
 
 pub const JOB: &str = "JobAsnmeta";
 
-pub const PAIR: TablePair =
-    TablePair { live: "asnmeta", tmp: "asnmeta_tmp", columns: "(asn, org_name, cc, changed, aut_name, source)" };
+pub const PAIR: TablePair = TablePair {
+    live: "asnmeta",
+    tmp: "asnmeta_tmp",
+    columns: "(asn, org_name, cc, changed, aut_name, source)",
+};
 
 /// One `asnmeta` row (`changed` as `YYYY-MM-DD`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,16 +56,30 @@ pub enum AsnmetaError {
 /// Parses and validates the document.
 pub fn parse(data: &[u8]) -> Result<Vec<AsnmetaRow>, AsnmetaError> {
     type History = Vec<(String, String, String, String, String)>;
-    let doc: BTreeMap<String, History> = serde_json::from_slice(data).map_err(|e| AsnmetaError::Format(e.to_string()))?;
+    let doc: BTreeMap<String, History> =
+        serde_json::from_slice(data).map_err(|e| AsnmetaError::Format(e.to_string()))?;
     let mut rows = Vec::new();
     for (key, history) in doc {
-        let asn: u32 = key.trim().parse().map_err(|_| AsnmetaError::Asn(key.clone()))?;
+        let asn: u32 = key
+            .trim()
+            .parse()
+            .map_err(|_| AsnmetaError::Asn(key.clone()))?;
         for (org_name, cc, changed, aut_name, source) in history {
             let date = NaiveDate::parse_from_str(&changed, "%Y%m%d")
                 .ok()
                 .filter(|_| changed.len() == 8)
-                .ok_or_else(|| AsnmetaError::Date { asn, date: changed.clone() })?;
-            rows.push(AsnmetaRow { asn, org_name, cc, changed: date.format("%Y-%m-%d").to_string(), aut_name, source });
+                .ok_or_else(|| AsnmetaError::Date {
+                    asn,
+                    date: changed.clone(),
+                })?;
+            rows.push(AsnmetaRow {
+                asn,
+                org_name,
+                cc,
+                changed: date.format("%Y-%m-%d").to_string(),
+                aut_name,
+                source,
+            });
         }
     }
     Ok(rows)
@@ -76,17 +93,37 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         .await
         .map_err(|e| anyhow::anyhow!("ASN metadata parser panicked: {e}"))??;
     if rows.len() < s.asnmeta_min_rows || rows.len() > s.asnmeta_max_rows {
-        return Err(AsnmetaError::RowCount { rows: rows.len(), min: s.asnmeta_min_rows, max: s.asnmeta_max_rows }.into());
+        return Err(AsnmetaError::RowCount {
+            rows: rows.len(),
+            min: s.asnmeta_min_rows,
+            max: s.asnmeta_max_rows,
+        }
+        .into());
     }
-    env.checkpoints.reached(Point { job: JOB, step: Step::Validated, target: None }).await?;
+    env.checkpoints
+        .reached(Point {
+            job: JOB,
+            step: Step::Validated,
+            target: None,
+        })
+        .await?;
     let loaded = swap::fill_tmp(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
-    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await? == swap::content_hash(&env.ch, PAIR.live).await?;
+    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await?
+        == swap::content_hash(&env.ch, PAIR.live).await?;
     if !unchanged {
         swap::exchange(&env.ch, PAIR, JOB, env.checkpoints.as_ref()).await?;
     }
-    let asns = rows.iter().map(|r| r.asn).collect::<std::collections::BTreeSet<_>>().len();
+    let asns = rows
+        .iter()
+        .map(|r| r.asn)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     Ok(Loaded {
-        outcome: if unchanged { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if unchanged {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
         rows: loaded,
         details: json!({ "asns": asns }),
     })
@@ -110,11 +147,26 @@ mod tests {
 
     #[test]
     fn bad_asns_dates_and_shapes_refuse_the_document() {
-        assert_eq!(parse(br#"{"AS1": []}"#), Err(AsnmetaError::Asn("AS1".into())));
-        assert_eq!(parse(br#"{"99999999999": []}"#), Err(AsnmetaError::Asn("99999999999".into())));
-        assert!(matches!(parse(br#"{"1": [["a","US","20041304","b","c"]]}"#), Err(AsnmetaError::Date { asn: 1, .. })));
-        assert!(matches!(parse(br#"{"1": [["a","US","2004-06-04","b","c"]]}"#), Err(AsnmetaError::Date { .. })));
-        assert!(matches!(parse(br#"{"1": [["a","US","20040604","b"]]}"#), Err(AsnmetaError::Format(_))));
+        assert_eq!(
+            parse(br#"{"AS1": []}"#),
+            Err(AsnmetaError::Asn("AS1".into()))
+        );
+        assert_eq!(
+            parse(br#"{"99999999999": []}"#),
+            Err(AsnmetaError::Asn("99999999999".into()))
+        );
+        assert!(matches!(
+            parse(br#"{"1": [["a","US","20041304","b","c"]]}"#),
+            Err(AsnmetaError::Date { asn: 1, .. })
+        ));
+        assert!(matches!(
+            parse(br#"{"1": [["a","US","2004-06-04","b","c"]]}"#),
+            Err(AsnmetaError::Date { .. })
+        ));
+        assert!(matches!(
+            parse(br#"{"1": [["a","US","20040604","b"]]}"#),
+            Err(AsnmetaError::Format(_))
+        ));
         assert!(matches!(parse(br#"[1,2]"#), Err(AsnmetaError::Format(_))));
     }
 }

@@ -102,13 +102,19 @@ pub fn manifest_key(date: &str) -> String {
 }
 
 fn checked(table: &str) -> Result<&str, BackupError> {
-    ooni_adapters::clickhouse::is_identifier(table).then_some(table).ok_or_else(|| BackupError::TableName(table.to_owned()))
+    ooni_adapters::clickhouse::is_identifier(table)
+        .then_some(table)
+        .ok_or_else(|| BackupError::TableName(table.to_owned()))
 }
 
 /// The configured tables (`OONI_BACKUP_TABLES` / `OONI_EXPORT_TABLES`), or the defaults.
 pub fn tables_from(value: Option<String>, default: &[&str]) -> Vec<String> {
     match value.filter(|v| !v.trim().is_empty()) {
-        Some(v) => v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+        Some(v) => v
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
         None => default.iter().map(|t| (*t).to_owned()).collect(),
     }
 }
@@ -121,16 +127,33 @@ struct Dumped {
 }
 
 /// Streams `SELECT * FROM table` as gzip'd JSONEachRow into a multipart upload at `key`.
-async fn dump(ch: &clickhouse::Client, store: &Arc<dyn ObjectStore>, table: &str, key: &str) -> Result<Dumped, JobError> {
+async fn dump(
+    ch: &clickhouse::Client,
+    store: &Arc<dyn ObjectStore>,
+    table: &str,
+    key: &str,
+) -> Result<Dumped, JobError> {
     let table = checked(table)?;
-    let ch_err = |operation, source| BackupError::ClickHouse { operation, table: table.to_owned(), source };
-    let compress_err = |e: std::io::Error| BackupError::Compress { table: table.to_owned(), message: e.to_string() };
+    let ch_err = |operation, source| BackupError::ClickHouse {
+        operation,
+        table: table.to_owned(),
+        source,
+    };
+    let compress_err = |e: std::io::Error| BackupError::Compress {
+        table: table.to_owned(),
+        message: e.to_string(),
+    };
     let mut cursor = ch
-        .query(&format!("SELECT * FROM {table} SETTINGS max_threads = 1, priority = 10"))
+        .query(&format!(
+            "SELECT * FROM {table} SETTINGS max_threads = 1, priority = 10"
+        ))
         .fetch_bytes("JSONEachRow")
         .map_err(|e| ch_err("select", e))?;
     let mut upload = store.multipart(key, "application/gzip", PART_SIZE);
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(PART_SIZE), flate2::Compression::default());
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(PART_SIZE),
+        flate2::Compression::default(),
+    );
     let mut hash = Sha256::new();
     let (mut rows, mut bytes) = (0u64, 0u64);
     let result: Result<(), JobError> = async {
@@ -158,14 +181,22 @@ async fn dump(ch: &clickhouse::Client, store: &Arc<dyn ObjectStore>, table: &str
     bytes += rest.len() as u64;
     upload.write_part(Bytes::from(rest)).await?;
     upload.complete().await?;
-    Ok(Dumped { rows, bytes, sha256: hex::encode(hash.finalize()) })
+    Ok(Dumped {
+        rows,
+        bytes,
+        sha256: hex::encode(hash.finalize()),
+    })
 }
 
 async fn show_create(ch: &clickhouse::Client, table: &str) -> Result<String, BackupError> {
     ch.query(&format!("SHOW CREATE TABLE {}", checked(table)?))
         .fetch_one::<String>()
         .await
-        .map_err(|source| BackupError::ClickHouse { operation: "show create", table: table.to_owned(), source })
+        .map_err(|source| BackupError::ClickHouse {
+            operation: "show create",
+            table: table.to_owned(),
+            source,
+        })
 }
 
 /// Runs the job.
@@ -186,24 +217,54 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             let done_key = format!("{}{table}.done.json", day_prefix(&date));
             if let Some(done) = backup.get(&done_key).await? {
                 if let Ok(entry) = serde_json::from_slice::<TableBackup>(&done) {
-                    tracing::info!(table, rows = entry.rows, "table backed up by an earlier run today");
+                    tracing::info!(
+                        table,
+                        rows = entry.rows,
+                        "table backed up by an earlier run today"
+                    );
                     resumed.push(table.clone());
                     backed_up.push(entry);
                     continue;
                 }
-                tracing::warn!(table, key = done_key, "unreadable done marker: backing the table up again");
+                tracing::warn!(
+                    table,
+                    key = done_key,
+                    "unreadable done marker: backing the table up again"
+                );
             }
             let create = show_create(&env.ch, table).await?;
             let d = dump(&env.ch, backup, table, &key).await?;
             tracing::info!(table, rows = d.rows, bytes = d.bytes, "table backed up");
-            let entry = TableBackup { table: table.clone(), key, rows: d.rows, bytes: d.bytes, sha256: d.sha256, create };
-            let marker = serde_json::to_vec(&entry).map_err(|e| BackupError::Manifest { key: done_key.clone(), message: e.to_string() })?;
-            backup.put(&done_key, Bytes::from(marker), "application/json").await?;
-            env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&entry.key) }).await?;
+            let entry = TableBackup {
+                table: table.clone(),
+                key,
+                rows: d.rows,
+                bytes: d.bytes,
+                sha256: d.sha256,
+                create,
+            };
+            let marker = serde_json::to_vec(&entry).map_err(|e| BackupError::Manifest {
+                key: done_key.clone(),
+                message: e.to_string(),
+            })?;
+            backup
+                .put(&done_key, Bytes::from(marker), "application/json")
+                .await?;
+            env.checkpoints
+                .reached(Point {
+                    job: JOB,
+                    step: Step::Stored,
+                    target: Some(&entry.key),
+                })
+                .await?;
             written += d.rows;
             backed_up.push(entry);
         }
-        let schema_versions = Migrator::applied(&env.ch).await?.into_iter().map(|m| m.version).collect();
+        let schema_versions = Migrator::applied(&env.ch)
+            .await?
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
         let manifest = Manifest {
             date: date.clone(),
             created_at: now.to_rfc3339(),
@@ -211,9 +272,20 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             schema_versions,
             tables: backed_up.clone(),
         };
-        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest { key: manifest_key.clone(), message: e.to_string() })?;
-        backup.put(&manifest_key, Bytes::from(body), "application/json").await?;
-        env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&manifest_key) }).await?;
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Manifest {
+            key: manifest_key.clone(),
+            message: e.to_string(),
+        })?;
+        backup
+            .put(&manifest_key, Bytes::from(body), "application/json")
+            .await?;
+        env.checkpoints
+            .reached(Point {
+                job: JOB,
+                step: Step::Stored,
+                target: Some(&manifest_key),
+            })
+            .await?;
     }
     let mut exported = Vec::new();
     for table in &env.settings.export_tables {
@@ -222,7 +294,11 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         exported.push(json!({"table": table, "key": key, "rows": d.rows}));
     }
     Ok(Loaded {
-        outcome: if already { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if already {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
         rows: written,
         details: json!({
             "date": date,
@@ -236,8 +312,16 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
 /// Reads and checks a day's manifest.
 pub async fn read_manifest(store: &dyn ObjectStore, date: &str) -> Result<Manifest, JobError> {
     let key = manifest_key(date);
-    let body = store.get(&key).await?.ok_or_else(|| BackupError::Missing { key: key.clone() })?;
-    Ok(serde_json::from_slice(&body).map_err(|e| BackupError::Manifest { key, message: e.to_string() })?)
+    let body = store
+        .get(&key)
+        .await?
+        .ok_or_else(|| BackupError::Missing { key: key.clone() })?;
+    Ok(
+        serde_json::from_slice(&body).map_err(|e| BackupError::Manifest {
+            key,
+            message: e.to_string(),
+        })?,
+    )
 }
 
 /// Loads table `table` of the backup of `date` into `into` (which must exist with the same
@@ -255,22 +339,41 @@ pub async fn restore_table(
         .tables
         .iter()
         .find(|t| t.table == table)
-        .ok_or_else(|| BackupError::Missing { key: format!("{}{table}.jsonl.gz", day_prefix(date)) })?;
-    let body = store.get(&entry.key).await?.ok_or_else(|| BackupError::Missing { key: entry.key.clone() })?;
+        .ok_or_else(|| BackupError::Missing {
+            key: format!("{}{table}.jsonl.gz", day_prefix(date)),
+        })?;
+    let body = store
+        .get(&entry.key)
+        .await?
+        .ok_or_else(|| BackupError::Missing {
+            key: entry.key.clone(),
+        })?;
     if hex::encode(Sha256::digest(&body)) != entry.sha256 {
-        return Err(BackupError::Checksum { key: entry.key.clone() }.into());
+        return Err(BackupError::Checksum {
+            key: entry.key.clone(),
+        }
+        .into());
     }
-    let ch_err = |source| BackupError::ClickHouse { operation: "restore", table: into.to_owned(), source };
+    let ch_err = |source| BackupError::ClickHouse {
+        operation: "restore",
+        table: into.to_owned(),
+        source,
+    };
     let mut insert = ch.insert_formatted_with(format!("INSERT INTO {into} FORMAT JSONEachRow"));
     let mut decoder = flate2::read::GzDecoder::new(&body[..]);
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut decoder, &mut buf)
-            .map_err(|e| BackupError::Compress { table: table.to_owned(), message: e.to_string() })?;
+        let n = std::io::Read::read(&mut decoder, &mut buf).map_err(|e| BackupError::Compress {
+            table: table.to_owned(),
+            message: e.to_string(),
+        })?;
         if n == 0 {
             break;
         }
-        insert.send(Bytes::copy_from_slice(&buf[..n])).await.map_err(ch_err)?;
+        insert
+            .send(Bytes::copy_from_slice(&buf[..n]))
+            .await
+            .map_err(ch_err)?;
     }
     insert.end().await.map_err(ch_err)?;
     Ok(entry.rows)
@@ -289,8 +392,11 @@ pub async fn restore_day(
     suffix: &str,
 ) -> Result<Vec<(String, u64)>, JobError> {
     let manifest = read_manifest(store, date).await?;
-    let wanted: Vec<String> =
-        if tables.is_empty() { manifest.tables.iter().map(|t| t.table.clone()).collect() } else { tables.to_vec() };
+    let wanted: Vec<String> = if tables.is_empty() {
+        manifest.tables.iter().map(|t| t.table.clone()).collect()
+    } else {
+        tables.to_vec()
+    };
     let mut restored = Vec::with_capacity(wanted.len());
     for table in &wanted {
         let table = checked(table)?;
@@ -300,7 +406,11 @@ pub async fn restore_day(
             ch.query(&format!("CREATE TABLE IF NOT EXISTS {into} AS {table}"))
                 .execute()
                 .await
-                .map_err(|source| BackupError::ClickHouse { operation: "create", table: into.to_owned(), source })?;
+                .map_err(|source| BackupError::ClickHouse {
+                    operation: "create",
+                    table: into.to_owned(),
+                    source,
+                })?;
         }
         let rows = restore_table(ch, store, date, table, into).await?;
         restored.push((into.to_owned(), rows));
@@ -314,8 +424,14 @@ mod tests {
 
     #[test]
     fn configured_tables_override_the_defaults() {
-        assert_eq!(tables_from(None, DEFAULT_EXPORT_TABLES), ["citizenlab", "fingerprints_dns", "fingerprints_http"]);
-        assert_eq!(tables_from(Some(" a, b ,".into()), DEFAULT_EXPORT_TABLES), ["a", "b"]);
+        assert_eq!(
+            tables_from(None, DEFAULT_EXPORT_TABLES),
+            ["citizenlab", "fingerprints_dns", "fingerprints_http"]
+        );
+        assert_eq!(
+            tables_from(Some(" a, b ,".into()), DEFAULT_EXPORT_TABLES),
+            ["a", "b"]
+        );
         assert_eq!(tables_from(Some("  ".into()), &["x"]), ["x"]);
     }
 
@@ -323,6 +439,9 @@ mod tests {
     fn only_plain_table_names_are_accepted() {
         assert!(checked("url_priorities").is_ok());
         assert!(checked("t; DROP TABLE x").is_err());
-        assert_eq!(manifest_key("2026-11-26"), "clickhouse/2026-11-26/manifest.json");
+        assert_eq!(
+            manifest_key("2026-11-26"),
+            "clickhouse/2026-11-26/manifest.json"
+        );
     }
 }

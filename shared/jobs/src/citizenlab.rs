@@ -26,11 +26,21 @@ use std::io::Read;
 
 pub const JOB: &str = "JobCitizenlab";
 
-pub const PAIR: TablePair =
-    TablePair { live: "citizenlab", tmp: "citizenlab_flip", columns: "(domain, url, cc, category_code)" };
+pub const PAIR: TablePair = TablePair {
+    live: "citizenlab",
+    tmp: "citizenlab_flip",
+    columns: "(domain, url, cc, category_code)",
+};
 
 /// The columns every list must have.
-pub const LIST_COLUMNS: [&str; 6] = ["url", "category_code", "category_description", "date_added", "source", "notes"];
+pub const LIST_COLUMNS: [&str; 6] = [
+    "url",
+    "category_code",
+    "category_description",
+    "date_added",
+    "source",
+    "notes",
+];
 
 /// Largest single list file accepted (the biggest real one is well under 1 MB).
 const MAX_LIST_BYTES: u64 = 32 * 1024 * 1024;
@@ -53,7 +63,11 @@ pub enum CitizenlabError {
     #[error("{file}: {message}")]
     File { file: String, message: String },
     #[error("{file}: line {line}: {message}")]
-    Row { file: String, line: u64, message: String },
+    Row {
+        file: String,
+        line: u64,
+        message: String,
+    },
     #[error("{rows} test-list rows is outside the accepted range {min}..{max}")]
     RowCount { rows: usize, min: usize, max: usize },
 }
@@ -65,7 +79,8 @@ pub fn list_cc(file_name: &str) -> Option<String> {
     if stem == "global" {
         return Some("ZZ".into());
     }
-    (stem.len() == 2 && stem.bytes().all(|b| b.is_ascii_alphabetic())).then(|| stem.to_ascii_lowercase())
+    (stem.len() == 2 && stem.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| stem.to_ascii_lowercase())
 }
 
 /// The list file name of an archive path: `<top>/lists/<name>.csv` or `lists/<name>.csv`.
@@ -88,13 +103,18 @@ fn is_label(l: &str) -> bool {
 
 fn is_ipv4_like(h: &str) -> bool {
     let parts: Vec<&str> = h.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()))
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 fn is_hostname(h: &str) -> bool {
     let h = h.strip_suffix('.').unwrap_or(h);
     let labels: Vec<&str> = h.split('.').collect();
-    let Some((tld, rest)) = labels.split_last() else { return false };
+    let Some((tld, rest)) = labels.split_last() else {
+        return false;
+    };
     !rest.is_empty()
         && rest.iter().all(|l| is_label(l))
         && tld.len() >= 2
@@ -108,7 +128,10 @@ pub fn extract_domain(url: &str) -> Option<&str> {
     if url.contains(['\r', '\n', '\t', '\\']) {
         return None;
     }
-    let lower = url.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = url
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     let rest = if lower.starts_with("https://") {
         &url[8..]
     } else if lower.starts_with("http://") {
@@ -130,7 +153,9 @@ pub fn extract_domain(url: &str) -> Option<&str> {
     }
     let ok_tail = tail.is_empty()
         || tail == "/"
-        || ((tail.starts_with('/') || tail.starts_with('?')) && tail.len() > 1 && !tail[1..].contains(char::is_whitespace));
+        || ((tail.starts_with('/') || tail.starts_with('?'))
+            && tail.len() > 1
+            && !tail[1..].contains(char::is_whitespace));
     ok_tail.then_some(host)
 }
 
@@ -139,18 +164,33 @@ fn valid_category(c: &str) -> bool {
 }
 
 /// Parses and validates one list file.
-pub fn parse_list(file: &str, cc: &str, data: &[u8], out: &mut BTreeSet<CitizenlabRow>) -> Result<usize, CitizenlabError> {
-    let text = std::str::from_utf8(data)
-        .map_err(|e| CitizenlabError::File { file: file.into(), message: format!("not UTF-8: {e}") })?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
+pub fn parse_list(
+    file: &str,
+    cc: &str,
+    data: &[u8],
+    out: &mut BTreeSet<CitizenlabRow>,
+) -> Result<usize, CitizenlabError> {
+    let text = std::str::from_utf8(data).map_err(|e| CitizenlabError::File {
+        file: file.into(),
+        message: format!("not UTF-8: {e}"),
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| CitizenlabError::File { file: file.into(), message: e.to_string() })?
+        .map_err(|e| CitizenlabError::File {
+            file: file.into(),
+            message: e.to_string(),
+        })?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     for c in LIST_COLUMNS {
         if col(c).is_none() {
-            return Err(CitizenlabError::File { file: file.into(), message: format!("missing column {c}") });
+            return Err(CitizenlabError::File {
+                file: file.into(),
+                message: format!("missing column {c}"),
+            });
         }
     }
     let (url_i, cat_i) = (col("url").unwrap_or(0), col("category_code").unwrap_or(1));
@@ -162,14 +202,23 @@ pub fn parse_list(file: &str, cc: &str, data: &[u8], out: &mut BTreeSet<Citizenl
             message: e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        let row_err = |message: String| CitizenlabError::Row { file: file.into(), line, message };
+        let row_err = |message: String| CitizenlabError::Row {
+            file: file.into(),
+            line,
+            message,
+        };
         let url = record.get(url_i).unwrap_or("");
         let category = record.get(cat_i).unwrap_or("");
         let domain = extract_domain(url).ok_or_else(|| row_err(format!("invalid URL {url:?}")))?;
         if !valid_category(category) {
             return Err(row_err(format!("invalid category code {category:?}")));
         }
-        out.insert(CitizenlabRow { domain: domain.into(), url: url.into(), cc: cc.into(), category_code: category.into() });
+        out.insert(CitizenlabRow {
+            domain: domain.into(),
+            url: url.into(),
+            cc: cc.into(),
+            category_code: category.into(),
+        });
         n += 1;
     }
     Ok(n)
@@ -178,13 +227,20 @@ pub fn parse_list(file: &str, cc: &str, data: &[u8], out: &mut BTreeSet<Citizenl
 /// Every row of every list in a test-lists `.tar.gz` (or already inflated `.tar`) archive.
 pub fn parse_archive(data: &[u8]) -> Result<Vec<CitizenlabRow>, CitizenlabError> {
     if data.starts_with(b"PK\x03\x04") {
-        return Err(CitizenlabError::Archive("got a zip archive; configure the .tar.gz archive URL".into()));
+        return Err(CitizenlabError::Archive(
+            "got a zip archive; configure the .tar.gz archive URL".into(),
+        ));
     }
     // The fetcher inflates gzip transfers already; a still-compressed archive is read too.
-    let reader: Box<dyn Read + '_> =
-        if crate::fetch::is_gzip(data) { Box::new(flate2::read::GzDecoder::new(data)) } else { Box::new(data) };
+    let reader: Box<dyn Read + '_> = if crate::fetch::is_gzip(data) {
+        Box::new(flate2::read::GzDecoder::new(data))
+    } else {
+        Box::new(data)
+    };
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|e| CitizenlabError::Archive(e.to_string()))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| CitizenlabError::Archive(e.to_string()))?;
     let mut rows = BTreeSet::new();
     let mut lists = 0;
     for entry in entries {
@@ -192,8 +248,14 @@ pub fn parse_archive(data: &[u8]) -> Result<Vec<CitizenlabRow>, CitizenlabError>
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(|e| CitizenlabError::Archive(e.to_string()))?.to_string_lossy().into_owned();
-        let Some(name) = list_file(&path) else { continue };
+        let path = entry
+            .path()
+            .map_err(|e| CitizenlabError::Archive(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(name) = list_file(&path) else {
+            continue;
+        };
         let Some(cc) = list_cc(name) else {
             tracing::debug!(file = %path, "not a country or global list; skipped");
             continue;
@@ -204,7 +266,10 @@ pub fn parse_archive(data: &[u8]) -> Result<Vec<CitizenlabRow>, CitizenlabError>
             .read_to_end(&mut buf)
             .map_err(|e| CitizenlabError::Archive(format!("{path}: {e}")))?;
         if buf.len() as u64 > MAX_LIST_BYTES {
-            return Err(CitizenlabError::File { file: path, message: "larger than 32 MiB".into() });
+            return Err(CitizenlabError::File {
+                file: path,
+                message: "larger than 32 MiB".into(),
+            });
         }
         parse_list(&path, &cc, &buf, &mut rows)?;
         lists += 1;
@@ -223,17 +288,33 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         .await
         .map_err(|e| anyhow::anyhow!("test-list parser panicked: {e}"))??;
     if rows.len() < s.citizenlab_min_rows || rows.len() > s.citizenlab_max_rows {
-        return Err(CitizenlabError::RowCount { rows: rows.len(), min: s.citizenlab_min_rows, max: s.citizenlab_max_rows }.into());
+        return Err(CitizenlabError::RowCount {
+            rows: rows.len(),
+            min: s.citizenlab_min_rows,
+            max: s.citizenlab_max_rows,
+        }
+        .into());
     }
-    env.checkpoints.reached(Point { job: JOB, step: Step::Validated, target: None }).await?;
+    env.checkpoints
+        .reached(Point {
+            job: JOB,
+            step: Step::Validated,
+            target: None,
+        })
+        .await?;
     let loaded = swap::fill_tmp(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
-    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await? == swap::content_hash(&env.ch, PAIR.live).await?;
+    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await?
+        == swap::content_hash(&env.ch, PAIR.live).await?;
     if !unchanged {
         swap::exchange(&env.ch, PAIR, JOB, env.checkpoints.as_ref()).await?;
     }
     let countries: BTreeSet<&str> = rows.iter().map(|r| r.cc.as_str()).collect();
     Ok(Loaded {
-        outcome: if unchanged { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if unchanged {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
         rows: loaded,
         details: json!({ "lists": countries.len() }),
     })
@@ -262,12 +343,21 @@ mod tests {
 
     #[test]
     fn domains_are_extracted_as_upstream_valid_url_does() {
-        assert_eq!(extract_domain("https://www.example.com/a?b=1"), Some("www.example.com"));
+        assert_eq!(
+            extract_domain("https://www.example.com/a?b=1"),
+            Some("www.example.com")
+        );
         assert_eq!(extract_domain("http://EXAMPLE.org"), Some("EXAMPLE.org"));
         assert_eq!(extract_domain("http://1.2.3.4:8080/x"), Some("1.2.3.4"));
         assert_eq!(extract_domain("example.com/"), Some("example.com"));
-        assert_eq!(extract_domain("https://xn--80ak6aa92e.com/"), Some("xn--80ak6aa92e.com"));
-        assert_eq!(extract_domain("https://a.b.c.d.museum/"), Some("a.b.c.d.museum"));
+        assert_eq!(
+            extract_domain("https://xn--80ak6aa92e.com/"),
+            Some("xn--80ak6aa92e.com")
+        );
+        assert_eq!(
+            extract_domain("https://a.b.c.d.museum/"),
+            Some("a.b.c.d.museum")
+        );
     }
 
     #[test]
@@ -291,9 +381,15 @@ mod tests {
     fn a_list_with_a_bad_row_or_missing_column_is_refused_whole() {
         let mut rows = BTreeSet::new();
         let good = "url,category_code,category_description,date_added,source,notes\nhttps://a.com/,NEWS,News,2020-01-01,,\n";
-        assert_eq!(parse_list("lists/it.csv", "it", good.as_bytes(), &mut rows).unwrap(), 1);
+        assert_eq!(
+            parse_list("lists/it.csv", "it", good.as_bytes(), &mut rows).unwrap(),
+            1
+        );
         let bad_cat = good.replace(",NEWS,", ",news,");
-        assert!(matches!(parse_list("lists/it.csv", "it", bad_cat.as_bytes(), &mut rows), Err(CitizenlabError::Row { line: 2, .. })));
+        assert!(matches!(
+            parse_list("lists/it.csv", "it", bad_cat.as_bytes(), &mut rows),
+            Err(CitizenlabError::Row { line: 2, .. })
+        ));
         let no_notes = "url,category_code,category_description,date_added,source\nhttps://a.com/,NEWS,News,2020-01-01,\n";
         let err = parse_list("lists/it.csv", "it", no_notes.as_bytes(), &mut rows).unwrap_err();
         assert!(err.to_string().contains("missing column notes"), "{err}");

@@ -40,7 +40,10 @@ impl HttpFetcher {
             // db-ip answers 403 without a user agent.
             .user_agent(concat!("ooni-backend-jobs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| FetchError::Request { url: String::new(), message: e.to_string() })?;
+            .map_err(|e| FetchError::Request {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
         Ok(HttpFetcher { client, max_bytes })
     }
 
@@ -52,13 +55,22 @@ impl HttpFetcher {
 #[async_trait]
 impl Fetcher for HttpFetcher {
     async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
-        let req_err = |e: reqwest::Error| FetchError::Request { url: url.to_owned(), message: e.without_url().to_string() };
+        let req_err = |e: reqwest::Error| FetchError::Request {
+            url: url.to_owned(),
+            message: e.without_url().to_string(),
+        };
         let mut resp = self.client.get(url).send().await.map_err(req_err)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(FetchError::Status { url: url.to_owned(), status: status.as_u16() });
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            });
         }
-        let too_large = || FetchError::TooLarge { url: url.to_owned(), limit: self.max_bytes };
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            limit: self.max_bytes,
+        };
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(too_large());
         }
@@ -85,11 +97,15 @@ pub fn maybe_gunzip(url: &str, bytes: Bytes, limit: u64) -> Result<Bytes, FetchE
     }
     let mut out = Vec::new();
     let mut reader = flate2::read::MultiGzDecoder::new(&bytes[..]).take(limit.saturating_add(1));
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| FetchError::Gzip { url: url.to_owned(), message: e.to_string() })?;
+    reader.read_to_end(&mut out).map_err(|e| FetchError::Gzip {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })?;
     if out.len() as u64 > limit {
-        return Err(FetchError::TooLarge { url: url.to_owned(), limit });
+        return Err(FetchError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        });
     }
     Ok(Bytes::from(out))
 }
@@ -107,21 +123,33 @@ mod tests {
 
     #[test]
     fn gzip_payloads_are_inflated_and_others_pass_through() {
-        assert_eq!(maybe_gunzip("u", gz(b"hello"), 100).unwrap(), Bytes::from_static(b"hello"));
-        assert_eq!(maybe_gunzip("u", Bytes::from_static(b"plain"), 100).unwrap(), Bytes::from_static(b"plain"));
+        assert_eq!(
+            maybe_gunzip("u", gz(b"hello"), 100).unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        assert_eq!(
+            maybe_gunzip("u", Bytes::from_static(b"plain"), 100).unwrap(),
+            Bytes::from_static(b"plain")
+        );
     }
 
     #[test]
     fn a_gzip_bomb_stops_at_the_limit() {
         let big = vec![0u8; 10_000];
         let err = maybe_gunzip("u", gz(&big), 1000).unwrap_err();
-        assert!(matches!(err, FetchError::TooLarge { limit: 1000, .. }), "{err}");
+        assert!(
+            matches!(err, FetchError::TooLarge { limit: 1000, .. }),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_truncated_gzip_stream_is_an_error() {
         let full = gz(&vec![7u8; 5000]);
         let cut = full.slice(..full.len() / 2);
-        assert!(matches!(maybe_gunzip("u", cut, 1 << 20), Err(FetchError::Gzip { .. })));
+        assert!(matches!(
+            maybe_gunzip("u", cut, 1 << 20),
+            Err(FetchError::Gzip { .. })
+        ));
     }
 }

@@ -23,17 +23,27 @@ const CONTENT_TYPE: &str = "application/octet-stream";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GeoipError {
     #[error("the {which} database is not a valid MMDB file: {message}")]
-    Invalid { which: &'static str, message: String },
+    Invalid {
+        which: &'static str,
+        message: String,
+    },
     #[error("the {which} database has no answer for the probe address {ip}")]
     ProbeMiss { which: &'static str, ip: IpAddr },
     #[error("the {which} database maps the probe address {ip} to {got}, expected {expected}")]
-    ProbeMismatch { which: &'static str, ip: IpAddr, expected: String, got: String },
+    ProbeMismatch {
+        which: &'static str,
+        ip: IpAddr,
+        expected: String,
+        got: String,
+    },
 }
 
 /// Metadata of a database that passed the checks.
 fn metadata(which: &'static str, bytes: &[u8]) -> Result<Value, GeoipError> {
-    let reader = maxminddb::Reader::from_source(bytes)
-        .map_err(|e| GeoipError::Invalid { which, message: e.to_string() })?;
+    let reader = maxminddb::Reader::from_source(bytes).map_err(|e| GeoipError::Invalid {
+        which,
+        message: e.to_string(),
+    })?;
     let m = &reader.metadata;
     Ok(json!({
         "database_type": m.database_type,
@@ -46,12 +56,21 @@ fn metadata(which: &'static str, bytes: &[u8]) -> Result<Value, GeoipError> {
 /// Checks the country database answers `ip` as expected.
 pub fn verify_cc(bytes: &[u8], ip: IpAddr, expect: &Expect<String>) -> Result<String, GeoipError> {
     let which = "country";
-    let db = GeoIp::from_bytes(Some(bytes.to_vec()), None).map_err(|e| GeoipError::Invalid { which, message: e.to_string() })?;
-    let cc = db.lookup(ip).cc.ok_or(GeoipError::ProbeMiss { which, ip })?;
+    let db = GeoIp::from_bytes(Some(bytes.to_vec()), None).map_err(|e| GeoipError::Invalid {
+        which,
+        message: e.to_string(),
+    })?;
+    let cc = db
+        .lookup(ip)
+        .cc
+        .ok_or(GeoipError::ProbeMiss { which, ip })?;
     match expect {
-        Expect::Exactly(want) if *want != cc => {
-            Err(GeoipError::ProbeMismatch { which, ip, expected: want.clone(), got: cc })
-        }
+        Expect::Exactly(want) if *want != cc => Err(GeoipError::ProbeMismatch {
+            which,
+            ip,
+            expected: want.clone(),
+            got: cc,
+        }),
         _ => Ok(cc),
     }
 }
@@ -59,12 +78,21 @@ pub fn verify_cc(bytes: &[u8], ip: IpAddr, expect: &Expect<String>) -> Result<St
 /// Checks the ASN database answers `ip` as expected.
 pub fn verify_asn(bytes: &[u8], ip: IpAddr, expect: &Expect<u32>) -> Result<u32, GeoipError> {
     let which = "ASN";
-    let db = GeoIp::from_bytes(None, Some(bytes.to_vec())).map_err(|e| GeoipError::Invalid { which, message: e.to_string() })?;
-    let asn = db.lookup(ip).asn.ok_or(GeoipError::ProbeMiss { which, ip })?;
+    let db = GeoIp::from_bytes(None, Some(bytes.to_vec())).map_err(|e| GeoipError::Invalid {
+        which,
+        message: e.to_string(),
+    })?;
+    let asn = db
+        .lookup(ip)
+        .asn
+        .ok_or(GeoipError::ProbeMiss { which, ip })?;
     match expect {
-        Expect::Exactly(want) if *want != asn => {
-            Err(GeoipError::ProbeMismatch { which, ip, expected: want.to_string(), got: asn.to_string() })
-        }
+        Expect::Exactly(want) if *want != asn => Err(GeoipError::ProbeMismatch {
+            which,
+            ip,
+            expected: want.to_string(),
+            got: asn.to_string(),
+        }),
         _ => Ok(asn),
     }
 }
@@ -77,32 +105,54 @@ async fn store_if_changed(env: &JobEnv, key: &str, body: Bytes) -> Result<bool, 
     }
     env.config_bucket.put(key, body, CONTENT_TYPE).await?;
     tracing::info!(key, "database stored");
-    env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(key) }).await?;
+    env.checkpoints
+        .reached(Point {
+            job: JOB,
+            step: Step::Stored,
+            target: Some(key),
+        })
+        .await?;
     Ok(true)
 }
 
 /// Runs the job.
 pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     let s = &env.settings;
-    let (cc_db, asn_db) = tokio::try_join!(env.fetch(&s.geoip_cc_url), env.fetch(&s.geoip_asn_url))?;
+    let (cc_db, asn_db) =
+        tokio::try_join!(env.fetch(&s.geoip_cc_url), env.fetch(&s.geoip_asn_url))?;
     let ip = s.geoip_probe_ip;
     let (cc_check, asn_check) = (cc_db.clone(), asn_db.clone());
     let (expect_cc, expect_asn) = (s.geoip_probe_cc.clone(), s.geoip_probe_asn.clone());
     let checked = tokio::task::spawn_blocking(move || -> Result<_, GeoipError> {
         let cc = verify_cc(&cc_check, ip, &expect_cc)?;
         let asn = verify_asn(&asn_check, ip, &expect_asn)?;
-        Ok((cc, asn, metadata("country", &cc_check)?, metadata("ASN", &asn_check)?))
+        Ok((
+            cc,
+            asn,
+            metadata("country", &cc_check)?,
+            metadata("ASN", &asn_check)?,
+        ))
     })
     .await
     .map_err(|e| anyhow::anyhow!("GeoIP verification panicked: {e}"))?;
     let (cc, asn, cc_meta, asn_meta) = checked?;
-    env.checkpoints.reached(Point { job: JOB, step: Step::Validated, target: None }).await?;
+    env.checkpoints
+        .reached(Point {
+            job: JOB,
+            step: Step::Validated,
+            target: None,
+        })
+        .await?;
     let mut written = 0u64;
     for (key, body) in [(&s.geoip_cc_key, cc_db), (&s.geoip_asn_key, asn_db)] {
         written += u64::from(store_if_changed(env, key, body).await?);
     }
     Ok(Loaded {
-        outcome: if written > 0 { Outcome::Updated } else { Outcome::Unchanged },
+        outcome: if written > 0 {
+            Outcome::Updated
+        } else {
+            Outcome::Unchanged
+        },
         rows: written,
         details: json!({
             "probe": {"ip": ip.to_string(), "cc": cc, "asn": asn},

@@ -42,7 +42,11 @@ impl JobEnv {
         let (url, body) = match self.fetcher.get(&current).await {
             Err(FetchError::Status { status: 404, .. }) if url.contains("{month}") => {
                 let first = now.date_naive().with_day(1).unwrap_or(now.date_naive());
-                let previous = first.pred_opt().unwrap_or(first).format("%Y-%m").to_string();
+                let previous = first
+                    .pred_opt()
+                    .unwrap_or(first)
+                    .format("%Y-%m")
+                    .to_string();
                 let older = expand_url(url, &previous);
                 tracing::info!(url = %older, "this month's file is not published yet; using last month's");
                 let body = self.fetcher.get(&older).await?;
@@ -90,9 +94,11 @@ impl JobError {
         match self {
             JobError::Fetch(_) => "fetch",
             JobError::Swap(_) | JobError::Migration(_) => "clickhouse",
-            JobError::Fingerprints(_) | JobError::Citizenlab(_) | JobError::Asnmeta(_) | JobError::Geoip(_) | JobError::Vpn(_) => {
-                "validation"
-            }
+            JobError::Fingerprints(_)
+            | JobError::Citizenlab(_)
+            | JobError::Asnmeta(_)
+            | JobError::Geoip(_)
+            | JobError::Vpn(_) => "validation",
             JobError::Backup(_) => "backup",
             JobError::Rotation(_) => "provider",
             JobError::Store(_) => "object_store",
@@ -180,7 +186,12 @@ pub async fn run_named(env: &JobEnv, job: Job) -> anyhow::Result<Value> {
 }
 
 /// Logs and records the end of a run.
-pub(crate) fn finish(env: &JobEnv, name: &str, started: Instant, result: Result<Loaded, JobError>) -> anyhow::Result<Value> {
+pub(crate) fn finish(
+    env: &JobEnv,
+    name: &str,
+    started: Instant,
+    result: Result<Loaded, JobError>,
+) -> anyhow::Result<Value> {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let record = |outcome, rows, error: Option<&str>| RunRecord {
         job: name.to_owned(),
@@ -193,7 +204,12 @@ pub(crate) fn finish(env: &JobEnv, name: &str, started: Instant, result: Result<
     match result {
         Ok(loaded) => {
             env.metrics.emit(&record(loaded.outcome, loaded.rows, None));
-            tracing::info!(outcome = loaded.outcome.as_str(), rows = loaded.rows, duration_ms, "job finished");
+            tracing::info!(
+                outcome = loaded.outcome.as_str(),
+                rows = loaded.rows,
+                duration_ms,
+                "job finished"
+            );
             let mut report = json!({
                 "job": name,
                 "outcome": loaded.outcome.as_str(),
@@ -206,8 +222,14 @@ pub(crate) fn finish(env: &JobEnv, name: &str, started: Instant, result: Result<
             Ok(report)
         }
         Err(e) => {
-            env.metrics.emit(&record(Outcome::Failed, 0, Some(e.class())));
-            tracing::error!(error = format!("{e:#}"), class = e.class(), duration_ms, "job failed; live data unchanged");
+            env.metrics
+                .emit(&record(Outcome::Failed, 0, Some(e.class())));
+            tracing::error!(
+                error = format!("{e:#}"),
+                class = e.class(),
+                duration_ms,
+                "job failed; live data unchanged"
+            );
             Err(anyhow::Error::new(e).context(format!("{name} failed")))
         }
     }

@@ -57,19 +57,23 @@ pub struct RunRecord {
 pub fn emf_documents(r: &RunRecord) -> Vec<Value> {
     let dims = [(DIMENSION_JOB, r.job.as_str())];
     let failed = f64::from(u8::from(r.outcome == Outcome::Failed));
-    [(Metric::JobDuration, r.duration_ms), (Metric::JobRows, r.rows as f64), (Metric::JobFailures, failed)]
-        .into_iter()
-        .map(|(metric, value)| {
-            let mut doc = emf(metric, value, &dims, r.timestamp_ms);
-            if let Some(obj) = doc.as_object_mut() {
-                obj.insert("outcome".into(), Value::String(r.outcome.as_str().into()));
-                if let Some(e) = &r.error {
-                    obj.insert("error".into(), Value::String(e.clone()));
-                }
+    [
+        (Metric::JobDuration, r.duration_ms),
+        (Metric::JobRows, r.rows as f64),
+        (Metric::JobFailures, failed),
+    ]
+    .into_iter()
+    .map(|(metric, value)| {
+        let mut doc = emf(metric, value, &dims, r.timestamp_ms);
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("outcome".into(), Value::String(r.outcome.as_str().into()));
+            if let Some(e) = &r.error {
+                obj.insert("error".into(), Value::String(e.clone()));
             }
-            doc
-        })
-        .collect()
+        }
+        doc
+    })
+    .collect()
 }
 
 /// Where EMF lines go: stdout in Lambda and on the CLI, memory in tests.
@@ -100,7 +104,10 @@ impl MetricsSink {
                 }
             }
             MetricsSink::Memory(store) => {
-                store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(docs);
+                store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(docs);
             }
         }
     }
@@ -133,8 +140,14 @@ mod tests {
     #[test]
     fn a_run_emits_duration_rows_and_failures_under_the_job_dimension() {
         let docs = emf_documents(&record(Outcome::Updated));
-        let names: Vec<&str> =
-            docs.iter().map(|d| d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = docs
+            .iter()
+            .map(|d| {
+                d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(names, ["job_duration", "job_rows", "job_failures"]);
         for d in &docs {
             assert_eq!(d["job"], "JobFingerprints");
@@ -152,7 +165,9 @@ mod tests {
     fn a_failed_run_counts_one_failure_and_names_the_error_class() {
         let docs = emf_documents(&record(Outcome::Failed));
         assert_eq!(docs[2]["job_failures"], 1.0);
-        assert!(docs.iter().all(|d| d["outcome"] == "failed" && d["error"] == "validation"));
+        assert!(docs
+            .iter()
+            .all(|d| d["outcome"] == "failed" && d["error"] == "validation"));
     }
 
     #[test]

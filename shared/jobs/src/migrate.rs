@@ -24,9 +24,15 @@ pub const FUNCTION: &str = "Migrate";
 
 /// Runs the migrations.
 pub async fn run_plain(env: &JobEnv) -> Result<Loaded, JobError> {
-    let report = Migrator::embedded()?.migrate_config(&env.clickhouse).await?;
+    let report = Migrator::embedded()?
+        .migrate_config(&env.clickhouse)
+        .await?;
     Ok(Loaded {
-        outcome: if report.applied.is_empty() { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if report.applied.is_empty() {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
         rows: report.applied.len() as u64,
         details: json!({
             "applied": report.applied,
@@ -92,20 +98,35 @@ pub async fn handle(env: &JobEnv, http: &reqwest::Client, event: Value) -> anyho
         .clone()
         .unwrap_or_else(|| format!("ooni-clickhouse-migrations-{}", env.clickhouse.database));
     let (status, reason, data) = match req.request_type.as_str() {
-        "Delete" => ("SUCCESS", "Delete: the schema is kept".to_owned(), json!({})),
+        "Delete" => (
+            "SUCCESS",
+            "Delete: the schema is kept".to_owned(),
+            json!({}),
+        ),
         "Create" | "Update" => {
             let started = Instant::now();
             let deadline = env.settings.migrate_deadline;
             let result = match tokio::time::timeout(deadline, run_plain(env)).await {
                 Ok(r) => r,
-                Err(_) => Err(JobError::Other(anyhow::anyhow!("migrations did not finish within {}s", deadline.as_secs()))),
+                Err(_) => Err(JobError::Other(anyhow::anyhow!(
+                    "migrations did not finish within {}s",
+                    deadline.as_secs()
+                ))),
             };
             match finish(env, FUNCTION, started, result) {
-                Ok(report) => ("SUCCESS", format!("{} migrations applied", report["rows"]), report),
+                Ok(report) => (
+                    "SUCCESS",
+                    format!("{} migrations applied", report["rows"]),
+                    report,
+                ),
                 Err(e) => ("FAILED", truncate(&format!("{e:#}"), 2000), json!({})),
             }
         }
-        other => ("FAILED", format!("unknown RequestType {other:?}"), json!({})),
+        other => (
+            "FAILED",
+            format!("unknown RequestType {other:?}"),
+            json!({}),
+        ),
     };
     let response = CfnResponse {
         status: status.into(),
@@ -122,7 +143,11 @@ pub async fn handle(env: &JobEnv, http: &reqwest::Client, event: Value) -> anyho
 }
 
 /// PUTs the answer, retrying transient failures a few times.
-async fn send_response(http: &reqwest::Client, url: &str, response: &CfnResponse) -> anyhow::Result<()> {
+async fn send_response(
+    http: &reqwest::Client,
+    url: &str,
+    response: &CfnResponse,
+) -> anyhow::Result<()> {
     let body = serde_json::to_string(response)?;
     let mut last = String::new();
     for attempt in 0..4u32 {
@@ -145,7 +170,8 @@ mod tests {
 
     #[test]
     fn custom_resource_events_are_told_apart_from_plain_invokes() {
-        let ev: Value = serde_json::from_str(include_str!("../../../events/Migrate/create.json")).unwrap();
+        let ev: Value =
+            serde_json::from_str(include_str!("../../../events/Migrate/create.json")).unwrap();
         assert!(is_custom_resource(&ev));
         let req: CfnRequest = serde_json::from_value(ev).unwrap();
         assert_eq!(req.request_type, "Create");

@@ -46,13 +46,13 @@ use crate::metrics::Outcome;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use ooni_adapters::{AwsClients, Secret};
+use ooni_domain::checkin::TestHelper;
 use ooni_platform::config::{ConfigError, Env};
+use ooni_probe::config_docs::{TestHelpersDoc, TEST_HELPERS_KEY};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use ooni_domain::checkin::TestHelper;
-use ooni_probe::config_docs::{TestHelpersDoc, TEST_HELPERS_KEY};
 use tokio::sync::OnceCell;
 
 const WEB_CONNECTIVITY: &str = "web-connectivity";
@@ -82,20 +82,33 @@ impl RotationSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let active_count: usize = env.parse("OONI_ROTATION_ACTIVE_COUNT", 4usize)?;
         if active_count >= 20 {
-            return Err(ConfigError::Invalid { name: "OONI_ROTATION_ACTIVE_COUNT".into(), reason: "must be below 20".into() });
+            return Err(ConfigError::Invalid {
+                name: "OONI_ROTATION_ACTIVE_COUNT".into(),
+                reason: "must be below 20".into(),
+            });
         }
         let regions = env.list("OONI_ROTATION_REGIONS");
         Ok(RotationSettings {
-            api_url: env.string("OONI_ROTATION_API_URL", "https://api.digitalocean.com").trim_end_matches('/').to_owned(),
-            dns_zone: env.string("OONI_ROTATION_DNS_ZONE", "th.ooni.org").trim_matches('.').to_owned(),
+            api_url: env
+                .string("OONI_ROTATION_API_URL", "https://api.digitalocean.com")
+                .trim_end_matches('/')
+                .to_owned(),
+            dns_zone: env
+                .string("OONI_ROTATION_DNS_ZONE", "th.ooni.org")
+                .trim_matches('.')
+                .to_owned(),
             active_count,
             max_age: Duration::hours(env.parse("OONI_ROTATION_MAX_AGE_HOURS", 168i64)?),
             drain: Duration::minutes(env.parse("OONI_ROTATION_DRAIN_MINUTES", 240i64)?.max(1)),
-            spawn_timeout: Duration::minutes(env.parse("OONI_ROTATION_SPAWN_TIMEOUT_MINUTES", 60i64)?),
+            spawn_timeout: Duration::minutes(
+                env.parse("OONI_ROTATION_SPAWN_TIMEOUT_MINUTES", 60i64)?,
+            ),
             size: env.string("OONI_ROTATION_SIZE", "s-1vcpu-1gb"),
             image: env.string("OONI_ROTATION_IMAGE", "debian-12-x64"),
             regions: if regions.is_empty() {
-                ["ams3", "fra1", "lon1", "nyc3", "sfo3", "tor1"].map(String::from).to_vec()
+                ["ams3", "fra1", "lon1", "nyc3", "sfo3", "tor1"]
+                    .map(String::from)
+                    .to_vec()
             } else {
                 regions
             },
@@ -158,7 +171,13 @@ pub trait Cloud: Send + Sync {
     /// Destroys a droplet; a missing one is fine.
     async fn destroy_droplet(&self, id: u64) -> Result<(), CloudError>;
     async fn records(&self, zone: &str) -> Result<Vec<DnsRecord>, CloudError>;
-    async fn create_record(&self, zone: &str, kind: &str, name: &str, data: &str) -> Result<(), CloudError>;
+    async fn create_record(
+        &self,
+        zone: &str,
+        kind: &str,
+        name: &str,
+        data: &str,
+    ) -> Result<(), CloudError>;
     async fn update_record(&self, zone: &str, id: u64, data: &str) -> Result<(), CloudError>;
 }
 
@@ -189,35 +208,71 @@ impl DigitalOcean {
     }
 
     fn build(api_url: &str, aws: Option<AwsClients>, token: OnceCell<Secret>) -> Self {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
-        DigitalOcean { http, api_url: api_url.trim_end_matches('/').to_owned(), aws, token }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        DigitalOcean {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            aws,
+            token,
+        }
     }
 
     async fn token(&self) -> Result<&Secret, CloudError> {
         self.token
             .get_or_try_init(|| async {
                 match &self.aws {
-                    Some(aws) => aws.load_secret("OONI_DIGITALOCEAN_TOKEN").await.map_err(|e| CloudError::Token(e.to_string())),
+                    Some(aws) => aws
+                        .load_secret("OONI_DIGITALOCEAN_TOKEN")
+                        .await
+                        .map_err(|e| CloudError::Token(e.to_string())),
                     None => Err(CloudError::Token("no token configured".into())),
                 }
             })
             .await
     }
 
-    async fn call(&self, op: &'static str, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), CloudError> {
+    async fn call(
+        &self,
+        op: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), CloudError> {
         let token = self.token().await?;
-        let mut req = self.http.request(method, format!("{}{path}", self.api_url)).bearer_auth(token.expose());
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| CloudError::Request { op, message: e.without_url().to_string() })?;
+        let resp = req.send().await.map_err(|e| CloudError::Request {
+            op,
+            message: e.without_url().to_string(),
+        })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| CloudError::Request { op, message: e.without_url().to_string() })?;
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let bytes = resp.bytes().await.map_err(|e| CloudError::Request {
+            op,
+            message: e.without_url().to_string(),
+        })?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         Ok((status, value))
     }
 
-    async fn ok(&self, op: &'static str, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, CloudError> {
+    async fn ok(
+        &self,
+        op: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CloudError> {
         let (status, value) = self.call(op, method, path, body).await?;
         if (200..300).contains(&status) {
             Ok(value)
@@ -260,7 +315,11 @@ struct DoDroplet {
 
 impl From<DoDroplet> for Droplet {
     fn from(d: DoDroplet) -> Droplet {
-        let public = |nets: &[DoNetwork]| nets.iter().find(|n| n.kind == "public").map(|n| n.ip_address.clone());
+        let public = |nets: &[DoNetwork]| {
+            nets.iter()
+                .find(|n| n.kind == "public")
+                .map(|n| n.ip_address.clone())
+        };
         Droplet {
             id: d.id,
             name: d.name,
@@ -274,7 +333,10 @@ impl From<DoDroplet> for Droplet {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(op: &'static str, v: Value) -> Result<T, CloudError> {
-    serde_json::from_value(v).map_err(|e| CloudError::Request { op, message: format!("unexpected answer: {e}") })
+    serde_json::from_value(v).map_err(|e| CloudError::Request {
+        op,
+        message: format!("unexpected answer: {e}"),
+    })
 }
 
 #[async_trait]
@@ -285,8 +347,19 @@ impl Cloud for DigitalOcean {
             droplets: Vec<DoDroplet>,
         }
         let op = "list droplets";
-        let v = self.ok(op, reqwest::Method::GET, &format!("/v2/droplets?tag_name={tag}&per_page=200"), None).await?;
-        Ok(decode::<List>(op, v)?.droplets.into_iter().map(Droplet::from).collect())
+        let v = self
+            .ok(
+                op,
+                reqwest::Method::GET,
+                &format!("/v2/droplets?tag_name={tag}&per_page=200"),
+                None,
+            )
+            .await?;
+        Ok(decode::<List>(op, v)?
+            .droplets
+            .into_iter()
+            .map(Droplet::from)
+            .collect())
     }
 
     async fn create_droplet(&self, d: &NewDroplet) -> Result<Droplet, CloudError> {
@@ -299,13 +372,23 @@ impl Cloud for DigitalOcean {
             "name": d.name, "region": d.region, "size": d.size, "image": d.image,
             "ipv6": true, "backups": false, "user_data": d.user_data, "tags": [d.tag],
         });
-        let v = self.ok(op, reqwest::Method::POST, "/v2/droplets", Some(body)).await?;
+        let v = self
+            .ok(op, reqwest::Method::POST, "/v2/droplets", Some(body))
+            .await?;
         Ok(decode::<Created>(op, v)?.droplet.into())
     }
 
     async fn destroy_droplet(&self, id: u64) -> Result<(), CloudError> {
         let op = "destroy droplet";
-        match self.call(op, reqwest::Method::DELETE, &format!("/v2/droplets/{id}"), None).await? {
+        match self
+            .call(
+                op,
+                reqwest::Method::DELETE,
+                &format!("/v2/droplets/{id}"),
+                None,
+            )
+            .await?
+        {
             (200..=299 | 404, _) => Ok(()),
             (status, _) => Err(CloudError::Status { op, status }),
         }
@@ -325,23 +408,53 @@ impl Cloud for DigitalOcean {
             domain_records: Vec<Rec>,
         }
         let op = "list DNS records";
-        let v = self.ok(op, reqwest::Method::GET, &format!("/v2/domains/{zone}/records?per_page=200"), None).await?;
+        let v = self
+            .ok(
+                op,
+                reqwest::Method::GET,
+                &format!("/v2/domains/{zone}/records?per_page=200"),
+                None,
+            )
+            .await?;
         Ok(decode::<List>(op, v)?
             .domain_records
             .into_iter()
-            .map(|r| DnsRecord { id: r.id, kind: r.kind, name: r.name, data: r.data })
+            .map(|r| DnsRecord {
+                id: r.id,
+                kind: r.kind,
+                name: r.name,
+                data: r.data,
+            })
             .collect())
     }
 
-    async fn create_record(&self, zone: &str, kind: &str, name: &str, data: &str) -> Result<(), CloudError> {
+    async fn create_record(
+        &self,
+        zone: &str,
+        kind: &str,
+        name: &str,
+        data: &str,
+    ) -> Result<(), CloudError> {
         let body = json!({"type": kind, "name": name, "data": data, "ttl": 60});
-        self.ok("create DNS record", reqwest::Method::POST, &format!("/v2/domains/{zone}/records"), Some(body)).await.map(drop)
+        self.ok(
+            "create DNS record",
+            reqwest::Method::POST,
+            &format!("/v2/domains/{zone}/records"),
+            Some(body),
+        )
+        .await
+        .map(drop)
     }
 
     async fn update_record(&self, zone: &str, id: u64, data: &str) -> Result<(), CloudError> {
-        self.ok("update DNS record", reqwest::Method::PUT, &format!("/v2/domains/{zone}/records/{id}"), Some(json!({"data": data})))
-            .await
-            .map(drop)
+        self.ok(
+            "update DNS record",
+            reqwest::Method::PUT,
+            &format!("/v2/domains/{zone}/records/{id}"),
+            Some(json!({"data": data})),
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -360,7 +473,10 @@ impl HttpHelperCheck {
             .danger_accept_invalid_certs(true)
             .build()
             .unwrap_or_default();
-        HttpHelperCheck { http, url_template: url_template.to_owned() }
+        HttpHelperCheck {
+            http,
+            url_template: url_template.to_owned(),
+        }
     }
 }
 
@@ -373,7 +489,15 @@ impl HelperCheck for HttpHelperCheck {
         };
         let url = self.url_template.replace("{ip}", &host);
         let body = json!({"http_request": "https://google.com/", "http_request_headers": {}, "tcp_connect": ["8.8.8.8:443"]});
-        let resp = match self.http.post(&url).header("host", fqdn).header("pragma", "no-cache").json(&body).send().await {
+        let resp = match self
+            .http
+            .post(&url)
+            .header("host", fqdn)
+            .header("pragma", "no-cache")
+            .json(&body)
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 tracing::info!(%ip, status = r.status().as_u16(), "helper check: not ready");
@@ -385,7 +509,9 @@ impl HelperCheck for HttpHelperCheck {
             }
         };
         match resp.json::<Value>().await {
-            Ok(v) => ["dns", "http_request", "tcp_connect"].iter().all(|k| v.get(k).is_some()),
+            Ok(v) => ["dns", "http_request", "tcp_connect"]
+                .iter()
+                .all(|k| v.get(k).is_some()),
             Err(_) => false,
         }
     }
@@ -428,7 +554,12 @@ struct InstanceRow<'a> {
 }
 
 fn datetime(epoch: i64) -> Option<String> {
-    (epoch > 0).then(|| DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%Y-%m-%d %H:%M:%S").to_string())
+    (epoch > 0).then(|| {
+        DateTime::from_timestamp(epoch, 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    })
 }
 
 fn encode_row(i: &Instance, sign: i8, out: &mut Vec<u8>) -> Result<(), JobError> {
@@ -444,7 +575,8 @@ fn encode_row(i: &Instance, sign: i8, out: &mut Vec<u8>) -> Result<(), JobError>
         destroyed_at: datetime(i.destroyed_at),
         sign,
     };
-    serde_json::to_writer(&mut *out, &row).map_err(|e| anyhow::anyhow!("encoding a helper row: {e}"))?;
+    serde_json::to_writer(&mut *out, &row)
+        .map_err(|e| anyhow::anyhow!("encoding a helper row: {e}"))?;
     out.push(b'\n');
     Ok(())
 }
@@ -458,8 +590,13 @@ async fn write_rows(ch: &clickhouse::Client, rows: &[(i8, &Instance)]) -> Result
     let mut insert = ch.insert_formatted_with(
         "INSERT INTO test_helper_instances (rdn, dns_zone, name, provider, region, ipaddr, ipv6addr, draining_at, destroyed_at, sign) FORMAT JSONEachRow",
     );
-    let ch_err = |e: clickhouse::error::Error| JobError::Other(anyhow::anyhow!("writing test_helper_instances: {e}"));
-    insert.send(bytes::Bytes::from(body)).await.map_err(ch_err)?;
+    let ch_err = |e: clickhouse::error::Error| {
+        JobError::Other(anyhow::anyhow!("writing test_helper_instances: {e}"))
+    };
+    insert
+        .send(bytes::Bytes::from(body))
+        .await
+        .map_err(ch_err)?;
     insert.end().await.map_err(ch_err)
 }
 
@@ -489,8 +626,11 @@ pub async fn instances(ch: &clickhouse::Client, zone: &str) -> Result<Vec<Instan
 pub fn rdn_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("roaming-th-")?;
     let (rdn, ts) = rest.split_once('-')?;
-    (!rdn.is_empty() && rdn.bytes().all(|b| b.is_ascii_digit()) && ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(rdn)
+    (!rdn.is_empty()
+        && rdn.bytes().all(|b| b.is_ascii_digit())
+        && ts.len() == 14
+        && ts.bytes().all(|b| b.is_ascii_digit()))
+    .then_some(rdn)
 }
 
 fn fqdn(rdn: &str, zone: &str) -> String {
@@ -519,21 +659,40 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     let droplets = cloud.droplets(TAG).await.map_err(RotationError::from)?;
     let max = s.active_count + MAX_EXTRA;
     if droplets.len() > max {
-        return Err(RotationError::TooManyDroplets { found: droplets.len(), max }.into());
+        return Err(RotationError::TooManyDroplets {
+            found: droplets.len(),
+            max,
+        }
+        .into());
     }
     let by_name: BTreeMap<&str, &Droplet> = droplets.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut rows = instances(&env.ch, zone).await?;
 
     // 2. Destroy helpers drained long enough (droplet first, then the row).
-    for row in rows.iter_mut().filter(|r| r.draining_at > 0 && r.destroyed_at == 0) {
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.draining_at > 0 && r.destroyed_at == 0)
+    {
         if now.timestamp() - row.draining_at < s.drain.num_seconds() {
             continue;
         }
         if let Some(d) = by_name.get(row.name.as_str()) {
-            cloud.destroy_droplet(d.id).await.map_err(RotationError::from)?;
+            cloud
+                .destroy_droplet(d.id)
+                .await
+                .map_err(RotationError::from)?;
         }
-        env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&row.name) }).await?;
-        let destroyed = Instance { destroyed_at: now.timestamp(), ..row.clone() };
+        env.checkpoints
+            .reached(Point {
+                job: JOB,
+                step: Step::Stored,
+                target: Some(&row.name),
+            })
+            .await?;
+        let destroyed = Instance {
+            destroyed_at: now.timestamp(),
+            ..row.clone()
+        };
         replace(&env.ch, row, &destroyed).await?;
         tracing::info!(name = %row.name, rdn = %row.rdn, "drained test helper destroyed");
         actions.push(json!({"action": "destroyed", "name": row.name, "rdn": row.rdn}));
@@ -541,8 +700,14 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     }
 
     // A helper whose droplet disappeared (destroyed by hand): record it destroyed.
-    for row in rows.iter_mut().filter(|r| r.is_active() && !by_name.contains_key(r.name.as_str())) {
-        let gone = Instance { destroyed_at: now.timestamp(), ..row.clone() };
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.is_active() && !by_name.contains_key(r.name.as_str()))
+    {
+        let gone = Instance {
+            destroyed_at: now.timestamp(),
+            ..row.clone()
+        };
         replace(&env.ch, row, &gone).await?;
         tracing::error!(name = %row.name, rdn = %row.rdn, "active test helper not found at the provider; recorded destroyed");
         actions.push(json!({"action": "vanished", "name": row.name, "rdn": row.rdn}));
@@ -566,7 +731,10 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         };
         if !healthy {
             if now - d.created_at > s.spawn_timeout {
-                cloud.destroy_droplet(d.id).await.map_err(RotationError::from)?;
+                cloud
+                    .destroy_droplet(d.id)
+                    .await
+                    .map_err(RotationError::from)?;
                 tracing::warn!(name = %d.name, "new helper never became healthy; destroyed");
                 actions.push(json!({"action": "abandoned", "name": d.name, "rdn": rdn}));
             } else {
@@ -574,7 +742,9 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             }
             continue;
         }
-        let (Some(ip), ipv6) = (d.ipv4, d.ipv6) else { continue };
+        let (Some(ip), ipv6) = (d.ipv4, d.ipv6) else {
+            continue;
+        };
         let new = Instance {
             rdn: rdn.to_owned(),
             dns_zone: zone.to_owned(),
@@ -587,7 +757,13 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             destroyed_at: 0,
         };
         write_rows(&env.ch, &[(1, &new)]).await?;
-        env.checkpoints.reached(Point { job: JOB, step: Step::Stored, target: Some(&d.name) }).await?;
+        env.checkpoints
+            .reached(Point {
+                job: JOB,
+                step: Step::Stored,
+                target: Some(&d.name),
+            })
+            .await?;
         tracing::info!(name = %d.name, rdn, %ip, "new test helper active");
         actions.push(json!({"action": "activated", "name": d.name, "rdn": rdn}));
         rows.push(new);
@@ -596,15 +772,28 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     // 4. One active helper per rdn: drain all but the newest (names sort by creation time).
     let mut active_by_rdn: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.is_active()) {
-        active_by_rdn.entry(r.rdn.clone()).or_default().push(r.clone());
+        active_by_rdn
+            .entry(r.rdn.clone())
+            .or_default()
+            .push(r.clone());
     }
-    let mut draining = rows.iter().any(|r| r.draining_at > 0 && r.destroyed_at == 0);
+    let mut draining = rows
+        .iter()
+        .any(|r| r.draining_at > 0 && r.destroyed_at == 0);
     for list in active_by_rdn.values_mut() {
         list.sort_by(|a, b| a.name.cmp(&b.name));
         while list.len() > 1 {
             draining = true;
             let old = list.remove(0);
-            replace(&env.ch, &old, &Instance { draining_at: now.timestamp(), ..old.clone() }).await?;
+            replace(
+                &env.ch,
+                &old,
+                &Instance {
+                    draining_at: now.timestamp(),
+                    ..old.clone()
+                },
+            )
+            .await?;
             tracing::info!(name = %old.name, rdn = %old.rdn, "test helper draining");
             actions.push(json!({"action": "draining", "name": old.name, "rdn": old.rdn}));
         }
@@ -622,12 +811,22 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             match records.iter().find(|r| r.kind == kind && r.name == *rdn) {
                 Some(r) if r.data == data => {}
                 Some(r) => {
-                    cloud.update_record(zone, r.id, &data).await.map_err(RotationError::from)?;
-                    actions.push(json!({"action": "dns_updated", "rdn": rdn, "type": kind, "data": data}));
+                    cloud
+                        .update_record(zone, r.id, &data)
+                        .await
+                        .map_err(RotationError::from)?;
+                    actions.push(
+                        json!({"action": "dns_updated", "rdn": rdn, "type": kind, "data": data}),
+                    );
                 }
                 None => {
-                    cloud.create_record(zone, kind, rdn, &data).await.map_err(RotationError::from)?;
-                    actions.push(json!({"action": "dns_created", "rdn": rdn, "type": kind, "data": data}));
+                    cloud
+                        .create_record(zone, kind, rdn, &data)
+                        .await
+                        .map_err(RotationError::from)?;
+                    actions.push(
+                        json!({"action": "dns_created", "rdn": rdn, "type": kind, "data": data}),
+                    );
                 }
             }
         }
@@ -638,11 +837,17 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     //    helper at least max_age / active_count old), so probes never see several change at once.
     if pending == 0 {
         let active: Vec<&Instance> = active_by_rdn.values().filter_map(|l| l.first()).collect();
-        let missing = (0..s.active_count).map(|n| n.to_string()).find(|n| !active_by_rdn.contains_key(n));
+        let missing = (0..s.active_count)
+            .map(|n| n.to_string())
+            .find(|n| !active_by_rdn.contains_key(n));
         let ages: Vec<(DateTime<Utc>, String)> = active
             .iter()
             .filter(|i| i.rdn.parse::<usize>().is_ok_and(|n| n < s.active_count))
-            .filter_map(|i| by_name.get(i.name.as_str()).map(|d| (d.created_at, i.rdn.clone())))
+            .filter_map(|i| {
+                by_name
+                    .get(i.name.as_str())
+                    .map(|d| (d.created_at, i.rdn.clone()))
+            })
             .collect();
         let oldest = ages.iter().min().cloned();
         let newest = ages.iter().map(|(c, _)| *c).max();
@@ -650,7 +855,9 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         let staggered = !draining && newest.is_none_or(|n| now - n >= gap);
         let target = match (missing, oldest) {
             (Some(rdn), _) => Some((rdn, "missing")),
-            (None, Some((created, rdn))) if staggered && now - created >= s.max_age => Some((rdn, "replacing the oldest")),
+            (None, Some((created, rdn))) if staggered && now - created >= s.max_age => {
+                Some((rdn, "replacing the oldest"))
+            }
             _ => None,
         };
         if let Some((rdn, why)) = target {
@@ -675,9 +882,13 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
                 user_data: String::from_utf8_lossy(&user_data).into_owned(),
                 tag: TAG.into(),
             };
-            let created = cloud.create_droplet(&new).await.map_err(RotationError::from)?;
+            let created = cloud
+                .create_droplet(&new)
+                .await
+                .map_err(RotationError::from)?;
             tracing::info!(name = %created.name, rdn, region = %created.region, why, "test helper spawned");
-            actions.push(json!({"action": "spawned", "name": created.name, "rdn": rdn, "why": why}));
+            actions
+                .push(json!({"action": "spawned", "name": created.name, "rdn": rdn, "why": why}));
             pending += 1;
         }
     }
@@ -687,17 +898,28 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
 
     let active = rows.iter().filter(|r| r.is_active()).count();
     Ok(Loaded {
-        outcome: if actions.is_empty() && !published { Outcome::Unchanged } else { Outcome::Updated },
+        outcome: if actions.is_empty() && !published {
+            Outcome::Unchanged
+        } else {
+            Outcome::Updated
+        },
         rows: actions.len() as u64,
         details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published }),
     })
 }
 
 /// The test-helpers document with the zone's web-connectivity helpers set to `active_rdns`.
-pub fn with_rotated_helpers<'a>(mut doc: TestHelpersDoc, zone: &str, active_rdns: impl Iterator<Item = &'a str>) -> TestHelpersDoc {
+pub fn with_rotated_helpers<'a>(
+    mut doc: TestHelpersDoc,
+    zone: &str,
+    active_rdns: impl Iterator<Item = &'a str>,
+) -> TestHelpersDoc {
     let suffix = format!(".{zone}");
-    let ours = |h: &TestHelper| h.kind == "https" && h.address.trim_end_matches('/').ends_with(&suffix);
-    let mut wc: Vec<TestHelper> = active_rdns.map(|rdn| TestHelper::https(format!("https://{}", fqdn(rdn, zone)))).collect();
+    let ours =
+        |h: &TestHelper| h.kind == "https" && h.address.trim_end_matches('/').ends_with(&suffix);
+    let mut wc: Vec<TestHelper> = active_rdns
+        .map(|rdn| TestHelper::https(format!("https://{}", fqdn(rdn, zone))))
+        .collect();
     if let Some(old) = doc.helpers.remove(WEB_CONNECTIVITY) {
         wc.extend(old.into_iter().filter(|h| !ours(h)));
     }
@@ -706,7 +928,11 @@ pub fn with_rotated_helpers<'a>(mut doc: TestHelpersDoc, zone: &str, active_rdns
 }
 
 /// Step 7: writes `test-helpers.json` when the active set changed it. Returns whether it wrote.
-async fn publish_helpers<'a>(env: &JobEnv, zone: &str, active_rdns: impl Iterator<Item = &'a str>) -> Result<bool, JobError> {
+async fn publish_helpers<'a>(
+    env: &JobEnv,
+    zone: &str,
+    active_rdns: impl Iterator<Item = &'a str>,
+) -> Result<bool, JobError> {
     let active: Vec<&str> = active_rdns.collect();
     if active.is_empty() {
         // Never leave probes without the zone's helpers: keep what they have.
@@ -714,16 +940,21 @@ async fn publish_helpers<'a>(env: &JobEnv, zone: &str, active_rdns: impl Iterato
     }
     let current = env.config_bucket.get(TEST_HELPERS_KEY).await?;
     let doc = match &current {
-        Some(bytes) => TestHelpersDoc::parse(bytes).map_err(|e| RotationError::HelpersDoc(e.to_string()))?,
+        Some(bytes) => {
+            TestHelpersDoc::parse(bytes).map_err(|e| RotationError::HelpersDoc(e.to_string()))?
+        }
         None => TestHelpersDoc::upstream(),
     };
     let updated = with_rotated_helpers(doc.clone(), zone, active.iter().copied());
     if current.is_some() && updated == doc {
         return Ok(false);
     }
-    let body = serde_json::to_vec_pretty(&updated).map_err(|e| RotationError::HelpersDoc(e.to_string()))?;
+    let body = serde_json::to_vec_pretty(&updated)
+        .map_err(|e| RotationError::HelpersDoc(e.to_string()))?;
     TestHelpersDoc::parse(&body).map_err(|e| RotationError::HelpersDoc(e.to_string()))?;
-    env.config_bucket.put(TEST_HELPERS_KEY, body.into(), "application/json").await?;
+    env.config_bucket
+        .put(TEST_HELPERS_KEY, body.into(), "application/json")
+        .await?;
     tracing::info!(helpers = ?active, "test helpers published to the probes");
     Ok(true)
 }
@@ -731,7 +962,9 @@ async fn publish_helpers<'a>(env: &JobEnv, zone: &str, active_rdns: impl Iterato
 /// Parses a timestamp of a droplet name (for diagnostics).
 pub fn spawned_at(name: &str) -> Option<DateTime<Utc>> {
     let ts = name.rsplit('-').next()?;
-    NaiveDateTime::parse_from_str(ts, "%Y%m%d%H%M%S").ok().map(|n| n.and_utc())
+    NaiveDateTime::parse_from_str(ts, "%Y%m%d%H%M%S")
+        .ok()
+        .map(|n| n.and_utc())
 }
 
 #[cfg(test)]
@@ -746,22 +979,47 @@ mod tests {
         wc.insert(1, TestHelper::https("https://2.th.ooni.org/"));
         let before = doc.helpers[WEB_CONNECTIVITY].len();
         let out = with_rotated_helpers(doc.clone(), "th.ooni.org", ["0", "1"].into_iter());
-        let addrs: Vec<&str> = out.helpers[WEB_CONNECTIVITY].iter().map(|h| h.address.as_str()).collect();
-        assert_eq!(addrs[..2], ["https://0.th.ooni.org", "https://1.th.ooni.org"]);
-        assert!(!addrs.contains(&"https://5.th.ooni.org") && !addrs.contains(&"https://2.th.ooni.org/"));
-        assert_eq!(addrs.len(), before, "two rotated in, two rotated out, the static ones kept");
+        let addrs: Vec<&str> = out.helpers[WEB_CONNECTIVITY]
+            .iter()
+            .map(|h| h.address.as_str())
+            .collect();
+        assert_eq!(
+            addrs[..2],
+            ["https://0.th.ooni.org", "https://1.th.ooni.org"]
+        );
+        assert!(
+            !addrs.contains(&"https://5.th.ooni.org") && !addrs.contains(&"https://2.th.ooni.org/")
+        );
+        assert_eq!(
+            addrs.len(),
+            before,
+            "two rotated in, two rotated out, the static ones kept"
+        );
         assert!(addrs.contains(&"https://wcth0.fra1.ooni.org"));
         assert_eq!(out.helpers["dns"], doc.helpers["dns"]);
-        assert_eq!(with_rotated_helpers(out.clone(), "th.ooni.org", ["0", "1"].into_iter()), out, "idempotent");
+        assert_eq!(
+            with_rotated_helpers(out.clone(), "th.ooni.org", ["0", "1"].into_iter()),
+            out,
+            "idempotent"
+        );
     }
 
     #[test]
     fn our_droplet_names_carry_the_rdn_and_the_spawn_time() {
         assert_eq!(rdn_of("roaming-th-3-20261126101500"), Some("3"));
-        assert_eq!(rdn_of("roaming-th-20261126101500"), None, "upstream names have no rdn");
+        assert_eq!(
+            rdn_of("roaming-th-20261126101500"),
+            None,
+            "upstream names have no rdn"
+        );
         assert_eq!(rdn_of("other-3-20261126101500"), None);
         assert_eq!(rdn_of("roaming-th-x-20261126101500"), None);
-        assert_eq!(spawned_at("roaming-th-3-20261126101500").unwrap().to_rfc3339(), "2026-11-26T10:15:00+00:00");
+        assert_eq!(
+            spawned_at("roaming-th-3-20261126101500")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-26T10:15:00+00:00"
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ impl JobEnv {
             config_bucket: ctx.object_store(Bucket::Config),
             backup_bucket: ctx.object_store(Bucket::Backup),
             data_bucket: ctx.object_store(Bucket::Data),
-            cloud: Arc::new(DigitalOcean::new(&settings.rotation.api_url, ctx.aws.clone())),
+            cloud: Arc::new(DigitalOcean::new(
+                &settings.rotation.api_url,
+                ctx.aws.clone(),
+            )),
             helper_check: Arc::new(HttpHelperCheck::new(&settings.rotation.check_url)),
             fetcher: Arc::new(fetcher),
             checkpoints: Arc::new(NoCheckpoints),
@@ -56,21 +59,35 @@ pub struct JobsService {
 
 impl JobsService {
     pub fn new(ctx: Arc<Context>) -> Self {
-        JobsService { ctx, env: OnceCell::new(), http: cfn_client() }
+        JobsService {
+            ctx,
+            env: OnceCell::new(),
+            http: cfn_client(),
+        }
     }
 
     /// A service over an explicit environment (tests: local sources, checkpoints, memory metrics).
     pub fn with_env(ctx: Arc<Context>, env: JobEnv) -> Self {
-        JobsService { ctx, env: OnceCell::new_with(Some(Arc::new(env))), http: cfn_client() }
+        JobsService {
+            ctx,
+            env: OnceCell::new_with(Some(Arc::new(env))),
+            http: cfn_client(),
+        }
     }
 
     async fn env(&self) -> anyhow::Result<Arc<JobEnv>> {
-        self.env.get_or_try_init(|| async { JobEnv::from_context(&self.ctx).map(Arc::new) }).await.cloned()
+        self.env
+            .get_or_try_init(|| async { JobEnv::from_context(&self.ctx).map(Arc::new) })
+            .await
+            .cloned()
     }
 }
 
 fn cfn_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_default()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -80,9 +97,15 @@ impl Service for JobsService {
     }
 
     async fn build(&self, function: &str) -> anyhow::Result<Option<Handler>> {
-        let Some(job) = Job::from_name(function) else { return Ok(None) };
+        let Some(job) = Job::from_name(function) else {
+            return Ok(None);
+        };
         let env = self.env().await?;
-        Ok(Some(Handler::Job(Arc::new(JobFn { env, job, http: self.http.clone() }))))
+        Ok(Some(Handler::Job(Arc::new(JobFn {
+            env,
+            job,
+            http: self.http.clone(),
+        }))))
     }
 }
 

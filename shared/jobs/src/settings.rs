@@ -72,7 +72,11 @@ pub struct JobSettings {
     pub rotation: RotationSettings,
 }
 
-fn expect<T: std::str::FromStr>(env: &Env, name: &str, default: &str) -> Result<Expect<T>, ConfigError>
+fn expect<T: std::str::FromStr>(
+    env: &Env,
+    name: &str,
+    default: &str,
+) -> Result<Expect<T>, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
@@ -83,7 +87,10 @@ where
     }
     v.parse()
         .map(Expect::Exactly)
-        .map_err(|e: T::Err| ConfigError::Invalid { name: name.into(), reason: e.to_string() })
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            name: name.into(),
+            reason: e.to_string(),
+        })
 }
 
 impl JobSettings {
@@ -94,28 +101,43 @@ impl JobSettings {
             Expect::Any => Expect::Any,
         };
         Ok(JobSettings {
-            fingerprints_dns_url: env.string("OONI_FINGERPRINTS_DNS_URL", &format!("{FINGERPRINTS_BASE}/fingerprints_dns.csv")),
-            fingerprints_http_url: env
-                .string("OONI_FINGERPRINTS_HTTP_URL", &format!("{FINGERPRINTS_BASE}/fingerprints_http.csv")),
+            fingerprints_dns_url: env.string(
+                "OONI_FINGERPRINTS_DNS_URL",
+                &format!("{FINGERPRINTS_BASE}/fingerprints_dns.csv"),
+            ),
+            fingerprints_http_url: env.string(
+                "OONI_FINGERPRINTS_HTTP_URL",
+                &format!("{FINGERPRINTS_BASE}/fingerprints_http.csv"),
+            ),
             citizenlab_archive_url: env.string(
                 "OONI_CITIZENLAB_ARCHIVE_URL",
                 "https://github.com/citizenlab/test-lists/archive/refs/heads/master.tar.gz",
             ),
             citizenlab_min_rows: env.parse("OONI_CITIZENLAB_MIN_ROWS", 20_000usize)?,
             citizenlab_max_rows: env.parse("OONI_CITIZENLAB_MAX_ROWS", 1_000_000usize)?,
-            asnmeta_url: env.string("OONI_ASNMETA_URL", "https://archive.org/download/ip2country-as/all_as_org_map.json"),
+            asnmeta_url: env.string(
+                "OONI_ASNMETA_URL",
+                "https://archive.org/download/ip2country-as/all_as_org_map.json",
+            ),
             asnmeta_min_rows: env.parse("OONI_ASNMETA_MIN_ROWS", 100_000usize)?,
             asnmeta_max_rows: env.parse("OONI_ASNMETA_MAX_ROWS", 1_000_000usize)?,
-            geoip_cc_url: env
-                .string("OONI_GEOIP_CC_URL", "https://download.db-ip.com/free/dbip-country-lite-{month}.mmdb.gz"),
-            geoip_asn_url: env.string("OONI_GEOIP_ASN_URL", "https://download.db-ip.com/free/dbip-asn-lite-{month}.mmdb.gz"),
+            geoip_cc_url: env.string(
+                "OONI_GEOIP_CC_URL",
+                "https://download.db-ip.com/free/dbip-country-lite-{month}.mmdb.gz",
+            ),
+            geoip_asn_url: env.string(
+                "OONI_GEOIP_ASN_URL",
+                "https://download.db-ip.com/free/dbip-asn-lite-{month}.mmdb.gz",
+            ),
             geoip_probe_ip: env.parse("OONI_GEOIP_PROBE_IP", IpAddr::from([8, 8, 8, 8]))?,
             geoip_probe_cc: probe_cc,
             geoip_probe_asn: expect(env, "OONI_GEOIP_PROBE_ASN", "15169")?,
             geoip_cc_key: env.string("OONI_GEOIP_CC_KEY", "geoip/cc.mmdb"),
             geoip_asn_key: env.string("OONI_GEOIP_ASN_KEY", "geoip/asn.mmdb"),
-            vpn_eip_service_url: env
-                .string("OONI_VPN_EIP_SERVICE_URL", "https://api.black.riseup.net/3/config/eip-service.json"),
+            vpn_eip_service_url: env.string(
+                "OONI_VPN_EIP_SERVICE_URL",
+                "https://api.black.riseup.net/3/config/eip-service.json",
+            ),
             vpn_ca_url: env.string("OONI_VPN_CA_URL", "https://api.black.riseup.net/ca.crt"),
             vpn_cert_url: env.string("OONI_VPN_CERT_URL", "https://api.black.riseup.net/3/cert"),
             http_timeout: Duration::from_secs(env.parse("OONI_JOBS_HTTP_TIMEOUT_S", 120u64)?),
@@ -176,14 +198,19 @@ mod tests {
 
     #[test]
     fn an_invalid_probe_address_names_the_setting() {
-        let err = JobSettings::from_env(&Env::from_fn(|k| (k == "OONI_GEOIP_PROBE_IP").then(|| "nope".to_string())))
-            .unwrap_err()
-            .to_string();
+        let err = JobSettings::from_env(&Env::from_fn(|k| {
+            (k == "OONI_GEOIP_PROBE_IP").then(|| "nope".to_string())
+        }))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("OONI_GEOIP_PROBE_IP"), "{err}");
     }
 
     #[test]
     fn the_month_placeholder_is_expanded() {
-        assert_eq!(expand_url("https://x/dbip-asn-lite-{month}.mmdb.gz", "2026-11"), "https://x/dbip-asn-lite-2026-11.mmdb.gz");
+        assert_eq!(
+            expand_url("https://x/dbip-asn-lite-{month}.mmdb.gz", "2026-11"),
+            "https://x/dbip-asn-lite-2026-11.mmdb.gz"
+        );
     }
 }

@@ -37,7 +37,11 @@ pub enum SwapError {
         source: clickhouse::error::Error,
     },
     #[error("{table} holds {found} rows after loading {expected}; not swapping")]
-    CountMismatch { table: &'static str, expected: u64, found: u64 },
+    CountMismatch {
+        table: &'static str,
+        expected: u64,
+        found: u64,
+    },
     #[error("could not encode a row for {table}: {source}")]
     Encode {
         table: &'static str,
@@ -48,13 +52,23 @@ pub enum SwapError {
     Interrupted(#[from] anyhow::Error),
 }
 
-fn ch_err(operation: &'static str, table: &'static str) -> impl FnOnce(clickhouse::error::Error) -> SwapError {
-    move |source| SwapError::ClickHouse { operation, table, source }
+fn ch_err(
+    operation: &'static str,
+    table: &'static str,
+) -> impl FnOnce(clickhouse::error::Error) -> SwapError {
+    move |source| SwapError::ClickHouse {
+        operation,
+        table,
+        source,
+    }
 }
 
 /// Rows currently in `table`.
 pub async fn count(ch: &Client, table: &'static str) -> Result<u64, SwapError> {
-    ch.query(&format!("SELECT count() FROM {table}")).fetch_one::<u64>().await.map_err(ch_err("count", table))
+    ch.query(&format!("SELECT count() FROM {table}"))
+        .fetch_one::<u64>()
+        .await
+        .map_err(ch_err("count", table))
 }
 
 /// Empties `pair.tmp` and loads `rows` into it (JSONEachRow, so enums and fixed strings are
@@ -66,42 +80,78 @@ pub async fn fill_tmp<R: Serialize>(
     job: &str,
     checkpoints: &dyn Checkpoints,
 ) -> Result<u64, SwapError> {
-    let point = |step| Point { job, step, target: Some(pair.live) };
-    ch.query(&format!("TRUNCATE TABLE IF EXISTS {}", pair.tmp)).execute().await.map_err(ch_err("truncate", pair.tmp))?;
+    let point = |step| Point {
+        job,
+        step,
+        target: Some(pair.live),
+    };
+    ch.query(&format!("TRUNCATE TABLE IF EXISTS {}", pair.tmp))
+        .execute()
+        .await
+        .map_err(ch_err("truncate", pair.tmp))?;
     checkpoints.reached(point(Step::TmpTruncated)).await?;
     if !rows.is_empty() {
-        let mut insert = ch.insert_formatted_with(format!("INSERT INTO {} {} FORMAT JSONEachRow", pair.tmp, pair.columns));
+        let mut insert = ch.insert_formatted_with(format!(
+            "INSERT INTO {} {} FORMAT JSONEachRow",
+            pair.tmp, pair.columns
+        ));
         let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 4096);
         for row in rows {
-            serde_json::to_writer((&mut buf).writer(), row).map_err(|source| SwapError::Encode { table: pair.tmp, source })?;
+            serde_json::to_writer((&mut buf).writer(), row).map_err(|source| {
+                SwapError::Encode {
+                    table: pair.tmp,
+                    source,
+                }
+            })?;
             buf.put_u8(b'\n');
             if buf.len() >= CHUNK_BYTES {
                 let chunk: Bytes = buf.split().freeze();
-                insert.send(chunk).await.map_err(ch_err("insert", pair.tmp))?;
+                insert
+                    .send(chunk)
+                    .await
+                    .map_err(ch_err("insert", pair.tmp))?;
             }
         }
         if !buf.is_empty() {
-            insert.send(buf.freeze()).await.map_err(ch_err("insert", pair.tmp))?;
+            insert
+                .send(buf.freeze())
+                .await
+                .map_err(ch_err("insert", pair.tmp))?;
         }
         insert.end().await.map_err(ch_err("insert", pair.tmp))?;
     }
     let found = count(ch, pair.tmp).await?;
     let expected = rows.len() as u64;
     if found != expected {
-        return Err(SwapError::CountMismatch { table: pair.tmp, expected, found });
+        return Err(SwapError::CountMismatch {
+            table: pair.tmp,
+            expected,
+            found,
+        });
     }
     checkpoints.reached(point(Step::TmpFilled)).await?;
     Ok(found)
 }
 
 /// Swaps `pair.tmp` and `pair.live` atomically.
-pub async fn exchange(ch: &Client, pair: TablePair, job: &str, checkpoints: &dyn Checkpoints) -> Result<(), SwapError> {
+pub async fn exchange(
+    ch: &Client,
+    pair: TablePair,
+    job: &str,
+    checkpoints: &dyn Checkpoints,
+) -> Result<(), SwapError> {
     ch.query(&format!("EXCHANGE TABLES {} AND {}", pair.tmp, pair.live))
         .execute()
         .await
         .map_err(ch_err("exchange", pair.live))?;
     tracing::info!(live = pair.live, staging = pair.tmp, "tables exchanged");
-    checkpoints.reached(Point { job, step: Step::Exchanged, target: Some(pair.live) }).await?;
+    checkpoints
+        .reached(Point {
+            job,
+            step: Step::Exchanged,
+            target: Some(pair.live),
+        })
+        .await?;
     Ok(())
 }
 
@@ -114,7 +164,9 @@ pub async fn content_hash(ch: &Client, table: &'static str) -> Result<(u64, u64)
         h: u64,
     }
     let h: H = ch
-        .query(&format!("SELECT count() AS n, sum(cityHash64(*)) AS h FROM {table}"))
+        .query(&format!(
+            "SELECT count() AS n, sum(cityHash64(*)) AS h FROM {table}"
+        ))
         .fetch_one()
         .await
         .map_err(ch_err("hash", table))?;

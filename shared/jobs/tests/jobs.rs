@@ -18,7 +18,8 @@ use support::*;
 // ---- Fingerprints ------------------------------------------------------------------------------
 
 async fn fingerprint_names(h: &Harness, table: &str) -> Vec<String> {
-    h.strings(&format!("SELECT name FROM {table} ORDER BY name")).await
+    h.strings(&format!("SELECT name FROM {table} ORDER BY name"))
+        .await
 }
 
 #[tokio::test]
@@ -61,7 +62,10 @@ async fn an_invalid_fingerprint_file_leaves_both_live_tables_untouched() {
 
     // A valid, smaller DNS file with an HTTP file holding one unknown scope.
     h.serve(DNS, Reply::text(200, first_rows(FP_DNS, 150)));
-    h.serve(HTTP, Reply::text(200, FP_HTTP.replacen(",nat,", ",national,", 1)));
+    h.serve(
+        HTTP,
+        Reply::text(200, FP_HTTP.replacen(",nat,", ",national,", 1)),
+    );
     let err = h.run(Job::Fingerprints).await.unwrap_err();
     assert!(format!("{err:#}").contains("scope"), "{err:#}");
     assert_eq!(fingerprint_names(&h, "fingerprints_dns").await, before);
@@ -80,7 +84,8 @@ async fn an_invalid_fingerprint_file_leaves_both_live_tables_untouched() {
 }
 
 #[tokio::test]
-async fn a_fingerprint_update_stopped_at_any_step_leaves_live_tables_intact_and_the_rerun_completes() {
+async fn a_fingerprint_update_stopped_at_any_step_leaves_live_tables_intact_and_the_rerun_completes(
+) {
     let h = Harness::start().await;
     let (a_dns, a_http) = (FP_DNS.to_owned(), FP_HTTP.to_owned());
     let (b_dns, b_http) = (first_rows(FP_DNS, 150), first_rows(FP_HTTP, 1000));
@@ -104,21 +109,51 @@ async fn a_fingerprint_update_stopped_at_any_step_leaves_live_tables_intact_and_
         } else {
             h.run_killed_at(Job::Fingerprints, at).await;
         }
-        assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (226, 1729), "{at:?}");
+        assert_eq!(
+            (
+                h.count("fingerprints_dns").await,
+                h.count("fingerprints_http").await
+            ),
+            (226, 1729),
+            "{at:?}"
+        );
         let rerun = h.run(Job::Fingerprints).await.unwrap();
         assert_eq!(rerun["outcome"], "updated", "{at:?}");
-        assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1000), "{at:?}");
+        assert_eq!(
+            (
+                h.count("fingerprints_dns").await,
+                h.count("fingerprints_http").await
+            ),
+            (150, 1000),
+            "{at:?}"
+        );
     }
 
     // Stopped between the two exchanges: each table is whole (DNS new, HTTP previous).
     serve(&a_dns, &a_http);
     h.run(Job::Fingerprints).await.unwrap();
     serve(&b_dns, &b_http);
-    h.run_killed_at(Job::Fingerprints, stop(Step::Exchanged, Some("fingerprints_dns"))).await;
-    assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1729));
+    h.run_killed_at(
+        Job::Fingerprints,
+        stop(Step::Exchanged, Some("fingerprints_dns")),
+    )
+    .await;
+    assert_eq!(
+        (
+            h.count("fingerprints_dns").await,
+            h.count("fingerprints_http").await
+        ),
+        (150, 1729)
+    );
     let rerun = h.run(Job::Fingerprints).await.unwrap();
     assert_eq!(rerun["swapped"], json!(["http"]));
-    assert_eq!((h.count("fingerprints_dns").await, h.count("fingerprints_http").await), (150, 1000));
+    assert_eq!(
+        (
+            h.count("fingerprints_dns").await,
+            h.count("fingerprints_http").await
+        ),
+        (150, 1000)
+    );
 }
 
 #[tokio::test]
@@ -132,22 +167,40 @@ async fn a_fingerprint_run_dropped_at_arbitrary_moments_never_exposes_a_partial_
     let mut dropped_before_the_swap = 0;
     for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 160].into_iter().enumerate() {
         let (prev, next) = if i % 2 == 0 { (a, b) } else { (b, a) };
-        let (dns, http) = if next == b { (b_dns.clone(), b_http.clone()) } else { (FP_DNS.to_owned(), FP_HTTP.to_owned()) };
+        let (dns, http) = if next == b {
+            (b_dns.clone(), b_http.clone())
+        } else {
+            (FP_DNS.to_owned(), FP_HTTP.to_owned())
+        };
         h.serve(DNS, Reply::text(200, dns));
         h.serve(HTTP, Reply::text(200, http));
         let env = h.env();
         let run = ooni_jobs::job::run_named(&env, Job::Fingerprints);
-        let dropped = tokio::time::timeout(std::time::Duration::from_millis(delay_ms), run).await.is_err();
-        let counts = (h.count("fingerprints_dns").await, h.count("fingerprints_http").await);
-        assert!([a.0, b.0].contains(&counts.0) && [a.1, b.1].contains(&counts.1), "{delay_ms} ms: {counts:?}");
+        let dropped = tokio::time::timeout(std::time::Duration::from_millis(delay_ms), run)
+            .await
+            .is_err();
+        let counts = (
+            h.count("fingerprints_dns").await,
+            h.count("fingerprints_http").await,
+        );
+        assert!(
+            [a.0, b.0].contains(&counts.0) && [a.1, b.1].contains(&counts.1),
+            "{delay_ms} ms: {counts:?}"
+        );
         if dropped && counts == prev {
             dropped_before_the_swap += 1;
         }
         h.run(Job::Fingerprints).await.unwrap();
-        let after = (h.count("fingerprints_dns").await, h.count("fingerprints_http").await);
+        let after = (
+            h.count("fingerprints_dns").await,
+            h.count("fingerprints_http").await,
+        );
         assert_eq!(after, next, "{delay_ms} ms");
     }
-    assert!(dropped_before_the_swap > 0, "no run was dropped before its swap");
+    assert!(
+        dropped_before_the_swap > 0,
+        "no run was dropped before its swap"
+    );
 }
 
 // ---- Citizen Lab test lists ----------------------------------------------------------------
@@ -155,11 +208,32 @@ async fn a_fingerprint_run_dropped_at_arbitrary_moments_never_exposes_a_partial_
 fn sample_archive() -> Vec<u8> {
     tar_gz(&[
         ("README.md", "# test lists"),
-        ("lists/00-LEGEND-category_codes.csv", "CODE,Category\nNEWS,News\n"),
-        ("lists/global.csv", &list(&[("https://www.example.com/", "NEWS"), ("http://twitter.com/", "GRP")])),
-        ("lists/it.csv", &list(&[("https://www.repubblica.it/", "NEWS"), ("https://www.example.com/", "NEWS")])),
-        ("lists/IR.csv", &list(&[("https://www.bbc.com/persian", "NEWS")])),
-        ("lists/cis.csv", &list(&[("https://regional.example.net/", "NEWS")])),
+        (
+            "lists/00-LEGEND-category_codes.csv",
+            "CODE,Category\nNEWS,News\n",
+        ),
+        (
+            "lists/global.csv",
+            &list(&[
+                ("https://www.example.com/", "NEWS"),
+                ("http://twitter.com/", "GRP"),
+            ]),
+        ),
+        (
+            "lists/it.csv",
+            &list(&[
+                ("https://www.repubblica.it/", "NEWS"),
+                ("https://www.example.com/", "NEWS"),
+            ]),
+        ),
+        (
+            "lists/IR.csv",
+            &list(&[("https://www.bbc.com/persian", "NEWS")]),
+        ),
+        (
+            "lists/cis.csv",
+            &list(&[("https://regional.example.net/", "NEWS")]),
+        ),
         ("scripts/lists/xx.csv", "not,a,list\n"),
     ])
 }
@@ -189,7 +263,10 @@ async fn test_lists_are_loaded_with_global_as_zz_and_countries_in_lowercase() {
             "it NEWS www.repubblica.it https://www.repubblica.it/",
         ]
     );
-    assert_eq!(h.run(Job::Citizenlab).await.unwrap()["outcome"], "unchanged");
+    assert_eq!(
+        h.run(Job::Citizenlab).await.unwrap()["outcome"],
+        "unchanged"
+    );
 }
 
 #[tokio::test]
@@ -199,28 +276,67 @@ async fn one_malformed_list_rejects_the_whole_test_list_update() {
     h.run(Job::Citizenlab).await.unwrap();
     let before = citizenlab_rows(&h).await;
     for (name, bad) in [
-        ("bad URL", tar_gz(&[("lists/global.csv", &list(&[("https://ok.example.org/", "NEWS")])), ("lists/de.csv", &list(&[("https://bad host.de/", "NEWS")]))])),
-        ("missing column", tar_gz(&[("lists/global.csv", "url,category_code\nhttps://ok.example.org/,NEWS\n")])),
-        ("ragged row", tar_gz(&[("lists/global.csv", &format!("{}https://x.example.org/,NEWS\n", list(&[("https://ok.example.org/", "NEWS")])))])),
-        ("too few rows", tar_gz(&[("lists/global.csv", &list(&[("https://ok.example.org/", "NEWS")]))])),
+        (
+            "bad URL",
+            tar_gz(&[
+                (
+                    "lists/global.csv",
+                    &list(&[("https://ok.example.org/", "NEWS")]),
+                ),
+                ("lists/de.csv", &list(&[("https://bad host.de/", "NEWS")])),
+            ]),
+        ),
+        (
+            "missing column",
+            tar_gz(&[(
+                "lists/global.csv",
+                "url,category_code\nhttps://ok.example.org/,NEWS\n",
+            )]),
+        ),
+        (
+            "ragged row",
+            tar_gz(&[(
+                "lists/global.csv",
+                &format!(
+                    "{}https://x.example.org/,NEWS\n",
+                    list(&[("https://ok.example.org/", "NEWS")])
+                ),
+            )]),
+        ),
+        (
+            "too few rows",
+            tar_gz(&[(
+                "lists/global.csv",
+                &list(&[("https://ok.example.org/", "NEWS")]),
+            )]),
+        ),
         ("no lists", tar_gz(&[("README.md", "nothing")])),
     ] {
         h.serve(ARCHIVE, Reply::bytes(200, bad));
         assert!(h.run(Job::Citizenlab).await.is_err(), "{name} was accepted");
         assert_eq!(citizenlab_rows(&h).await, before, "{name}");
     }
-    h.serve(ARCHIVE, Reply::bytes(200, b"<html>not an archive</html>".to_vec()));
+    h.serve(
+        ARCHIVE,
+        Reply::bytes(200, b"<html>not an archive</html>".to_vec()),
+    );
     assert!(h.run(Job::Citizenlab).await.is_err());
     assert_eq!(citizenlab_rows(&h).await, before);
 }
 
 #[tokio::test]
-async fn a_test_list_update_interrupted_at_any_step_or_mid_download_keeps_the_live_table_and_the_rerun_completes() {
+async fn a_test_list_update_interrupted_at_any_step_or_mid_download_keeps_the_live_table_and_the_rerun_completes(
+) {
     let h = Harness::start().await;
     let a = sample_archive();
     let b = tar_gz(&[(
         "lists/global.csv",
-        &list(&[("https://one.example.org/", "NEWS"), ("https://two.example.org/", "HUMR"), ("https://three.example.org/", "LGBT"), ("https://four.example.org/", "ANON")]),
+        &list(&[
+            ("https://one.example.org/", "NEWS"),
+            ("https://two.example.org/", "HUMR"),
+            ("https://three.example.org/", "LGBT"),
+            ("https://four.example.org/", "ANON"),
+        ]),
     )]);
     let stops = [
         stop(Step::Validated, None),
@@ -257,23 +373,48 @@ async fn asn_metadata_is_loaded_refused_when_invalid_and_survives_an_interrupted
     let h = Harness::start().await;
     h.serve(ASNMETA, Reply::text(200, asnmeta_doc(20, "First")));
     let report = h.run(Job::Asnmeta).await.unwrap();
-    assert_eq!((report["rows"].as_u64(), report["asns"].as_u64()), (Some(40), Some(20)));
+    assert_eq!(
+        (report["rows"].as_u64(), report["asns"].as_u64()),
+        (Some(40), Some(20))
+    );
     let row = h.strings("SELECT concat(org_name, '|', cc, '|', toString(changed), '|', aut_name, '|', source) FROM asnmeta WHERE asn = 7 ORDER BY changed").await;
-    assert_eq!(row, ["First Org 7|US|2004-06-04|AS-7|ARIN", "First Org 7 LLC|IT|2018-02-20|AS-7|RIPE"]);
+    assert_eq!(
+        row,
+        [
+            "First Org 7|US|2004-06-04|AS-7|ARIN",
+            "First Org 7 LLC|IT|2018-02-20|AS-7|RIPE"
+        ]
+    );
     assert_eq!(h.run(Job::Asnmeta).await.unwrap()["outcome"], "unchanged");
 
-    h.serve(ASNMETA, Reply::text(200, asnmeta_doc(20, "Second").replace("20180220", "2018022")));
+    h.serve(
+        ASNMETA,
+        Reply::text(
+            200,
+            asnmeta_doc(20, "Second").replace("20180220", "2018022"),
+        ),
+    );
     assert!(h.run(Job::Asnmeta).await.is_err());
     h.serve(ASNMETA, Reply::text(200, asnmeta_doc(4, "Second")));
-    assert!(format!("{:#}", h.run(Job::Asnmeta).await.unwrap_err()).contains("outside the accepted range"));
+    assert!(format!("{:#}", h.run(Job::Asnmeta).await.unwrap_err())
+        .contains("outside the accepted range"));
 
     h.serve(ASNMETA, Reply::text(200, asnmeta_doc(30, "Second")));
-    h.run_killed_at(Job::Asnmeta, stop(Step::TmpFilled, Some("asnmeta"))).await;
+    h.run_killed_at(Job::Asnmeta, stop(Step::TmpFilled, Some("asnmeta")))
+        .await;
     assert_eq!(h.count("asnmeta").await, 40);
-    assert_eq!(h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta").await, ["First"]);
+    assert_eq!(
+        h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta")
+            .await,
+        ["First"]
+    );
     h.run(Job::Asnmeta).await.unwrap();
     assert_eq!(h.count("asnmeta").await, 60);
-    assert_eq!(h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta").await, ["Second"]);
+    assert_eq!(
+        h.strings("SELECT DISTINCT splitByChar(' ', org_name)[1] FROM asnmeta")
+            .await,
+        ["Second"]
+    );
 }
 
 // ---- GeoIP ---------------------------------------------------------------------------------
@@ -284,12 +425,21 @@ fn dbs(cc_for_probe: &str) -> (Vec<u8>, Vec<u8>) {
     cc.insert(ip("93.57.0.0"), 16, &mmdb::country(cc_for_probe));
     cc.insert(ip("192.33.4.0"), 24, &mmdb::country("US"));
     let mut asn = mmdb::MmdbWriter::new("DBIP-ASN-Lite");
-    asn.insert(ip("93.57.0.0"), 16, &mmdb::asn(30722, "Vodafone Italia S.p.A."));
+    asn.insert(
+        ip("93.57.0.0"),
+        16,
+        &mmdb::asn(30722, "Vodafone Italia S.p.A."),
+    );
     (cc.build(), asn.build())
 }
 
 async fn probe_geolookup(h: &Harness, addr: &str) -> Value {
-    let server = h.stack.serve(std::sync::Arc::new(ooni_probe::ProbeService::new(h.stack.ctx.clone()))).await;
+    let server = h
+        .stack
+        .serve(std::sync::Arc::new(ooni_probe::ProbeService::new(
+            h.stack.ctx.clone(),
+        )))
+        .await;
     let resp = reqwest::Client::new()
         .post(server.url("/api/v1/geolookup"))
         .json(&json!({"addresses": [addr]}))
@@ -309,16 +459,32 @@ async fn verified_geoip_databases_replace_the_config_bucket_copies_the_probe_rea
     let report = h.run(Job::Geoip).await.unwrap();
     assert_eq!(report["outcome"], "updated");
     assert_eq!(report["rows"], 2);
-    assert_eq!(report["probe"], json!({"ip": "93.57.1.1", "cc": "IT", "asn": 30722}));
+    assert_eq!(
+        report["probe"],
+        json!({"ip": "93.57.1.1", "cc": "IT", "asn": 30722})
+    );
     assert_eq!(report["cc_db"]["database_type"], "DBIP-Country-Lite");
-    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
-    assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc, "stored inflated");
+    let bucket = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Config);
+    assert_eq!(
+        bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(),
+        cc,
+        "stored inflated"
+    );
     assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn);
     let geo = probe_geolookup(&h, "93.57.1.1").await;
-    assert_eq!((geo["cc"].as_str(), geo["asn"].as_u64()), (Some("IT"), Some(30722)));
+    assert_eq!(
+        (geo["cc"].as_str(), geo["asn"].as_u64()),
+        (Some("IT"), Some(30722))
+    );
 
     let again = h.run(Job::Geoip).await.unwrap();
-    assert_eq!((again["outcome"].as_str(), again["rows"].as_u64()), (Some("unchanged"), Some(0)));
+    assert_eq!(
+        (again["outcome"].as_str(), again["rows"].as_u64()),
+        (Some("unchanged"), Some(0))
+    );
 }
 
 #[tokio::test]
@@ -328,7 +494,10 @@ async fn geoip_databases_that_fail_the_probe_address_check_are_not_stored() {
     h.serve(CC_DB, Reply::bytes(200, cc.clone()));
     h.serve(ASN_DB, Reply::bytes(200, asn.clone()));
     h.run(Job::Geoip).await.unwrap();
-    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    let bucket = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Config);
 
     let (wrong_cc, _) = dbs("FR");
     h.serve(CC_DB, Reply::bytes(200, wrong_cc));
@@ -341,7 +510,10 @@ async fn geoip_databases_that_fail_the_probe_address_check_are_not_stored() {
     h.serve(ASN_DB, Reply::bytes(200, empty.build()));
     assert!(format!("{:#}", h.run(Job::Geoip).await.unwrap_err()).contains("no answer"));
 
-    h.serve(ASN_DB, Reply::bytes(200, b"garbage, not an MMDB file".to_vec()));
+    h.serve(
+        ASN_DB,
+        Reply::bytes(200, b"garbage, not an MMDB file".to_vec()),
+    );
     assert!(format!("{:#}", h.run(Job::Geoip).await.unwrap_err()).contains("not a valid MMDB"));
 
     assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc);
@@ -361,13 +533,25 @@ async fn a_geoip_run_killed_between_the_two_writes_is_finished_by_the_rerun() {
     cc.insert(ip("93.57.0.0"), 16, &mmdb::country("IT"));
     cc.insert(ip("80.233.128.0"), 17, &mmdb::country("IE"));
     let mut asn = mmdb::MmdbWriter::new("DBIP-ASN-Lite");
-    asn.insert(ip("93.57.0.0"), 16, &mmdb::asn(30722, "Vodafone Italia S.p.A."));
-    asn.insert(ip("80.233.128.0"), 17, &mmdb::asn(34245, "Magnet Networks Limited"));
+    asn.insert(
+        ip("93.57.0.0"),
+        16,
+        &mmdb::asn(30722, "Vodafone Italia S.p.A."),
+    );
+    asn.insert(
+        ip("80.233.128.0"),
+        17,
+        &mmdb::asn(34245, "Magnet Networks Limited"),
+    );
     let (cc2, asn2) = (cc.build(), asn.build());
     h.serve(CC_DB, Reply::bytes(200, cc2.clone()));
     h.serve(ASN_DB, Reply::bytes(200, asn2.clone()));
-    h.run_killed_at(Job::Geoip, stop(Step::Stored, Some("geoip/cc.mmdb"))).await;
-    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    h.run_killed_at(Job::Geoip, stop(Step::Stored, Some("geoip/cc.mmdb")))
+        .await;
+    let bucket = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Config);
     assert_eq!(bucket.get("geoip/cc.mmdb").await.unwrap().unwrap(), cc2);
     assert_eq!(bucket.get("geoip/asn.mmdb").await.unwrap().unwrap(), asn1);
     let rerun = h.run(Job::Geoip).await.unwrap();
@@ -396,29 +580,50 @@ fn eip_service() -> Value {
 }
 
 #[tokio::test]
-async fn vpn_credentials_are_stored_and_served_by_the_probe_route_and_bad_sources_keep_the_previous_ones() {
+async fn vpn_credentials_are_stored_and_served_by_the_probe_route_and_bad_sources_keep_the_previous_ones(
+) {
     let h = Harness::start().await;
     h.serve(EIP, Reply::json(200, &eip_service()));
     h.serve(CA, Reply::text(200, format!("{CA_PEM}\n")));
     h.serve(CERT, Reply::text(200, format!("{KEY_PEM}{CERT_PEM}")));
     let report = h.run(Job::VpnCredentials).await.unwrap();
-    assert_eq!((report["outcome"].as_str(), report["endpoints"].as_u64()), (Some("updated"), Some(5)));
+    assert_eq!(
+        (report["outcome"].as_str(), report["endpoints"].as_u64()),
+        (Some("updated"), Some(5))
+    );
 
-    let bucket = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
+    let bucket = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Config);
     let stored = bucket.get("vpn/riseupvpn.json").await.unwrap().unwrap();
-    let doc = ooni_probe::config_docs::VpnProviderDoc::parse("vpn/riseupvpn.json", &stored).unwrap();
+    let doc =
+        ooni_probe::config_docs::VpnProviderDoc::parse("vpn/riseupvpn.json", &stored).unwrap();
     assert_eq!(doc.config.key, KEY_PEM);
     assert_eq!(doc.config.cert, CERT_PEM);
     assert_eq!(doc.config.ca, CA_PEM.trim());
-    assert!(doc.endpoints.iter().any(|e| e.address == "37.218.241.7:1194" && e.transport == "udp"));
+    assert!(doc
+        .endpoints
+        .iter()
+        .any(|e| e.address == "37.218.241.7:1194" && e.transport == "udp"));
 
-    let server = h.stack.serve(std::sync::Arc::new(ooni_probe::ProbeService::new(h.stack.ctx.clone()))).await;
-    let resp = reqwest::get(server.url("/api/v2/ooniprobe/vpn-config/riseupvpn")).await.unwrap();
+    let server = h
+        .stack
+        .serve(std::sync::Arc::new(ooni_probe::ProbeService::new(
+            h.stack.ctx.clone(),
+        )))
+        .await;
+    let resp = reqwest::get(server.url("/api/v2/ooniprobe/vpn-config/riseupvpn"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["config"]["key"], KEY_PEM);
     assert_eq!(body["date_updated"], doc.date_updated);
-    assert!(body["endpoints"][0].as_str().unwrap().starts_with("openvpn://riseupvpn.corp/?address="));
+    assert!(body["endpoints"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("openvpn://riseupvpn.corp/?address="));
 
     for (path, reply) in [
         (CERT, Reply::text(200, CERT_PEM)),
@@ -430,7 +635,11 @@ async fn vpn_credentials_are_stored_and_served_by_the_probe_route_and_bad_source
         h.serve(CERT, Reply::text(200, format!("{KEY_PEM}{CERT_PEM}")));
         h.serve(path, reply);
         assert!(h.run(Job::VpnCredentials).await.is_err(), "{path}");
-        assert_eq!(bucket.get("vpn/riseupvpn.json").await.unwrap().unwrap(), stored, "{path}");
+        assert_eq!(
+            bucket.get("vpn/riseupvpn.json").await.unwrap().unwrap(),
+            stored,
+            "{path}"
+        );
     }
 }
 
@@ -446,7 +655,13 @@ async fn fresh_database_ctx(h: &Harness, database: &str) -> std::sync::Arc<ooni_
 }
 
 async fn database_exists(h: &Harness, name: &str) -> bool {
-    h.ch().query("SELECT count() FROM system.databases WHERE name = ?").bind(name).fetch_one::<u64>().await.unwrap() == 1
+    h.ch()
+        .query("SELECT count() FROM system.databases WHERE name = ?")
+        .bind(name)
+        .fetch_one::<u64>()
+        .await
+        .unwrap()
+        == 1
 }
 
 #[tokio::test]
@@ -466,7 +681,8 @@ async fn migrate_runs_on_a_plain_invoke_and_a_rerun_applies_nothing() {
 }
 
 fn cfn_event(request_type: &str, response_url: &str) -> Value {
-    let mut ev: Value = serde_json::from_str(include_str!("../../../events/Migrate/create.json")).unwrap();
+    let mut ev: Value =
+        serde_json::from_str(include_str!("../../../events/Migrate/create.json")).unwrap();
     ev["RequestType"] = json!(request_type);
     ev["ResponseURL"] = json!(response_url);
     if request_type != "Create" {
@@ -475,10 +691,16 @@ fn cfn_event(request_type: &str, response_url: &str) -> Value {
     ev
 }
 
-async fn migrate_handler(ctx: std::sync::Arc<ooni_platform::Context>, settings: ooni_jobs::settings::JobSettings) -> std::sync::Arc<dyn ooni_platform::JobHandler> {
+async fn migrate_handler(
+    ctx: std::sync::Arc<ooni_platform::Context>,
+    settings: ooni_jobs::settings::JobSettings,
+) -> std::sync::Arc<dyn ooni_platform::JobHandler> {
     let env = ooni_jobs::JobEnv::with_settings(&ctx, settings).unwrap();
     let service = ooni_jobs::JobsService::with_env(ctx, env);
-    match ooni_platform::Service::build(&service, "Migrate").await.unwrap() {
+    match ooni_platform::Service::build(&service, "Migrate")
+        .await
+        .unwrap()
+    {
         Some(ooni_platform::Handler::Job(h)) => h,
         other => panic!("{other:?}"),
     }
@@ -491,46 +713,87 @@ async fn migrate_answers_cloudformation_success_on_create_and_does_nothing_on_de
     let db = format!("test_{}_cfn", h.stack.prefix);
     let handler = migrate_handler(fresh_database_ctx(&h, &db).await, h.settings.clone()).await;
 
-    let out = handler.run(cfn_event("Delete", &cfn.url("/signed?X-Amz-Signature=abc"))).await.unwrap();
+    let out = handler
+        .run(cfn_event("Delete", &cfn.url("/signed?X-Amz-Signature=abc")))
+        .await
+        .unwrap();
     assert_eq!(out["Status"], "SUCCESS");
-    assert!(!database_exists(&h, &db).await, "Delete must not touch the database");
+    assert!(
+        !database_exists(&h, &db).await,
+        "Delete must not touch the database"
+    );
 
-    let out = handler.run(cfn_event("Create", &cfn.url("/signed?X-Amz-Signature=def"))).await.unwrap();
+    let out = handler
+        .run(cfn_event("Create", &cfn.url("/signed?X-Amz-Signature=def")))
+        .await
+        .unwrap();
     assert_eq!(out["Status"], "SUCCESS");
     assert!(database_exists(&h, &db).await);
 
     let puts = cfn.requests();
     assert_eq!(puts.len(), 2);
-    assert!(puts.iter().all(|r| r.method == "PUT" && r.header("content-type").is_none()), "{puts:?}");
+    assert!(
+        puts.iter()
+            .all(|r| r.method == "PUT" && r.header("content-type").is_none()),
+        "{puts:?}"
+    );
     assert_eq!(puts[1].target, "/signed?X-Amz-Signature=def");
     let body: Value = serde_json::from_slice(&puts[1].body).unwrap();
     assert_eq!(body["Status"], "SUCCESS");
     assert_eq!(body["RequestId"], "e3a3d1f0-0000-4000-8000-000000000001");
     assert_eq!(body["LogicalResourceId"], "SchemaMigrations");
-    assert_eq!(body["PhysicalResourceId"], format!("ooni-clickhouse-migrations-{db}"));
+    assert_eq!(
+        body["PhysicalResourceId"],
+        format!("ooni-clickhouse-migrations-{db}")
+    );
     assert!(body["Data"]["applied"].as_array().unwrap().len() >= 13);
     let deleted: Value = serde_json::from_slice(&puts[0].body).unwrap();
-    assert_eq!(deleted["PhysicalResourceId"], "ooni-clickhouse-migrations-existing");
+    assert_eq!(
+        deleted["PhysicalResourceId"],
+        "ooni-clickhouse-migrations-existing"
+    );
 }
 
 #[tokio::test]
-async fn migrate_answers_failed_when_clickhouse_is_unreachable_and_errors_when_the_answer_cannot_be_sent() {
+async fn migrate_answers_failed_when_clickhouse_is_unreachable_and_errors_when_the_answer_cannot_be_sent(
+) {
     let h = Harness::start().await;
-    let cfn = FakeHttp::start(|r| if r.path() == "/broken" { Reply::text(500, "no") } else { Reply::text(200, "") }).await;
+    let cfn = FakeHttp::start(|r| {
+        if r.path() == "/broken" {
+            Reply::text(500, "no")
+        } else {
+            Reply::text(200, "")
+        }
+    })
+    .await;
     let ctx = &h.stack.ctx;
     let closed = ooni_adapters::ClickHouseConfig::new("http://127.0.0.1:1", "nowhere");
-    let ctx = std::sync::Arc::new(ooni_platform::Context::new(ctx.http.clone(), ctx.aws.clone(), ctx.names.clone(), closed));
+    let ctx = std::sync::Arc::new(ooni_platform::Context::new(
+        ctx.http.clone(),
+        ctx.aws.clone(),
+        ctx.names.clone(),
+        closed,
+    ));
     let mut settings = h.settings.clone();
     settings.migrate_deadline = std::time::Duration::from_secs(5);
     let handler = migrate_handler(ctx, settings).await;
 
-    let out = handler.run(cfn_event("Update", &cfn.url("/ok"))).await.unwrap();
+    let out = handler
+        .run(cfn_event("Update", &cfn.url("/ok")))
+        .await
+        .unwrap();
     assert_eq!(out["Status"], "FAILED");
     let sent: Value = serde_json::from_slice(&cfn.requests()[0].body).unwrap();
     assert_eq!(sent["Status"], "FAILED");
-    assert!(sent["Reason"].as_str().unwrap().contains("Migrate failed"), "{sent}");
+    assert!(
+        sent["Reason"].as_str().unwrap().contains("Migrate failed"),
+        "{sent}"
+    );
 
-    assert!(handler.run(cfn_event("Delete", &cfn.url("/broken"))).await.is_err());
+    assert!(handler
+        .run(cfn_event("Delete", &cfn.url("/broken")))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -540,20 +803,38 @@ async fn the_service_serves_every_jobs_function_it_implements_and_run_job_reject
     let names = ooni_platform::Service::functions(&service);
     for name in &names {
         let spec = ooni_platform::functions::function(name).unwrap();
-        assert_eq!(spec.binary, ooni_platform::functions::Binary::Jobs, "{name}");
-        assert!(matches!(ooni_platform::Service::build(&service, name).await.unwrap(), Some(ooni_platform::Handler::Job(_))));
+        assert_eq!(
+            spec.binary,
+            ooni_platform::functions::Binary::Jobs,
+            "{name}"
+        );
+        assert!(matches!(
+            ooni_platform::Service::build(&service, name).await.unwrap(),
+            Some(ooni_platform::Handler::Job(_))
+        ));
     }
     assert_eq!(names.len(), 8);
-    assert!(ooni_platform::Service::build(&service, "Uploader").await.unwrap().is_none());
-    let err = ooni_jobs::run_job(h.stack.ctx.clone(), "JobNope").await.unwrap_err().to_string();
+    assert!(ooni_platform::Service::build(&service, "Uploader")
+        .await
+        .unwrap()
+        .is_none());
+    let err = ooni_jobs::run_job(h.stack.ctx.clone(), "JobNope")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("JobFingerprints"), "{err}");
 
     // A scheduled EventBridge event runs the job (the event itself is ignored).
     h.serve(ASNMETA, Reply::text(200, asnmeta_doc(10, "Evt")));
-    let Some(ooni_platform::Handler::Job(job)) = ooni_platform::Service::build(&service, "JobAsnmeta").await.unwrap() else {
+    let Some(ooni_platform::Handler::Job(job)) =
+        ooni_platform::Service::build(&service, "JobAsnmeta")
+            .await
+            .unwrap()
+    else {
         panic!()
     };
-    let event: Value = serde_json::from_str(include_str!("../../../events/JobAsnmeta/scheduled.json")).unwrap();
+    let event: Value =
+        serde_json::from_str(include_str!("../../../events/JobAsnmeta/scheduled.json")).unwrap();
     assert_eq!(job.run(event).await.unwrap()["rows"], 20);
 }
 
@@ -565,11 +846,20 @@ async fn a_monthly_source_not_yet_published_falls_back_to_last_month() {
     let first = chrono::Datelike::with_day(&now, 1).unwrap();
     let last_month = first.pred_opt().unwrap().format("%Y-%m").to_string();
     h.settings.geoip_cc_url = h.fake.url("/dbip-country-lite-{month}.mmdb.gz");
-    h.serve(&format!("/dbip-country-lite-{last_month}.mmdb.gz"), Reply::bytes(200, gzip(&cc)));
+    h.serve(
+        &format!("/dbip-country-lite-{last_month}.mmdb.gz"),
+        Reply::bytes(200, gzip(&cc)),
+    );
     h.serve(ASN_DB, Reply::bytes(200, asn));
     let report = h.run(Job::Geoip).await.unwrap();
     assert_eq!(report["probe"]["cc"], "IT");
-    let asked: Vec<String> = h.fake.requests().iter().map(|r| r.path().to_owned()).filter(|p| p.contains("country")).collect();
+    let asked: Vec<String> = h
+        .fake
+        .requests()
+        .iter()
+        .map(|r| r.path().to_owned())
+        .filter(|p| p.contains("country"))
+        .collect();
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(asked[1].ends_with(&format!("{last_month}.mmdb.gz")));
 }
@@ -579,7 +869,9 @@ async fn a_monthly_source_not_yet_published_falls_back_to_last_month() {
 fn gunzip_lines(b: &[u8]) -> Vec<Value> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(b), &mut text).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 async fn seed_state_tables(h: &Harness) {
@@ -608,12 +900,21 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
     assert_eq!(report["outcome"], "updated", "{report}");
     let date = report["date"].as_str().unwrap().to_owned();
 
-    let backup = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Backup);
-    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.unwrap();
+    let backup = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Backup);
+    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date)
+        .await
+        .unwrap();
     let tables: Vec<&str> = manifest.tables.iter().map(|t| t.table.as_str()).collect();
     assert_eq!(tables, ooni_jobs::backup::DEFAULT_BACKUP_TABLES);
     assert!(manifest.schema_versions.len() >= 13);
-    let prio = manifest.tables.iter().find(|t| t.table == "url_priorities").unwrap();
+    let prio = manifest
+        .tables
+        .iter()
+        .find(|t| t.table == "url_priorities")
+        .unwrap();
     let live_rows = h.count("url_priorities").await;
     assert!(live_rows >= 1);
     assert_eq!(prio.rows, live_rows);
@@ -621,59 +922,146 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
     let body = backup.get(&prio.key).await.unwrap().unwrap();
     assert_eq!(gunzip_lines(&body).len() as u64, live_rows);
     assert_eq!(prio.bytes, body.len() as u64);
-    let feedback = manifest.tables.iter().find(|t| t.table == "msmt_feedback").unwrap();
-    assert_eq!(gunzip_lines(&backup.get(&feedback.key).await.unwrap().unwrap())[0]["comment"], "it's fine");
+    let feedback = manifest
+        .tables
+        .iter()
+        .find(|t| t.table == "msmt_feedback")
+        .unwrap();
+    assert_eq!(
+        gunzip_lines(&backup.get(&feedback.key).await.unwrap().unwrap())[0]["comment"],
+        "it's fine"
+    );
 
-    let data = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Data);
-    let export = gunzip_lines(&data.get("exports/citizenlab.jsonl.gz").await.unwrap().unwrap());
+    let data = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Data);
+    let export = gunzip_lines(
+        &data
+            .get("exports/citizenlab.jsonl.gz")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     assert_eq!(export.len(), 5);
-    assert!(data.get("exports/fingerprints_dns.jsonl.gz").await.unwrap().is_some());
+    assert!(data
+        .get("exports/fingerprints_dns.jsonl.gz")
+        .await
+        .unwrap()
+        .is_some());
 
     let again = h.run(Job::Backup).await.unwrap();
-    assert_eq!((again["outcome"].as_str(), again["backup"].as_str()), (Some("unchanged"), Some("already complete")));
-
-    let restored =
-        ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &["url_priorities".into()], "_restored").await.unwrap();
-    assert_eq!(restored, vec![("url_priorities_restored".to_owned(), live_rows)]);
     assert_eq!(
-        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities_restored").await.unwrap(),
-        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities").await.unwrap()
+        (again["outcome"].as_str(), again["backup"].as_str()),
+        (Some("unchanged"), Some("already complete"))
+    );
+
+    let restored = ooni_jobs::backup::restore_day(
+        &h.ch(),
+        backup.as_ref(),
+        &date,
+        &["url_priorities".into()],
+        "_restored",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        restored,
+        vec![("url_priorities_restored".to_owned(), live_rows)]
+    );
+    assert_eq!(
+        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities_restored")
+            .await
+            .unwrap(),
+        ooni_jobs::swap::content_hash(&h.ch(), "url_priorities")
+            .await
+            .unwrap()
     );
 
     // The whole day, as the runbook's `ooni restore DATE` does it: every table of the manifest.
-    let all = ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &[], "_all").await.unwrap();
-    let names: Vec<&str> = all.iter().map(|(t, _)| t.strip_suffix("_all").unwrap()).collect();
+    let all = ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &[], "_all")
+        .await
+        .unwrap();
+    let names: Vec<&str> = all
+        .iter()
+        .map(|(t, _)| t.strip_suffix("_all").unwrap())
+        .collect();
     assert_eq!(names, ooni_jobs::backup::DEFAULT_BACKUP_TABLES);
     for (table, rows) in &all {
         assert_eq!(h.count(table).await, *rows, "{table}");
     }
-    assert!(ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &["x; DROP".into()], "_r").await.is_err());
+    assert!(ooni_jobs::backup::restore_day(
+        &h.ch(),
+        backup.as_ref(),
+        &date,
+        &["x; DROP".into()],
+        "_r"
+    )
+    .await
+    .is_err());
 }
 
 #[tokio::test]
-async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrupt_object_is_not_restored() {
+async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrupt_object_is_not_restored(
+) {
     let h = Harness::start().await;
     seed_state_tables(&h).await;
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let first_key = format!("clickhouse/{date}/url_priorities.jsonl.gz");
     let first_key: &'static str = Box::leak(first_key.into_boxed_str());
-    h.run_killed_at(Job::Backup, stop(Step::Stored, Some(first_key))).await;
-    let backup = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Backup);
-    assert!(backup.get(&ooni_jobs::backup::manifest_key(&date)).await.unwrap().is_none());
-    assert!(ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.is_err());
+    h.run_killed_at(Job::Backup, stop(Step::Stored, Some(first_key)))
+        .await;
+    let backup = h
+        .stack
+        .ctx
+        .object_store(ooni_platform::functions::Bucket::Backup);
+    assert!(backup
+        .get(&ooni_jobs::backup::manifest_key(&date))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(ooni_jobs::backup::read_manifest(backup.as_ref(), &date)
+        .await
+        .is_err());
 
     let report = h.run(Job::Backup).await.unwrap();
     assert_eq!(report["outcome"], "updated");
-    assert_eq!(report["resumed"], json!(["url_priorities"]), "the table finished before the kill is not dumped again: {report}");
-    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date).await.unwrap();
-    assert_eq!(manifest.tables.len(), ooni_jobs::backup::DEFAULT_BACKUP_TABLES.len());
+    assert_eq!(
+        report["resumed"],
+        json!(["url_priorities"]),
+        "the table finished before the kill is not dumped again: {report}"
+    );
+    let manifest = ooni_jobs::backup::read_manifest(backup.as_ref(), &date)
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest.tables.len(),
+        ooni_jobs::backup::DEFAULT_BACKUP_TABLES.len()
+    );
     assert!(manifest.tables.iter().map(|t| t.rows).sum::<u64>() > 0);
 
-    backup.put(first_key, bytes::Bytes::from_static(b"tampered"), "application/gzip").await.unwrap();
-    h.ch().query("CREATE TABLE url_priorities_restored AS url_priorities").execute().await.unwrap();
-    let err = ooni_jobs::backup::restore_table(&h.ch(), backup.as_ref(), &date, "url_priorities", "url_priorities_restored")
+    backup
+        .put(
+            first_key,
+            bytes::Bytes::from_static(b"tampered"),
+            "application/gzip",
+        )
         .await
-        .unwrap_err();
+        .unwrap();
+    h.ch()
+        .query("CREATE TABLE url_priorities_restored AS url_priorities")
+        .execute()
+        .await
+        .unwrap();
+    let err = ooni_jobs::backup::restore_table(
+        &h.ch(),
+        backup.as_ref(),
+        &date,
+        "url_priorities",
+        "url_priorities_restored",
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
     assert_eq!(h.count("url_priorities_restored").await, 0);
 }
@@ -704,8 +1092,14 @@ mod rotation_fakes {
 
     impl Do {
         fn droplet_json(d: &FakeDroplet) -> Value {
-            let created = ooni_jobs::rotation::spawned_at(&d.name).unwrap().to_rfc3339();
-            let v4 = if d.ipv4.is_empty() { json!([]) } else { json!([{"ip_address": d.ipv4, "type": "public"}, {"ip_address": "10.0.0.9", "type": "private"}]) };
+            let created = ooni_jobs::rotation::spawned_at(&d.name)
+                .unwrap()
+                .to_rfc3339();
+            let v4 = if d.ipv4.is_empty() {
+                json!([])
+            } else {
+                json!([{"ip_address": d.ipv4, "type": "public"}, {"ip_address": "10.0.0.9", "type": "private"}])
+            };
             json!({"id": d.id, "name": d.name, "status": d.status, "created_at": created, "region": {"slug": d.region},
                    "networks": {"v4": v4, "v6": [{"ip_address": format!("2001:db8::{}", d.id), "type": "public"}]}, "tags": ["roaming-th"]})
         }
@@ -716,7 +1110,10 @@ mod rotation_fakes {
             match (r.method.as_str(), r.path()) {
                 ("GET", "/v2/droplets") => {
                     assert!(r.target.contains("tag_name=roaming-th"));
-                    Reply::json(200, &json!({"droplets": self.droplets.iter().map(Self::droplet_json).collect::<Vec<_>>()}))
+                    Reply::json(
+                        200,
+                        &json!({"droplets": self.droplets.iter().map(Self::droplet_json).collect::<Vec<_>>()}),
+                    )
                 }
                 ("POST", "/v2/droplets") => {
                     self.next += 1;
@@ -728,7 +1125,8 @@ mod rotation_fakes {
                         ipv4: String::new(),
                     };
                     assert_eq!(body["tags"], json!(["roaming-th"]));
-                    self.user_data.push(body["user_data"].as_str().unwrap().into());
+                    self.user_data
+                        .push(body["user_data"].as_str().unwrap().into());
                     let out = json!({"droplet": Self::droplet_json(&d)});
                     self.droplets.push(d);
                     Reply::json(202, &out)
@@ -746,7 +1144,12 @@ mod rotation_fakes {
                 }
                 ("POST", "/v2/domains/th.test/records") => {
                     self.next += 1;
-                    let rec = (self.next, body["type"].as_str().unwrap().into(), body["name"].as_str().unwrap().into(), body["data"].as_str().unwrap().into());
+                    let rec = (
+                        self.next,
+                        body["type"].as_str().unwrap().into(),
+                        body["name"].as_str().unwrap().into(),
+                        body["data"].as_str().unwrap().into(),
+                    );
                     self.records.push(rec);
                     Reply::json(201, &json!({"domain_record": {"id": self.next}}))
                 }
@@ -763,13 +1166,20 @@ mod rotation_fakes {
 
         /// The droplet is up with `ip`.
         pub fn boot(&mut self, name_prefix: &str, ip: &str) {
-            let d = self.droplets.iter_mut().find(|d| d.name.starts_with(name_prefix) && d.status == "new").unwrap();
+            let d = self
+                .droplets
+                .iter_mut()
+                .find(|d| d.name.starts_with(name_prefix) && d.status == "new")
+                .unwrap();
             d.status = "active".into();
             d.ipv4 = ip.into();
         }
 
         pub fn a_record(&self, rdn: &str) -> Option<String> {
-            self.records.iter().find(|r| r.1 == "A" && r.2 == rdn).map(|r| r.3.clone())
+            self.records
+                .iter()
+                .find(|r| r.1 == "A" && r.2 == rdn)
+                .map(|r| r.3.clone())
         }
     }
 
@@ -793,7 +1203,10 @@ mod rotation_fakes {
             let helper = FakeHttp::start(move |r| {
                 let host_ok = r.header("host").is_some_and(|h| h.ends_with(".th.test"));
                 if *ok.lock().unwrap() && host_ok && r.method == "POST" {
-                    Reply::json(200, &json!({"dns": {}, "http_request": {}, "tcp_connect": {}}))
+                    Reply::json(
+                        200,
+                        &json!({"dns": {}, "http_request": {}, "tcp_connect": {}}),
+                    )
                 } else {
                     Reply::text(503, "starting")
                 }
@@ -805,25 +1218,55 @@ mod rotation_fakes {
             h.settings.rotation.drain = chrono::Duration::hours(4);
             h.settings.rotation.spawn_timeout = chrono::Duration::minutes(60);
             h.settings.rotation.regions = vec!["fra1".into(), "ams3".into()];
-            let config = h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
-            config.put("rotation/setup.sh", bytes::Bytes::from_static(b"#!/bin/sh\napt-get install -y oohelperd\n"), "text/x-shellscript").await.unwrap();
-            let clock = Arc::new(ooni_adapters::FixedClock::new("2026-11-20T10:00:00Z".parse().unwrap()));
-            Rotation { h, cloud, state, helper, healthy, clock }
+            let config = h
+                .stack
+                .ctx
+                .object_store(ooni_platform::functions::Bucket::Config);
+            config
+                .put(
+                    "rotation/setup.sh",
+                    bytes::Bytes::from_static(b"#!/bin/sh\napt-get install -y oohelperd\n"),
+                    "text/x-shellscript",
+                )
+                .await
+                .unwrap();
+            let clock = Arc::new(ooni_adapters::FixedClock::new(
+                "2026-11-20T10:00:00Z".parse().unwrap(),
+            ));
+            Rotation {
+                h,
+                cloud,
+                state,
+                helper,
+                healthy,
+                clock,
+            }
         }
 
-        pub fn env(&self, checkpoints: Option<Arc<dyn ooni_jobs::checkpoint::Checkpoints>>) -> ooni_jobs::JobEnv {
+        pub fn env(
+            &self,
+            checkpoints: Option<Arc<dyn ooni_jobs::checkpoint::Checkpoints>>,
+        ) -> ooni_jobs::JobEnv {
             let mut env = match checkpoints {
                 Some(c) => self.h.env_with(c),
                 None => self.h.env(),
             };
-            env.cloud = Arc::new(ooni_jobs::rotation::DigitalOcean::with_token(&self.cloud.base_url, ooni_adapters::Secret::new("do-token")));
-            env.helper_check = Arc::new(ooni_jobs::rotation::HttpHelperCheck::new(&format!("{}/", self.helper.base_url)));
+            env.cloud = Arc::new(ooni_jobs::rotation::DigitalOcean::with_token(
+                &self.cloud.base_url,
+                ooni_adapters::Secret::new("do-token"),
+            ));
+            env.helper_check = Arc::new(ooni_jobs::rotation::HttpHelperCheck::new(&format!(
+                "{}/",
+                self.helper.base_url
+            )));
             env.clock = self.clock.clone();
             env
         }
 
         pub async fn run(&self) -> Value {
-            ooni_jobs::job::run_named(&self.env(None), Job::TestHelperRotation).await.unwrap()
+            ooni_jobs::job::run_named(&self.env(None), Job::TestHelperRotation)
+                .await
+                .unwrap()
         }
 
         pub fn advance(&self, hours: i64) {
@@ -835,12 +1278,25 @@ mod rotation_fakes {
         }
 
         pub async fn rows(&self) -> Vec<ooni_jobs::rotation::Instance> {
-            ooni_jobs::rotation::instances(&self.h.ch(), "th.test").await.unwrap()
+            ooni_jobs::rotation::instances(&self.h.ch(), "th.test")
+                .await
+                .unwrap()
         }
     }
 
     pub fn actions(report: &Value) -> Vec<String> {
-        report["actions"].as_array().unwrap().iter().map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["rdn"].as_str().unwrap_or(""))).collect()
+        report["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {}",
+                    a["action"].as_str().unwrap(),
+                    a["rdn"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
     }
 }
 
@@ -850,54 +1306,115 @@ use rotation_fakes::{actions, Rotation};
 async fn rotation_spawns_activates_replaces_drains_and_destroys_helpers_one_step_per_run() {
     let r = Rotation::start().await;
     assert_eq!(actions(&r.run().await), ["spawned 0"]);
-    assert!(r.cloud().user_data[0].contains("oohelperd"), "the setup script is the first-boot user data");
+    assert!(
+        r.cloud().user_data[0].contains("oohelperd"),
+        "the setup script is the first-boot user data"
+    );
     let waiting = r.run().await;
-    assert_eq!((waiting["outcome"].as_str(), waiting["pending"].as_u64()), (Some("unchanged"), Some(1)));
+    assert_eq!(
+        (waiting["outcome"].as_str(), waiting["pending"].as_u64()),
+        (Some("unchanged"), Some(1))
+    );
 
-    let config = r.h.stack.ctx.object_store(ooni_platform::functions::Bucket::Config);
-    assert!(config.get("test-helpers.json").await.unwrap().is_none(), "nothing published before a helper is active");
+    let config =
+        r.h.stack
+            .ctx
+            .object_store(ooni_platform::functions::Bucket::Config);
+    assert!(
+        config.get("test-helpers.json").await.unwrap().is_none(),
+        "nothing published before a helper is active"
+    );
     r.cloud().boot("roaming-th-0-", "192.0.2.1");
     let first = r.run().await;
-    assert_eq!(actions(&first), ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]);
+    assert_eq!(
+        actions(&first),
+        ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]
+    );
     assert_eq!(first["published"], true);
     assert_eq!(r.cloud().a_record("0").as_deref(), Some("192.0.2.1"));
     let published = |bytes: bytes::Bytes| {
         let doc = ooni_probe::config_docs::TestHelpersDoc::parse(&bytes).unwrap();
-        doc.helpers["web-connectivity"].iter().map(|h| format!("{} {}", h.kind, h.address)).collect::<Vec<_>>()
+        doc.helpers["web-connectivity"]
+            .iter()
+            .map(|h| format!("{} {}", h.kind, h.address))
+            .collect::<Vec<_>>()
     };
     let wc = published(config.get("test-helpers.json").await.unwrap().unwrap());
     assert_eq!(wc[0], "https https://0.th.test");
     assert!(!wc.iter().any(|h| h.contains("1.th.test")));
-    assert!(wc.iter().any(|h| h.starts_with("cloudfront ")), "fronted helpers are kept: {wc:?}");
+    assert!(
+        wc.iter().any(|h| h.starts_with("cloudfront ")),
+        "fronted helpers are kept: {wc:?}"
+    );
     r.advance(1);
     r.cloud().boot("roaming-th-1-", "192.0.2.2");
-    assert_eq!(actions(&r.run().await), ["activated 1", "dns_created 1", "dns_created 1"]);
+    assert_eq!(
+        actions(&r.run().await),
+        ["activated 1", "dns_created 1", "dns_created 1"]
+    );
     let wc = published(config.get("test-helpers.json").await.unwrap().unwrap());
-    assert_eq!(wc[..2], ["https https://0.th.test".to_owned(), "https https://1.th.test".to_owned()]);
+    assert_eq!(
+        wc[..2],
+        [
+            "https https://0.th.test".to_owned(),
+            "https https://1.th.test".to_owned()
+        ]
+    );
     let idle = r.run().await;
-    assert_eq!((idle["outcome"].as_str(), idle["published"].as_bool()), (Some("unchanged"), Some(false)), "two healthy young helpers: nothing to do");
+    assert_eq!(
+        (idle["outcome"].as_str(), idle["published"].as_bool()),
+        (Some("unchanged"), Some(false)),
+        "two healthy young helpers: nothing to do"
+    );
 
     r.advance(48);
-    assert_eq!(actions(&r.run().await), ["spawned 0"], "the oldest is replaced");
+    assert_eq!(
+        actions(&r.run().await),
+        ["spawned 0"],
+        "the oldest is replaced"
+    );
     r.cloud().boot("roaming-th-0-2026112", "192.0.2.3");
-    assert_eq!(actions(&r.run().await), ["activated 0", "draining 0", "dns_updated 0", "dns_updated 0"]);
+    assert_eq!(
+        actions(&r.run().await),
+        [
+            "activated 0",
+            "draining 0",
+            "dns_updated 0",
+            "dns_updated 0"
+        ]
+    );
     assert_eq!(r.cloud().a_record("0").as_deref(), Some("192.0.2.3"));
     let rows = r.rows().await;
-    let draining: Vec<&str> = rows.iter().filter(|i| i.draining_at > 0 && i.destroyed_at == 0).map(|i| i.ipaddr.as_str()).collect();
+    let draining: Vec<&str> = rows
+        .iter()
+        .filter(|i| i.draining_at > 0 && i.destroyed_at == 0)
+        .map(|i| i.ipaddr.as_str())
+        .collect();
     assert_eq!(draining, ["192.0.2.1"]);
     assert_eq!(rows.iter().filter(|i| i.is_active()).count(), 2);
 
     r.advance(5);
-    assert_eq!(actions(&r.run().await), ["destroyed 0"], "no second replacement right after the first");
+    assert_eq!(
+        actions(&r.run().await),
+        ["destroyed 0"],
+        "no second replacement right after the first"
+    );
     assert_eq!(r.cloud().deleted, [1]);
     let rows = r.rows().await;
-    assert!(rows.iter().any(|i| i.ipaddr == "192.0.2.1" && i.destroyed_at > 0));
+    assert!(rows
+        .iter()
+        .any(|i| i.ipaddr == "192.0.2.1" && i.destroyed_at > 0));
     r.advance(19);
-    assert_eq!(actions(&r.run().await), ["spawned 1"], "rotations are staggered by max_age / active_count");
+    assert_eq!(
+        actions(&r.run().await),
+        ["spawned 1"],
+        "rotations are staggered by max_age / active_count"
+    );
 }
 
 #[tokio::test]
-async fn a_rotation_killed_mid_activation_is_repaired_and_unhealthy_or_surplus_droplets_are_handled() {
+async fn a_rotation_killed_mid_activation_is_repaired_and_unhealthy_or_surplus_droplets_are_handled(
+) {
     let r = Rotation::start().await;
     r.run().await;
     r.cloud().boot("roaming-th-0-", "192.0.2.1");
@@ -907,13 +1424,42 @@ async fn a_rotation_killed_mid_activation_is_repaired_and_unhealthy_or_surplus_d
     r.advance(49);
     r.run().await; // spawns the replacement of rdn 0
     r.cloud().boot("roaming-th-0-2026112", "192.0.2.3");
-    let new_name = r.cloud().droplets.iter().find(|d| d.ipv4 == "192.0.2.3").unwrap().name.clone();
+    let new_name = r
+        .cloud()
+        .droplets
+        .iter()
+        .find(|d| d.ipv4 == "192.0.2.3")
+        .unwrap()
+        .name
+        .clone();
     let name: &'static str = Box::leak(new_name.into_boxed_str());
     let hook = std::sync::Arc::new(FailAt(stop(Step::Stored, Some(name))));
-    assert!(ooni_jobs::job::run_named(&r.env(Some(hook)), Job::TestHelperRotation).await.is_err());
-    assert_eq!(r.rows().await.iter().filter(|i| i.rdn == "0" && i.is_active()).count(), 2, "killed before draining the old one");
-    assert_eq!(actions(&r.run().await), ["draining 0", "dns_updated 0", "dns_updated 0"]);
-    assert_eq!(r.rows().await.iter().filter(|i| i.rdn == "0" && i.is_active()).count(), 1);
+    assert!(
+        ooni_jobs::job::run_named(&r.env(Some(hook)), Job::TestHelperRotation)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        r.rows()
+            .await
+            .iter()
+            .filter(|i| i.rdn == "0" && i.is_active())
+            .count(),
+        2,
+        "killed before draining the old one"
+    );
+    assert_eq!(
+        actions(&r.run().await),
+        ["draining 0", "dns_updated 0", "dns_updated 0"]
+    );
+    assert_eq!(
+        r.rows()
+            .await
+            .iter()
+            .filter(|i| i.rdn == "0" && i.is_active())
+            .count(),
+        1
+    );
 
     // A replacement that never answers the end-to-end check is abandoned after the timeout.
     r.advance(49);
@@ -931,10 +1477,18 @@ async fn a_rotation_killed_mid_activation_is_repaired_and_unhealthy_or_surplus_d
         let mut c = r.cloud();
         c.next += 1;
         let id = c.next;
-        c.droplets.push(rotation_fakes::FakeDroplet { id, name: format!("roaming-th-9-2026112{n}000000"), status: "active".into(), region: "fra1".into(), ipv4: "192.0.2.99".into() });
+        c.droplets.push(rotation_fakes::FakeDroplet {
+            id,
+            name: format!("roaming-th-9-2026112{n}000000"),
+            status: "active".into(),
+            region: "fra1".into(),
+            ipv4: "192.0.2.99".into(),
+        });
     }
     let before = r.rows().await;
-    let err = ooni_jobs::job::run_named(&r.env(None), Job::TestHelperRotation).await.unwrap_err();
+    let err = ooni_jobs::job::run_named(&r.env(None), Job::TestHelperRotation)
+        .await
+        .unwrap_err();
     assert!(format!("{err:#}").contains("refusing to act"), "{err:#}");
     assert_eq!(r.rows().await, before);
 }

@@ -14,7 +14,9 @@
 //! reading the whole result. Iterations alternate API and direct calls.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use ooni_adapters::{AwsClients, AwsOptions, ClickHouseConfig, FixedClock, Migrator, ResourceNames, Secret};
+use ooni_adapters::{
+    AwsClients, AwsOptions, ClickHouseConfig, FixedClock, Migrator, ResourceNames, Secret,
+};
 use ooni_measurements::aggregation::AggQuery;
 use ooni_measurements::measurements::{category_sql, meta_sql, ListQuery, MeasurementRef};
 use ooni_measurements::params::Params;
@@ -26,7 +28,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 fn event(path: &str, query: &str) -> lambda_http::Request {
@@ -59,7 +64,11 @@ struct Stats {
 fn stats(mut ms: Vec<f64>) -> Stats {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
-    Stats { p50: at(0.5), p95: at(0.95), mean: ms.iter().sum::<f64>() / ms.len() as f64 }
+    Stats {
+        p50: at(0.5),
+        p95: at(0.95),
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    }
 }
 
 /// The SQL text(s) a case runs and the output format the handler reads them in.
@@ -99,7 +108,9 @@ async fn run_api(h: &Arc<dyn HttpHandler>, path: &str, query: &str) -> usize {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rows: u64 = env_or("OONI_BENCH_ROWS", "10000000").parse().unwrap_or(10_000_000);
+    let rows: u64 = env_or("OONI_BENCH_ROWS", "10000000")
+        .parse()
+        .unwrap_or(10_000_000);
     let iters: usize = env_or("OONI_BENCH_ITERS", "30").parse().unwrap_or(30);
     let db = env_or("OONI_BENCH_DB", "ooni_bench");
     let ch_url = env_or("OONI_TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123");
@@ -110,34 +121,69 @@ async fn main() {
     if let Err(e) = migrator.migrate_config(&config).await {
         panic!("cannot prepare {db} on {ch_url}: {e}");
     }
-    let client = config.client().with_setting("session_timezone", "UTC").with_setting("max_execution_time", "28");
-    let have: u64 = client.query("SELECT count() FROM fastpath").fetch_one().await.unwrap_or(0);
+    let client = config
+        .client()
+        .with_setting("session_timezone", "UTC")
+        .with_setting("max_execution_time", "28");
+    let have: u64 = client
+        .query("SELECT count() FROM fastpath")
+        .fetch_one()
+        .await
+        .unwrap_or(0);
     if have < rows {
         let started = Instant::now();
         if let Err(e) = generate_fastpath(&client, rows - have).await {
             panic!("generating rows: {e}");
         }
-        println!("generated {} fastpath rows in {:.1} s", rows - have, started.elapsed().as_secs_f64());
+        println!(
+            "generated {} fastpath rows in {:.1} s",
+            rows - have,
+            started.elapsed().as_secs_f64()
+        );
     }
-    let total: u64 = client.query("SELECT count() FROM fastpath").fetch_one().await.unwrap_or(0);
+    let total: u64 = client
+        .query("SELECT count() FROM fastpath")
+        .fetch_one()
+        .await
+        .unwrap_or(0);
     let parts: u64 = client
         .query("SELECT count() FROM system.parts WHERE database = currentDatabase() AND table = 'fastpath' AND active")
         .fetch_one()
         .await
         .unwrap_or(0);
-    let newest: u32 = client.query("SELECT toUInt32(max(measurement_start_time)) FROM fastpath").fetch_one().await.unwrap_or(0);
-    let anchor: DateTime<Utc> = Utc.timestamp_opt(i64::from(newest), 0).single().unwrap_or_else(Utc::now);
+    let newest: u32 = client
+        .query("SELECT toUInt32(max(measurement_start_time)) FROM fastpath")
+        .fetch_one()
+        .await
+        .unwrap_or(0);
+    let anchor: DateTime<Utc> = Utc
+        .timestamp_opt(i64::from(newest), 0)
+        .single()
+        .unwrap_or_else(Utc::now);
     println!("fastpath: {total} rows in {parts} active parts, newest measurement {anchor}");
 
     let aws = AwsClients::load(AwsOptions::local(&aws_url)).await;
-    let http = HttpConfig { base_url: "https://api.ooni.io".into(), trusted_proxy_hops: 0, stage: "bench".into() };
-    let ctx = Arc::new(Context::new(http, aws, ResourceNames::with_prefix("bench"), config.clone()));
+    let http = HttpConfig {
+        base_url: "https://api.ooni.io".into(),
+        trusted_proxy_hops: 0,
+        stage: "bench".into(),
+    };
+    let ctx = Arc::new(Context::new(
+        http,
+        aws,
+        ResourceNames::with_prefix("bench"),
+        config.clone(),
+    ));
     let service = ApiService::with_options(
         ctx,
         ApiOptions {
             clock: Some(Arc::new(FixedClock::new(anchor))),
             quota_store: Some(Arc::new(MemoryQuotaStore::default())),
-            quota_config: Some(QuotaConfig { ip_budget_ms: [u64::MAX / 4; 3], account_budget_ms: [u64::MAX / 4; 3], ..QuotaConfig::default() }),
+            quota_config: Some(QuotaConfig {
+                ip_budget_ms: [u64::MAX / 4; 3],
+                account_budget_ms: [u64::MAX / 4; 3],
+                ..QuotaConfig::default()
+            }),
             quota_hash_key: Some(Secret::new("bench-quota-key-0123456789")),
             ..ApiOptions::default()
         },
@@ -155,14 +201,21 @@ async fn main() {
     let aggregation = handler("Aggregation").await;
     let meta = handler("MeasurementMeta").await;
 
-    let day = |d: i64| (anchor - Duration::days(d)).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let day = |d: i64| {
+        (anchor - Duration::days(d))
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
     let until = anchor.format("%Y-%m-%dT%H:%M:%S").to_string();
     let agg_cases = [
         ("country x day, 30 days", format!("axis_x=measurement_start_day&axis_y=probe_cc&time_grain=day&since={}&until={until}", day(30))),
         ("test_name x probe_cc, 1 year", format!("axis_x=test_name&axis_y=probe_cc&since={}&until={until}", day(365))),
         ("one domain by day, 6 months", format!("domain=www.d42.example&axis_x=measurement_start_day&time_grain=day&since={}&until={until}", day(180))),
     ];
-    let list_query = format!("probe_cc=IT&test_name=web_connectivity&anomaly=true&since={}&until={until}&limit=50", day(30));
+    let list_query = format!(
+        "probe_cc=IT&test_name=web_connectivity&anomaly=true&since={}&until={until}&limit=50",
+        day(30)
+    );
 
     let uids: Vec<String> = client
         .query("SELECT measurement_uid FROM fastpath WHERE cityHash64(measurement_uid) % 100000 = 7 LIMIT ?")
@@ -173,18 +226,41 @@ async fn main() {
     assert!(!uids.is_empty(), "no uids sampled");
 
     println!();
-    println!("{:<32} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}", "query", "api p50", "api p95", "api mean", "sql p50", "sql p95", "sql mean", "p50 x", "bytes");
+    println!(
+        "{:<32} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "query",
+        "api p50",
+        "api p95",
+        "api mean",
+        "sql p50",
+        "sql p95",
+        "sql mean",
+        "p50 x",
+        "bytes"
+    );
     let report = |name: &str, api: Vec<f64>, sql: Vec<f64>, bytes: usize| {
         let (a, d) = (stats(api), stats(sql));
         println!(
             "{:<32} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>6.2}x {:>9}",
-            name, a.p50, a.p95, a.mean, d.p50, d.p95, d.mean, a.p50 / d.p50, bytes
+            name,
+            a.p50,
+            a.p95,
+            a.mean,
+            d.p50,
+            d.p95,
+            d.mean,
+            a.p50 / d.p50,
+            bytes
         );
     };
 
     for (name, q) in &agg_cases {
-        let parsed = AggQuery::parse(&Params::parse(q), anchor).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let direct = Direct { sqls: vec![parsed.to_sql().render()], format: "JSON" };
+        let parsed =
+            AggQuery::parse(&Params::parse(q), anchor).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let direct = Direct {
+            sqls: vec![parsed.to_sql().render()],
+            format: "JSON",
+        };
         let (mut api_ms, mut sql_ms, mut size) = (Vec::new(), Vec::new(), 0);
         for i in 0..iters + 3 {
             let t = Instant::now();
@@ -202,8 +278,12 @@ async fn main() {
     }
 
     {
-        let parsed = ListQuery::parse(&Params::parse(&list_query), anchor).unwrap_or_else(|e| panic!("list: {e}"));
-        let direct = Direct { sqls: vec![parsed.to_sql().render()], format: "RowBinaryWithNamesAndTypes" };
+        let parsed = ListQuery::parse(&Params::parse(&list_query), anchor)
+            .unwrap_or_else(|e| panic!("list: {e}"));
+        let direct = Direct {
+            sqls: vec![parsed.to_sql().render()],
+            format: "RowBinaryWithNamesAndTypes",
+        };
         let (mut api_ms, mut sql_ms, mut size) = (Vec::new(), Vec::new(), 0);
         for i in 0..iters + 3 {
             let t = Instant::now();
@@ -238,7 +318,10 @@ async fn main() {
             if !input.is_empty() {
                 sqls.push(category_sql(&input).render());
             }
-            let direct = Direct { sqls, format: "RowBinaryWithNamesAndTypes" };
+            let direct = Direct {
+                sqls,
+                format: "RowBinaryWithNamesAndTypes",
+            };
             let t = Instant::now();
             run_direct(&client, &direct).await;
             let d = t.elapsed().as_secs_f64() * 1000.0;

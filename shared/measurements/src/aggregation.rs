@@ -21,7 +21,13 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// The counters every aggregation row carries, in CSV (sorted) order among the axes.
-const COUNT_COLUMNS: [&str; 5] = ["anomaly_count", "confirmed_count", "failure_count", "measurement_count", "ok_count"];
+const COUNT_COLUMNS: [&str; 5] = [
+    "anomaly_count",
+    "confirmed_count",
+    "failure_count",
+    "measurement_count",
+    "ok_count",
+];
 
 /// A grouping dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +73,9 @@ impl Axis {
     /// The select expression (aliased to the axis name).
     fn select(self, grain: TimeGrain) -> &'static str {
         match self {
-            Axis::BlockingType => ", JSONExtractString(scores, 'analysis', 'blocking_type') AS blocking_type",
+            Axis::BlockingType => {
+                ", JSONExtractString(scores, 'analysis', 'blocking_type') AS blocking_type"
+            }
             Axis::CategoryCode => ", cl.category_code AS category_code",
             Axis::Domain => ", domain",
             Axis::Input => ", input",
@@ -75,11 +83,19 @@ impl Axis {
             Axis::ProbeCc => ", probe_cc",
             Axis::TestName => ", test_name",
             Axis::MeasurementStartDay => match grain {
-                TimeGrain::Hour => ", toStartOfHour(measurement_start_time) AS measurement_start_day",
+                TimeGrain::Hour => {
+                    ", toStartOfHour(measurement_start_time) AS measurement_start_day"
+                }
                 TimeGrain::Day => ", toDate(measurement_start_time) AS measurement_start_day",
-                TimeGrain::Week => ", toStartOfWeek(measurement_start_time) AS measurement_start_day",
-                TimeGrain::Month => ", toStartOfMonth(measurement_start_time) AS measurement_start_day",
-                TimeGrain::Year => ", toStartOfYear(measurement_start_time) AS measurement_start_day",
+                TimeGrain::Week => {
+                    ", toStartOfWeek(measurement_start_time) AS measurement_start_day"
+                }
+                TimeGrain::Month => {
+                    ", toStartOfMonth(measurement_start_time) AS measurement_start_day"
+                }
+                TimeGrain::Year => {
+                    ", toStartOfYear(measurement_start_time) AS measurement_start_day"
+                }
             },
         }
     }
@@ -110,12 +126,19 @@ impl TimeGrain {
 /// A `{"error": msg, "msg": msg, "v": 0}` 400: `error` is the legacy key, `msg` the new
 /// service's; both are sent so either kind of client finds its message.
 pub fn v0_error(msg: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorBody::Exact(json!({"error": msg, "msg": msg, "v": 0})))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorBody::Exact(json!({"error": msg, "msg": msg, "v": 0})),
+    )
 }
 
 /// The grain for a `since..until` range: the smallest allowed one for `auto`, else the one
 /// asked for if the range allows it (upstream's table, with `year` usable).
-pub fn resolve_time_grain(since: DateTime<Utc>, until: DateTime<Utc>, asked: Option<&str>) -> Result<TimeGrain, ApiError> {
+pub fn resolve_time_grain(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    asked: Option<&str>,
+) -> Result<TimeGrain, ApiError> {
     let delta = until - since;
     if delta <= Duration::zero() {
         return Err(v0_error("Invalid since and until values"));
@@ -131,7 +154,10 @@ pub fn resolve_time_grain(since: DateTime<Utc>, until: DateTime<Utc>, asked: Opt
     };
     let asked = asked.unwrap_or("auto");
     if !allowed.contains(&asked) {
-        return Err(v0_error(&format!("Choose time_grain between {} for the given time range", allowed.join(", "))));
+        return Err(v0_error(&format!(
+            "Choose time_grain between {} for the given time range",
+            allowed.join(", ")
+        )));
     }
     let name = if asked == "auto" { allowed[0] } else { asked };
     TimeGrain::parse(name).ok_or_else(|| v0_error("Invalid time_grain"))
@@ -177,15 +203,28 @@ impl AggQuery {
         };
         let category_code = chars_in("category_code", |b| b.is_ascii_uppercase())?;
         let probe_cc = p.string_min("probe_cc", 2)?;
-        let test_name = chars_in("test_name", |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b',')?;
+        let test_name = chars_in("test_name", |b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b','
+        })?;
         let ooni_run_link_id = p
             .comma_list("ooni_run_link_id")
             .iter()
-            .map(|v| v.parse::<u64>().map_err(|_| invalid("ooni_run_link_id", "Input should be a valid integer", "int_parsing")))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    invalid(
+                        "ooni_run_link_id",
+                        "Input should be a valid integer",
+                        "int_parsing",
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let since = p.datetime("since")?;
         let until = p.datetime("until")?;
-        let grain = p.choice("time_grain", &["hour", "day", "week", "month", "year", "auto"])?;
+        let grain = p.choice(
+            "time_grain",
+            &["hour", "day", "week", "month", "year", "auto"],
+        )?;
         let axis_x = chars_in("axis_x", |b| b.is_ascii_lowercase() || b == b'_')?;
         let axis_y = chars_in("axis_y", |b| b.is_ascii_lowercase() || b == b'_')?;
         let format = match p.choice("format", &["json", "csv"])?.as_deref() {
@@ -199,7 +238,9 @@ impl AggQuery {
                 .iter()
                 .map(|a| parse_asn(a))
                 .collect::<Option<Vec<u32>>>()
-                .ok_or_else(|| ApiError::bad_request_detail("Invalid ASN value in parameter probe_asn"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request_detail("Invalid ASN value in parameter probe_asn")
+                })?,
         };
         if axis_x.is_some() && axis_x == axis_y {
             return Err(v0_error("Axis X and Y cannot be the same"));
@@ -234,7 +275,11 @@ impl AggQuery {
         if self.probe_cc.is_empty() {
             w.fixed("cc = 'ZZ'");
         } else {
-            let ccs: Vec<String> = self.probe_cc.iter().flat_map(|c| [c.to_lowercase(), c.to_uppercase()]).collect();
+            let ccs: Vec<String> = self
+                .probe_cc
+                .iter()
+                .flat_map(|c| [c.to_lowercase(), c.to_uppercase()])
+                .collect();
             w.bind("(cc IN ? OR cc = 'ZZ')", ccs);
         }
     }
@@ -311,7 +356,9 @@ impl AggQuery {
 /// The legacy API's character set for `input` (non-ASCII characters pass, as there).
 fn valid_input(input: &str) -> bool {
     const EXTRA: &[u8] = b" :/.[]-_%+(){}=?#&!,$";
-    input.bytes().all(|b| !b.is_ascii() || b.is_ascii_alphanumeric() || EXTRA.contains(&b))
+    input
+        .bytes()
+        .all(|b| !b.is_ascii() || b.is_ascii_alphanumeric() || EXTRA.contains(&b))
 }
 
 fn epoch(t: DateTime<Utc>) -> u32 {
@@ -340,7 +387,9 @@ fn shape_row(mut row: Map<String, Value>, grain: TimeGrain) -> Map<String, Value
 
 /// CSV with sorted column names and CRLF line ends (Python's `csv.DictWriter`).
 fn to_csv(columns: &[String], rows: &[Map<String, Value>]) -> Result<Vec<u8>, ApiError> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     w.write_record(columns).map_err(ApiError::internal)?;
     for row in rows {
         let record = columns.iter().map(|c| match row.get(c) {
@@ -369,7 +418,11 @@ pub async fn aggregation(s: Arc<State>, req: Request) -> HttpResult {
     let now = s.clock.now();
     let q = AggQuery::parse(&p, now)?;
     let out = s.db.json(&q.to_sql()).await?;
-    let rows: Vec<Map<String, Value>> = out.rows.into_iter().map(|r| shape_row(r, q.grain)).collect();
+    let rows: Vec<Map<String, Value>> = out
+        .rows
+        .into_iter()
+        .map(|r| shape_row(r, q.grain))
+        .collect();
     let cache = aggregation_cache(q.until, now);
     let dims = q.axes.len();
     let mut resp = match q.format {
@@ -377,18 +430,33 @@ pub async fn aggregation(s: Arc<State>, req: Request) -> HttpResult {
             let mut columns: Vec<String> = COUNT_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
             columns.extend(q.axes.iter().map(|a| a.name().to_owned()));
             columns.sort();
-            let rows = if dims == 0 { rows.into_iter().take(1).collect() } else { rows };
-            raw(StatusCode::OK, "text/csv; charset=utf-8", to_csv(&columns, &rows)?, cache)?
+            let rows = if dims == 0 {
+                rows.into_iter().take(1).collect()
+            } else {
+                rows
+            };
+            raw(
+                StatusCode::OK,
+                "text/csv; charset=utf-8",
+                to_csv(&columns, &rows)?,
+                cache,
+            )?
         }
         Format::Json => {
             let result = if dims == 0 {
                 Value::Object(rows.into_iter().next().unwrap_or_else(|| {
-                    COUNT_COLUMNS.iter().map(|c| ((*c).to_owned(), Value::from(0u64))).collect()
+                    COUNT_COLUMNS
+                        .iter()
+                        .map(|c| ((*c).to_owned(), Value::from(0u64)))
+                        .collect()
                 }))
             } else {
                 Value::Array(rows.into_iter().map(Value::Object).collect())
             };
-            json(&json!({"v": 0, "dimension_count": dims, "db_stats": stats_json(out.stats), "result": result}), cache)?
+            json(
+                &json!({"v": 0, "dimension_count": dims, "db_stats": stats_json(out.stats), "result": result}),
+                cache,
+            )?
         }
     };
     if q.download {
@@ -396,7 +464,8 @@ pub async fn aggregation(s: Arc<State>, req: Request) -> HttpResult {
             Format::Csv => "attachment; filename=ooni-aggregate-data.csv",
             Format::Json => "attachment; filename=ooni-aggregate-data.json",
         };
-        resp.headers_mut().insert(CONTENT_DISPOSITION, HeaderValue::from_static(name));
+        resp.headers_mut()
+            .insert(CONTENT_DISPOSITION, HeaderValue::from_static(name));
     }
     Ok(resp)
 }
@@ -435,20 +504,36 @@ pub async fn torsf_stats(s: Arc<State>, req: Request) -> HttpResult {
         .rows
         .into_iter()
         .map(|mut r| {
-            for c in ["anomaly_count", "confirmed_count", "failure_count", "measurement_count"] {
+            for c in [
+                "anomaly_count",
+                "confirmed_count",
+                "failure_count",
+                "measurement_count",
+            ] {
                 let v = as_u64(r.get(c));
                 r.insert(c.into(), Value::from(v));
             }
             let total = as_u64(r.get("measurement_count"));
             let anomalies = as_u64(r.get("anomaly_count"));
             // Counts are far below 2^53, so the conversion to f64 is exact.
-            let rate = if total == 0 { 0.0 } else { anomalies as f64 / total as f64 };
+            let rate = if total == 0 {
+                0.0
+            } else {
+                anomalies as f64 / total as f64
+            };
             r.insert("anomaly_rate".into(), Value::from(rate));
             Value::Object(r)
         })
         .collect();
     let cacheable = until.is_some_and(|u| u < s.clock.now() - Duration::hours(72));
-    json(&json!({"v": 0, "result": result}), if cacheable { Cache::MaxAge(86_400) } else { Cache::NoCache })
+    json(
+        &json!({"v": 0, "result": result}),
+        if cacheable {
+            Cache::MaxAge(86_400)
+        } else {
+            Cache::NoCache
+        },
+    )
 }
 
 #[cfg(test)]
@@ -466,69 +551,139 @@ mod tests {
     }
 
     fn msg(e: ApiError) -> String {
-        e.body.to_json()["msg"].as_str().unwrap_or_default().to_owned()
+        e.body.to_json()["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     #[test]
     fn time_grain_errors_name_the_allowed_grains() {
-        let e = parse("since=2020-07-09&until=2022-07-11&time_grain=hour&axis_x=measurement_start_day").unwrap_err();
+        let e =
+            parse("since=2020-07-09&until=2022-07-11&time_grain=hour&axis_x=measurement_start_day")
+                .unwrap_err();
         assert_eq!(e.status, 400);
-        assert_eq!(msg(e), "Choose time_grain between day, week, month, year, auto for the given time range");
-        let e = parse("since=2022-07-09&until=2022-07-11&time_grain=year&axis_x=measurement_start_day").unwrap_err();
-        assert_eq!(msg(e), "Choose time_grain between hour, day, auto for the given time range");
+        assert_eq!(
+            msg(e),
+            "Choose time_grain between day, week, month, year, auto for the given time range"
+        );
+        let e =
+            parse("since=2022-07-09&until=2022-07-11&time_grain=year&axis_x=measurement_start_day")
+                .unwrap_err();
+        assert_eq!(
+            msg(e),
+            "Choose time_grain between hour, day, auto for the given time range"
+        );
     }
 
     #[test]
     fn auto_picks_the_smallest_allowed_grain_and_year_is_usable() {
-        assert_eq!(parse("since=2021-07-09&until=2021-07-11").unwrap().grain, TimeGrain::Hour);
-        assert_eq!(parse("since=2021-07-01&until=2021-07-20").unwrap().grain, TimeGrain::Day);
-        let q = parse("since=2018-01-01&until=2022-01-01&time_grain=year&axis_x=measurement_start_day").unwrap();
+        assert_eq!(
+            parse("since=2021-07-09&until=2021-07-11").unwrap().grain,
+            TimeGrain::Hour
+        );
+        assert_eq!(
+            parse("since=2021-07-01&until=2021-07-20").unwrap().grain,
+            TimeGrain::Day
+        );
+        let q =
+            parse("since=2018-01-01&until=2022-01-01&time_grain=year&axis_x=measurement_start_day")
+                .unwrap();
         assert_eq!(q.grain, TimeGrain::Year);
-        assert!(q.to_sql().render().contains("toStartOfYear(measurement_start_time) AS measurement_start_day"));
+        assert!(q
+            .to_sql()
+            .render()
+            .contains("toStartOfYear(measurement_start_time) AS measurement_start_day"));
     }
 
     #[test]
     fn an_empty_or_inverted_range_is_rejected() {
-        assert_eq!(parse("since=2022-07-09&until=2021-07-11").unwrap_err().status, 400);
+        assert_eq!(
+            parse("since=2022-07-09&until=2021-07-11")
+                .unwrap_err()
+                .status,
+            400
+        );
         // until before the default since (now - 180 days)
-        assert_eq!(parse("until=2021-07-10&axis_x=measurement_start_day").unwrap_err().status, 400);
+        assert_eq!(
+            parse("until=2021-07-10&axis_x=measurement_start_day")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
     fn axes_must_differ_and_come_from_the_allow_list() {
-        assert_eq!(msg(parse("since=2021-07-09&until=2021-07-10&axis_x=probe_cc&axis_y=probe_cc").unwrap_err()), "Axis X and Y cannot be the same");
-        assert_eq!(msg(parse("since=2021-07-09&until=2021-07-10&axis_x=report_id").unwrap_err()), "Invalid axis name");
-        assert_eq!(msg(parse("axis_x=DROP%20TABLE").unwrap_err()), "Invalid characters");
+        assert_eq!(
+            msg(
+                parse("since=2021-07-09&until=2021-07-10&axis_x=probe_cc&axis_y=probe_cc")
+                    .unwrap_err()
+            ),
+            "Axis X and Y cannot be the same"
+        );
+        assert_eq!(
+            msg(parse("since=2021-07-09&until=2021-07-10&axis_x=report_id").unwrap_err()),
+            "Invalid axis name"
+        );
+        assert_eq!(
+            msg(parse("axis_x=DROP%20TABLE").unwrap_err()),
+            "Invalid characters"
+        );
     }
 
     #[test]
     fn bad_test_names_categories_and_asns_are_rejected() {
         let e = parse("test_name=BOGUS").unwrap_err();
         assert_eq!(e.status, 400);
-        assert_eq!(e.body.to_json(), json!({"error": "Invalid characters", "msg": "Invalid characters", "v": 0}));
-        assert_eq!(msg(parse("category_code=news").unwrap_err()), "Invalid characters");
+        assert_eq!(
+            e.body.to_json(),
+            json!({"error": "Invalid characters", "msg": "Invalid characters", "v": 0})
+        );
+        assert_eq!(
+            msg(parse("category_code=news").unwrap_err()),
+            "Invalid characters"
+        );
         for bad in ["~!^{}", "foo.org;", "foo.org%3D%27"] {
             let e = parse(&format!("since=2021-07-09&until=2021-07-10&input={bad}")).unwrap_err();
-            assert_eq!(e.body.to_json()["error"], "Invalid characters in input field", "{bad}");
+            assert_eq!(
+                e.body.to_json()["error"],
+                "Invalid characters in input field",
+                "{bad}"
+            );
         }
         assert!(parse("input=https://twitter.com/&since=2021-07-09&until=2021-07-10").is_ok());
         let e = parse("probe_asn=ASx").unwrap_err();
         assert_eq!(e.status, 400);
-        assert_eq!(e.body.to_json()["detail"], "Invalid ASN value in parameter probe_asn");
+        assert_eq!(
+            e.body.to_json()["detail"],
+            "Invalid ASN value in parameter probe_asn"
+        );
         assert_eq!(parse("format=XML").unwrap_err().status, 422);
     }
 
     #[test]
     fn a_category_filter_is_a_semi_join_scoped_to_the_countries_and_the_global_list() {
-        let sql = parse("probe_cc=IT&category_code=GRP&since=2021-07-09&until=2021-07-10").unwrap().to_sql().render();
+        let sql = parse("probe_cc=IT&category_code=GRP&since=2021-07-09&until=2021-07-10")
+            .unwrap()
+            .to_sql()
+            .render();
         assert!(sql.contains("input IN (SELECT url FROM citizenlab WHERE category_code = 'GRP' AND (cc IN ['it','IT'] OR cc = 'ZZ'))"), "{sql}");
-        let sql = parse("category_code=GRP&since=2021-07-09&until=2021-07-10").unwrap().to_sql().render();
+        let sql = parse("category_code=GRP&since=2021-07-09&until=2021-07-10")
+            .unwrap()
+            .to_sql()
+            .render();
         assert!(sql.contains("cc = 'ZZ'"), "{sql}");
     }
 
     #[test]
     fn a_category_axis_joins_distinct_url_categories() {
-        let sql = parse("since=2021-07-09&until=2021-07-10&axis_x=measurement_start_day&axis_y=category_code").unwrap().to_sql().render();
+        let sql = parse(
+            "since=2021-07-09&until=2021-07-10&axis_x=measurement_start_day&axis_y=category_code",
+        )
+        .unwrap()
+        .to_sql()
+        .render();
         assert!(sql.contains("INNER JOIN (SELECT DISTINCT url, category_code FROM citizenlab) AS cl ON cl.url = fastpath.input"), "{sql}");
         assert!(sql.ends_with("GROUP BY measurement_start_day, category_code ORDER BY measurement_start_day, category_code"), "{sql}");
     }
@@ -543,7 +698,10 @@ mod tests {
         assert_eq!(r["anomaly_count"], json!(0));
         assert_eq!(r["measurement_start_day"], json!("2021-07-09T02:00:00Z"));
         row.insert("measurement_start_day".into(), json!("2021-07-09"));
-        assert_eq!(shape_row(row, TimeGrain::Day)["measurement_start_day"], json!("2021-07-09"));
+        assert_eq!(
+            shape_row(row, TimeGrain::Day)["measurement_start_day"],
+            json!("2021-07-09")
+        );
     }
 
     #[test]
@@ -562,7 +720,10 @@ mod tests {
 
     #[test]
     fn historical_aggregations_are_cached_longer_than_recent_ones() {
-        assert_eq!(aggregation_cache(now() - Duration::days(10), now()), Cache::MaxAge(3600));
+        assert_eq!(
+            aggregation_cache(now() - Duration::days(10), now()),
+            Cache::MaxAge(3600)
+        );
         assert_eq!(aggregation_cache(now(), now()), Cache::MaxAge(300));
     }
 }

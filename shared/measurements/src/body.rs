@@ -42,7 +42,11 @@ pub trait BodyStore: Send + Sync {
     /// The body of measurement `uid`, `None` when it is not stored anywhere.
     async fn body_by_uid(&self, uid: &str) -> Result<Option<Bytes>, BodyError>;
     /// The body of the measurement with `input` (`""` for none) in report `report_id`.
-    async fn body_by_report_input(&self, report_id: &str, input: &str) -> Result<Option<Bytes>, BodyError>;
+    async fn body_by_report_input(
+        &self,
+        report_id: &str,
+        input: &str,
+    ) -> Result<Option<Bytes>, BodyError>;
 }
 
 #[async_trait]
@@ -51,7 +55,11 @@ impl BodyStore for BodyLookup {
         Ok(BodyLookup::body_by_uid(self, uid).await?)
     }
 
-    async fn body_by_report_input(&self, report_id: &str, input: &str) -> Result<Option<Bytes>, BodyError> {
+    async fn body_by_report_input(
+        &self,
+        report_id: &str,
+        input: &str,
+    ) -> Result<Option<Bytes>, BodyError> {
         Ok(BodyLookup::body_by_report_input(self, report_id, input).await?)
     }
 }

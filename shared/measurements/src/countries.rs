@@ -256,7 +256,10 @@ pub const COUNTRIES: &[(&str, &str)] = &[
 
 /// The name of country `cc` (two upper-case letters), if known.
 pub fn country_name(cc: &str) -> Option<&'static str> {
-    COUNTRIES.binary_search_by(|(code, _)| (*code).cmp(cc)).ok().map(|i| COUNTRIES[i].1)
+    COUNTRIES
+        .binary_search_by(|(code, _)| (*code).cmp(cc))
+        .ok()
+        .map(|i| COUNTRIES[i].1)
 }
 
 #[cfg(test)]

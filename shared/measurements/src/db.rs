@@ -29,7 +29,11 @@ impl From<clickhouse::error::Error> for DbError {
         use clickhouse::error::Error as E;
         match &e {
             E::Network(_) | E::TimedOut => DbError::Unavailable(e),
-            E::BadResponse(msg) if msg.contains("TIMEOUT_EXCEEDED") || msg.contains("Code: 159") => DbError::Timeout(e),
+            E::BadResponse(msg)
+                if msg.contains("TIMEOUT_EXCEEDED") || msg.contains("Code: 159") =>
+            {
+                DbError::Timeout(e)
+            }
             _ => DbError::Query(e),
         }
     }
@@ -41,7 +45,9 @@ impl From<DbError> for ApiError {
             DbError::Unavailable(_) => ApiError::unavailable(e),
             DbError::Timeout(_) => ApiError::new(
                 http::StatusCode::GATEWAY_TIMEOUT,
-                ooni_platform::ErrorBody::Error("query took too long; narrow the filters or the time range".into()),
+                ooni_platform::ErrorBody::Error(
+                    "query took too long; narrow the filters or the time range".into(),
+                ),
             )
             .with_source(e),
             _ => ApiError::internal(e),
@@ -102,15 +108,22 @@ impl Db {
         let mut cursor = sql.to_query(&self.client).fetch_bytes("JSON")?;
         let bytes = cursor.collect().await?;
         let total_rows_to_read = cursor.summary().and_then(|s| s.total_rows_to_read());
-        let mut doc: JsonDoc = serde_json::from_slice(&bytes).map_err(|e| DbError::Decode(e.to_string()))?;
+        let mut doc: JsonDoc =
+            serde_json::from_slice(&bytes).map_err(|e| DbError::Decode(e.to_string()))?;
         let stats = doc.statistics.take().unwrap_or_default();
-        let elapsed = if stats.elapsed > 0.0 { stats.elapsed } else { started.elapsed().as_secs_f64() };
+        let elapsed = if stats.elapsed > 0.0 {
+            stats.elapsed
+        } else {
+            started.elapsed().as_secs_f64()
+        };
         Ok(JsonRows {
             rows: doc.data,
             stats: DbStats {
                 row_count: stats.rows_read,
                 bytes: stats.bytes_read,
-                total_row_count: total_rows_to_read.filter(|t| *t >= stats.rows_read).unwrap_or(stats.rows_read),
+                total_row_count: total_rows_to_read
+                    .filter(|t| *t >= stats.rows_read)
+                    .unwrap_or(stats.rows_read),
                 elapsed_seconds: elapsed,
             },
         })
@@ -156,13 +169,18 @@ mod tests {
 
     #[test]
     fn timeouts_become_504_and_network_failures_503_without_leaking_details() {
-        let timeout: ApiError =
-            DbError::from(clickhouse::error::Error::BadResponse("Code: 159. DB::Exception: Timeout exceeded (TIMEOUT_EXCEEDED)".into())).into();
+        let timeout: ApiError = DbError::from(clickhouse::error::Error::BadResponse(
+            "Code: 159. DB::Exception: Timeout exceeded (TIMEOUT_EXCEEDED)".into(),
+        ))
+        .into();
         assert_eq!(timeout.status, 504);
         assert!(!timeout.body.to_json().to_string().contains("DB::Exception"));
         let down: ApiError = DbError::from(clickhouse::error::Error::TimedOut).into();
         assert_eq!(down.status, 503);
-        let bug: ApiError = DbError::from(clickhouse::error::Error::BadResponse("Code: 47. Unknown identifier".into())).into();
+        let bug: ApiError = DbError::from(clickhouse::error::Error::BadResponse(
+            "Code: 47. Unknown identifier".into(),
+        ))
+        .into();
         assert_eq!(bug.status, 500);
     }
 

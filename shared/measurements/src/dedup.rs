@@ -24,4 +24,3 @@
 //!
 //! Tests insert a second copy of a row in its own part (a separate `INSERT`, so the engine
 //! cannot collapse it on insert) and check every route still counts and lists it once.
-

@@ -21,8 +21,15 @@ pub async fn generate_fastpath(client: &clickhouse::Client, rows: u64) -> anyhow
 }
 
 /// Like [`generate_fastpath`] with an explicit end of the time range.
-pub async fn generate_fastpath_at(client: &clickhouse::Client, rows: u64, anchor: DateTime<Utc>) -> anyhow::Result<()> {
-    let existing: u64 = client.query("SELECT count() FROM fastpath").fetch_one().await?;
+pub async fn generate_fastpath_at(
+    client: &clickhouse::Client,
+    rows: u64,
+    anchor: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let existing: u64 = client
+        .query("SELECT count() FROM fastpath")
+        .fetch_one()
+        .await?;
     let anchor = u32::try_from(anchor.timestamp().max(0))?;
     let mut done = 0u64;
     while done < rows {

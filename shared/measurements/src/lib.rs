@@ -71,7 +71,11 @@ pub struct ApiService {
 
 /// The functions served by the API binary.
 pub fn api_functions() -> Vec<&'static str> {
-    FUNCTIONS.iter().filter(|f| f.binary == Binary::Api).map(|f| f.name).collect()
+    FUNCTIONS
+        .iter()
+        .filter(|f| f.binary == Binary::Api)
+        .map(|f| f.name)
+        .collect()
 }
 
 impl ApiService {
@@ -80,12 +84,19 @@ impl ApiService {
     }
 
     pub fn with_options(ctx: Arc<Context>, options: ApiOptions) -> Self {
-        ApiService { ctx, options, state: OnceCell::new() }
+        ApiService {
+            ctx,
+            options,
+            state: OnceCell::new(),
+        }
     }
 
     /// The shared state (built on first use).
     pub async fn state(&self) -> anyhow::Result<Arc<State>> {
-        self.state.get_or_try_init(|| async { self.build_state().await.map(Arc::new) }).await.cloned()
+        self.state
+            .get_or_try_init(|| async { self.build_state().await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
     /// The quota key-hashing secret; `None` when it is not configured (deployed functions that
@@ -97,7 +108,9 @@ impl ApiService {
         match self.ctx.aws.load_secret("OONI_QUOTA_HASH_KEY").await {
             Ok(k) if k.expose().len() >= 16 => Ok(Some(k)),
             Ok(_) => anyhow::bail!("OONI_QUOTA_HASH_KEY must be at least 16 bytes"),
-            Err(SecretError::Missing { .. }) if matches!(self.ctx.http.stage.as_str(), "local" | "test" | "dev") => {
+            Err(SecretError::Missing { .. })
+                if matches!(self.ctx.http.stage.as_str(), "local" | "test" | "dev") =>
+            {
                 tracing::warn!("OONI_QUOTA_HASH_KEY is not set: using a random per-process key (local stage only)");
                 Ok(Some(Secret::new(uuid_like())))
             }
@@ -109,7 +122,11 @@ impl ApiService {
     async fn build_state(&self) -> anyhow::Result<State> {
         let ctx = &self.ctx;
         let db = Db::new(ctx.clickhouse());
-        let clock: Arc<dyn Clock> = self.options.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let clock: Arc<dyn Clock> = self
+            .options
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let bodies: Arc<dyn BodyStore> = match &self.options.bodies {
             Some(b) => b.clone(),
             None => Arc::new(ooni_uploader::BodyLookup::new(
@@ -142,13 +159,24 @@ impl ApiService {
             auth.clone(),
             ctx.http.trusted_proxy_hops,
         ));
-        Ok(State { db, bodies, clock, base_url: ctx.http.base_url.trim_end_matches('/').to_owned(), quotas, auth })
+        Ok(State {
+            db,
+            bodies,
+            clock,
+            base_url: ctx.http.base_url.trim_end_matches('/').to_owned(),
+            quotas,
+            auth,
+        })
     }
 }
 
 /// 64 random hex characters.
 fn uuid_like() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 #[async_trait]
@@ -158,7 +186,10 @@ impl Service for ApiService {
     }
 
     async fn build(&self, function: &str) -> anyhow::Result<Option<Handler>> {
-        let Some(spec) = FUNCTIONS.iter().find(|f| f.name == function && f.binary == Binary::Api) else {
+        let Some(spec) = FUNCTIONS
+            .iter()
+            .find(|f| f.name == function && f.binary == Binary::Api)
+        else {
             return Ok(None);
         };
         let s = self.state().await?;
@@ -185,7 +216,9 @@ impl Service for ApiService {
             "StatsCountryOverview" => fn_handler(s.clone(), st::country_overview),
             "StatsGlobalOverview" => fn_handler(s.clone(), st::global_overview),
             "StatsGlobalOverviewByMonth" => fn_handler(s.clone(), st::global_overview_by_month),
-            "StatsCircumventionByCountry" => fn_handler(s.clone(), st::circumvention_stats_by_country),
+            "StatsCircumventionByCountry" => {
+                fn_handler(s.clone(), st::circumvention_stats_by_country)
+            }
             "StatsCircumventionRuntime" => fn_handler(s.clone(), st::circumvention_runtime_stats),
             "StatsDomainMetadata" => fn_handler(s.clone(), st::domain_metadata),
             "StatsAsnmeta" => fn_handler(s.clone(), st::asnmeta),
@@ -200,7 +233,10 @@ impl Service for ApiService {
             other => anyhow::bail!("the API binary has no handler for function {other}"),
         };
         if spec.metered && !s.quotas.can_meter() {
-            anyhow::bail!("{} is metered but OONI_QUOTA_HASH_KEY is not configured", spec.name);
+            anyhow::bail!(
+                "{} is metered but OONI_QUOTA_HASH_KEY is not configured",
+                spec.name
+            );
         }
         Ok(Some(match (handler, spec.metered) {
             (Handler::Http(h), true) => Handler::Http(Arc::new(Metered::new(h, s.quotas.clone()))),

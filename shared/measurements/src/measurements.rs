@@ -86,19 +86,27 @@ fn verification_status(code: &str) -> Option<&'static str> {
 
 /// `2024-01-01T00:00:01.000000Z`, the listing's timestamp format (upstream's ISO encoder).
 fn iso_micro(epoch: u32) -> String {
-    let t = Utc.timestamp_opt(i64::from(epoch), 0).single().unwrap_or_default();
+    let t = Utc
+        .timestamp_opt(i64::from(epoch), 0)
+        .single()
+        .unwrap_or_default();
     t.format("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 /// `2024-01-01T00:00:01Z`, measurement_meta's timestamp format.
 fn iso_seconds(epoch: u32) -> String {
-    let t = Utc.timestamp_opt(i64::from(epoch), 0).single().unwrap_or_default();
+    let t = Utc
+        .timestamp_opt(i64::from(epoch), 0)
+        .single()
+        .unwrap_or_default();
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `base/api/v1/raw_measurement?measurement_uid=…`
 fn measurement_url(base_url: &str, uid: &str) -> String {
-    let q: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("measurement_uid", uid).finish();
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("measurement_uid", uid)
+        .finish();
     format!("{base_url}/api/v1/raw_measurement?{q}")
 }
 
@@ -132,7 +140,14 @@ pub struct ListQuery {
 }
 
 fn plain_list(v: Option<&str>) -> Vec<String> {
-    v.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl ListQuery {
@@ -144,16 +159,34 @@ impl ListQuery {
         let domain = p.string_min("domain", 3)?;
         let probe_asn = plain_list(p.get("probe_asn"))
             .iter()
-            .map(|a| parse_asn(a).ok_or_else(|| invalid("probe_asn", "Input should be an ASN like AS123 or 123", "asn_parsing")))
+            .map(|a| {
+                parse_asn(a).ok_or_else(|| {
+                    invalid(
+                        "probe_asn",
+                        "Input should be an ASN like AS123 or 123",
+                        "asn_parsing",
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ooni_run_link_id = plain_list(p.get("ooni_run_link_id"))
             .iter()
-            .map(|a| a.parse::<u64>().map_err(|_| invalid("ooni_run_link_id", "Input should be a valid integer", "int_parsing")))
+            .map(|a| {
+                a.parse::<u64>().map_err(|_| {
+                    invalid(
+                        "ooni_run_link_id",
+                        "Input should be a valid integer",
+                        "int_parsing",
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut since = p.datetime("since")?;
         let mut until = p.datetime("until")?;
         p.choice("order_by", &["measurement_start_time"])?;
-        let ascending = p.choice("order", &["asc", "desc"])?.is_some_and(|o| o == "asc");
+        let ascending = p
+            .choice("order", &["asc", "desc"])?
+            .is_some_and(|o| o == "asc");
         let offset = p.uint("offset", u64::from(u32::MAX))?.unwrap_or(0);
         let limit = p.uint("limit", MAX_LIMIT)?.unwrap_or(100);
         let anomaly = p.bool("anomaly")?;
@@ -162,7 +195,9 @@ impl ListQuery {
 
         if until.is_none() && report_id.is_none() {
             let tomorrow = (now + Duration::days(1)).date_naive();
-            until = tomorrow.and_hms_opt(0, 0, 0).map(|n| Utc.from_utc_datetime(&n));
+            until = tomorrow
+                .and_hms_opt(0, 0, 0)
+                .map(|n| Utc.from_utc_datetime(&n));
         }
         if since.is_none() && report_id.is_none() {
             since = until.map(|u| u - Duration::days(30));
@@ -261,7 +296,10 @@ impl ListQuery {
             }
             if let Some(cat) = &self.category_code {
                 // A semi-join: a URL listed by several countries is still one measurement.
-                w.bind("input IN (SELECT url FROM citizenlab WHERE category_code = ?)", cat.as_str());
+                w.bind(
+                    "input IN (SELECT url FROM citizenlab WHERE category_code = ?)",
+                    cat.as_str(),
+                );
             }
         }
         let mut q = Sql::new(
@@ -275,7 +313,8 @@ impl ListQuery {
         } else {
             " ORDER BY measurement_start_time DESC, measurement_uid DESC"
         });
-        q.push_bind(" LIMIT ?", self.limit).push_bind(" OFFSET ?", self.offset);
+        q.push_bind(" LIMIT ?", self.limit)
+            .push_bind(" OFFSET ?", self.offset);
         q
     }
 }
@@ -288,7 +327,8 @@ fn next_url(base_url: &str, p: &Params, offset: u64, limit: u64) -> String {
             ser.append_pair(k, v);
         }
     }
-    ser.append_pair("offset", &offset.to_string()).append_pair("limit", &limit.to_string());
+    ser.append_pair("offset", &offset.to_string())
+        .append_pair("limit", &limit.to_string());
     format!("{base_url}/api/v1/measurements?{}", ser.finish())
 }
 
@@ -309,7 +349,11 @@ pub async fn list_measurements(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
     let q = ListQuery::parse(&p, s.clock.now())?;
     let started = Instant::now();
-    let mut cursor = q.to_sql().to_query(s.db.client()).fetch::<ListRow>().map_err(DbError::from)?;
+    let mut cursor = q
+        .to_sql()
+        .to_query(s.db.client())
+        .fetch::<ListRow>()
+        .map_err(DbError::from)?;
     let mut results: Vec<u8> = Vec::with_capacity(64 * 1024);
     results.push(b'[');
     let mut n: u64 = 0;
@@ -346,18 +390,42 @@ pub async fn list_measurements(s: Arc<State>, req: Request) -> HttpResult {
     results.push(b']');
     let query_time = started.elapsed().as_secs_f64();
 
-    let current_page = if q.limit == 0 { 1 } else { ceil_div(q.offset, q.limit) + 1 };
+    let current_page = if q.limit == 0 {
+        1
+    } else {
+        ceil_div(q.offset, q.limit) + 1
+    };
     let (count, pages, next) = if truncated {
-        (-1, -1, Some(next_url(&s.base_url, &p, q.offset + n, q.limit)))
+        (
+            -1,
+            -1,
+            Some(next_url(&s.base_url, &p, q.offset + n, q.limit)),
+        )
     } else if q.limit == 0 {
         (-1, -1, None)
     } else if n < q.limit {
         let count = q.offset + n;
-        (i64::try_from(count).unwrap_or(i64::MAX), ceil_div(count, q.limit), None)
+        (
+            i64::try_from(count).unwrap_or(i64::MAX),
+            ceil_div(count, q.limit),
+            None,
+        )
     } else {
-        (-1, -1, Some(next_url(&s.base_url, &p, q.offset + q.limit, q.limit)))
+        (
+            -1,
+            -1,
+            Some(next_url(&s.base_url, &p, q.offset + q.limit, q.limit)),
+        )
     };
-    let metadata = ListMetadata { count, current_page, limit: q.limit, next_url: next, offset: q.offset, pages, query_time };
+    let metadata = ListMetadata {
+        count,
+        current_page,
+        limit: q.limit,
+        next_url: next,
+        offset: q.offset,
+        pages,
+        query_time,
+    };
     let mut body = Vec::with_capacity(results.len() + 256);
     body.extend_from_slice(b"{\"metadata\":");
     serde_json::to_writer(&mut body, &metadata).map_err(ApiError::internal)?;
@@ -390,7 +458,10 @@ pub struct MetaRow {
 pub enum MeasurementRef {
     Uid(String),
     /// `input` is `None` when not given (looked up as `input = ''`).
-    ReportInput { report_id: String, input: Option<String> },
+    ReportInput {
+        report_id: String,
+        input: Option<String>,
+    },
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -427,7 +498,10 @@ pub fn category_sql(input: &str) -> Sql {
 
 /// The newest `fastpath` row named by `r` (see [`crate::dedup`]), without AS0 rows, and its
 /// citizenlab category (`None` when looked up by report_id without input, as upstream).
-pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow, Option<String>)>, ApiError> {
+pub async fn find_meta(
+    s: &State,
+    r: &MeasurementRef,
+) -> Result<Option<(MetaRow, Option<String>)>, ApiError> {
     let q = meta_sql(r);
     let Some(row) = s.db.optional::<MetaRow>(&q).await? else {
         return Ok(None);
@@ -442,7 +516,12 @@ pub async fn find_meta(s: &State, r: &MeasurementRef) -> Result<Option<(MetaRow,
     } else if row.input.is_empty() {
         Some(String::new())
     } else {
-        Some(s.db.optional::<CategoryRow>(&category_sql(&row.input)).await?.map(|c| c.category_code).unwrap_or_default())
+        Some(
+            s.db.optional::<CategoryRow>(&category_sql(&row.input))
+                .await?
+                .map(|c| c.category_code)
+                .unwrap_or_default(),
+        )
     };
     Ok(Some((row, category)))
 }
@@ -455,21 +534,35 @@ pub fn valid_report_id(rid: &str) -> bool {
 fn meta_json(row: &MetaRow, category: Option<String>) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("anomaly".into(), Value::Bool(row.anomaly == "t"));
-    m.insert("category_code".into(), category.map(Value::String).unwrap_or(Value::Null));
+    m.insert(
+        "category_code".into(),
+        category.map(Value::String).unwrap_or(Value::Null),
+    );
     m.insert("confirmed".into(), Value::Bool(row.confirmed == "t"));
     m.insert("failure".into(), Value::Bool(row.msm_failure == "t"));
     m.insert("input".into(), Value::String(row.input.clone()));
-    m.insert("measurement_start_time".into(), Value::String(iso_seconds(row.measurement_start_time)));
-    m.insert("measurement_uid".into(), Value::String(row.measurement_uid.clone()));
+    m.insert(
+        "measurement_start_time".into(),
+        Value::String(iso_seconds(row.measurement_start_time)),
+    );
+    m.insert(
+        "measurement_uid".into(),
+        Value::String(row.measurement_uid.clone()),
+    );
     m.insert("probe_asn".into(), Value::from(row.probe_asn));
     m.insert("probe_cc".into(), Value::String(row.probe_cc.clone()));
     m.insert("report_id".into(), Value::String(row.report_id.clone()));
     m.insert("scores".into(), Value::String(row.scores.clone()));
     m.insert("test_name".into(), Value::String(row.test_name.clone()));
-    m.insert("test_start_time".into(), Value::String(iso_seconds(row.test_start_time)));
+    m.insert(
+        "test_start_time".into(),
+        Value::String(iso_seconds(row.test_start_time)),
+    );
     m.insert(
         "verification_status".into(),
-        verification_status(&row.is_verified).map(|v| Value::String(v.into())).unwrap_or(Value::Null),
+        verification_status(&row.is_verified)
+            .map(|v| Value::String(v.into()))
+            .unwrap_or(Value::Null),
     );
     m
 }
@@ -505,12 +598,18 @@ fn measurement_ref(p: &Params, check_report_id: bool) -> Result<Option<Measureme
 pub async fn measurement_meta(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
     let r = measurement_ref(&p, true)?.ok_or_else(|| {
-        ApiError::bad_request_detail("Missing measurement_uid or report_id. You should provide at the least one")
+        ApiError::bad_request_detail(
+            "Missing measurement_uid or report_id. You should provide at the least one",
+        )
     })?;
     let full = p.bool("full")?.unwrap_or(false);
     let Some((row, category)) = find_meta(&s, &r).await? else {
         // Clients rely on `{}` for "not found" (upstream behaviour kept on purpose).
-        let body = if full { json!({"raw_measurement": ""}) } else { json!({}) };
+        let body = if full {
+            json!({"raw_measurement": ""})
+        } else {
+            json!({})
+        };
         return json(&body, Cache::MaxAge(60));
     };
     let mut m = meta_json(&row, category);
@@ -531,33 +630,70 @@ pub async fn measurement_meta(s: Arc<State>, req: Request) -> HttpResult {
 /// `GET /api/v1/raw_measurement`
 pub async fn raw_measurement(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
-    let r = measurement_ref(&p, false)?
-        .ok_or_else(|| ApiError::bad_request_detail("Either report_id or measurement_uid must be provided"))?;
+    let r = measurement_ref(&p, false)?.ok_or_else(|| {
+        ApiError::bad_request_detail("Either report_id or measurement_uid must be provided")
+    })?;
     let body = match find_meta(&s, &r).await? {
-        Some((row, _)) => s.bodies.body_by_uid(&row.measurement_uid).await.map_err(body_error)?,
+        Some((row, _)) => s
+            .bodies
+            .body_by_uid(&row.measurement_uid)
+            .await
+            .map_err(body_error)?,
         None => None,
     };
     match body {
-        Some(b) => raw(StatusCode::OK, "application/json", b.to_vec(), Cache::MaxAge(86_400)),
+        Some(b) => raw(
+            StatusCode::OK,
+            "application/json",
+            b.to_vec(),
+            Cache::MaxAge(86_400),
+        ),
         // Upstream answers `{}`; a miss is cached briefly since the body may appear soon.
-        None => raw(StatusCode::OK, "application/json", b"{}".to_vec(), Cache::MaxAge(60)),
+        None => raw(
+            StatusCode::OK,
+            "application/json",
+            b"{}".to_vec(),
+            Cache::MaxAge(60),
+        ),
     }
 }
 
 /// `GET /api/v1/measurement/{measurement_uid}`. `download` is optional (upstream required it
 /// and answered 422 without it) and an unknown uid is a 404 (upstream: 500).
 pub async fn get_measurement(s: Arc<State>, req: Request) -> HttpResult {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, ErrorBody::Detail("Measurement not found".into()));
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorBody::Detail("Measurement not found".into()),
+        )
+    };
     let uid = path_param(&req, "measurement_uid")?;
     let p = Params::from_request(&req);
     let download = p.bool("download")?.unwrap_or(false);
-    if uid.is_empty() || uid.len() > 200 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if uid.is_empty()
+        || uid.len() > 200
+        || !uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
         return Err(not_found());
     }
-    let body = s.bodies.body_by_uid(&uid).await.map_err(body_error)?.ok_or_else(not_found)?;
-    let mut resp = raw(StatusCode::OK, "application/json", body.to_vec(), Cache::MaxAge(3600))?;
+    let body = s
+        .bodies
+        .body_by_uid(&uid)
+        .await
+        .map_err(body_error)?
+        .ok_or_else(not_found)?;
+    let mut resp = raw(
+        StatusCode::OK,
+        "application/json",
+        body.to_vec(),
+        Cache::MaxAge(3600),
+    )?;
     if download {
-        let value = HeaderValue::from_str(&format!("attachment; filename=ooni_measurement-{uid}.json")).map_err(ApiError::internal)?;
+        let value =
+            HeaderValue::from_str(&format!("attachment; filename=ooni_measurement-{uid}.json"))
+                .map_err(ApiError::internal)?;
         resp.headers_mut().insert(CONTENT_DISPOSITION, value);
     }
     Ok(resp)
@@ -579,8 +715,14 @@ mod tests {
     #[test]
     fn without_until_or_report_id_the_window_is_30_days_to_tomorrow() {
         let q = parse("").unwrap();
-        assert_eq!(q.until, Some(Utc.with_ymd_and_hms(2024, 3, 11, 0, 0, 0).unwrap()));
-        assert_eq!(q.since, Some(Utc.with_ymd_and_hms(2024, 2, 10, 0, 0, 0).unwrap()));
+        assert_eq!(
+            q.until,
+            Some(Utc.with_ymd_and_hms(2024, 3, 11, 0, 0, 0).unwrap())
+        );
+        assert_eq!(
+            q.since,
+            Some(Utc.with_ymd_and_hms(2024, 2, 10, 0, 0, 0).unwrap())
+        );
         assert_eq!((q.limit, q.offset, q.ascending), (100, 0, false));
     }
 
@@ -595,7 +737,10 @@ mod tests {
         let err = parse("since=2024-01-01&until=2024-07-20").unwrap_err();
         assert_eq!(err.status, 400);
         let msg = err.body.to_json()["detail"].as_str().unwrap().to_string();
-        assert!(msg.to_lowercase().contains("time range must not exceed"), "{msg}");
+        assert!(
+            msg.to_lowercase().contains("time range must not exceed"),
+            "{msg}"
+        );
         assert!(parse("since=2024-01-01&until=2024-06-29").is_ok());
     }
 
@@ -617,13 +762,24 @@ mod tests {
         assert!(sql.contains("probe_asn IN [30722,3269]"), "{sql}");
         assert!(sql.contains("domain IN ['a.org','b.org']"), "{sql}");
         assert!(sql.contains("anomaly = 't'"), "{sql}");
-        assert!(sql.contains("measurement_start_time > toDateTime(1704067200)"), "{sql}");
-        assert!(sql.ends_with("ORDER BY measurement_start_time DESC, measurement_uid DESC LIMIT 100 OFFSET 0"), "{sql}");
+        assert!(
+            sql.contains("measurement_start_time > toDateTime(1704067200)"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(
+                "ORDER BY measurement_start_time DESC, measurement_uid DESC LIMIT 100 OFFSET 0"
+            ),
+            "{sql}"
+        );
     }
 
     #[test]
     fn input_takes_precedence_over_domain_and_category() {
-        let sql = parse("input=https://x.org/&domain=y.org&category_code=NEWS").unwrap().to_sql().render();
+        let sql = parse("input=https://x.org/&domain=y.org&category_code=NEWS")
+            .unwrap()
+            .to_sql()
+            .render();
         assert!(sql.contains("input = 'https://x.org/'"));
         assert!(!sql.contains("domain IN"));
         assert!(!sql.contains("citizenlab"));
@@ -646,12 +802,17 @@ mod tests {
     fn next_url_keeps_the_other_parameters_and_moves_the_offset() {
         let p = Params::parse("probe_cc=IT&limit=10&offset=20");
         let u = next_url("https://api.example.org", &p, 30, 10);
-        assert_eq!(u, "https://api.example.org/api/v1/measurements?probe_cc=IT&offset=30&limit=10");
+        assert_eq!(
+            u,
+            "https://api.example.org/api/v1/measurements?probe_cc=IT&offset=30&limit=10"
+        );
     }
 
     #[test]
     fn report_ids_are_checked_like_upstream() {
-        assert!(valid_report_id("20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3"));
+        assert!(valid_report_id(
+            "20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3"
+        ));
         assert!(!valid_report_id("BOGUS"));
         assert!(!valid_report_id("20210709T004340Z_web#$%connectivity"));
     }
@@ -660,6 +821,9 @@ mod tests {
     fn timestamps_use_each_route_s_format() {
         assert_eq!(iso_micro(1704067201), "2024-01-01T00:00:01.000000Z");
         assert_eq!(iso_seconds(1704067201), "2024-01-01T00:00:01Z");
-        assert_eq!(measurement_url("http://b", "2024.1_IT_x_0"), "http://b/api/v1/raw_measurement?measurement_uid=2024.1_IT_x_0");
+        assert_eq!(
+            measurement_url("http://b", "2024.1_IT_x_0"),
+            "http://b/api/v1/raw_measurement?measurement_uid=2024.1_IT_x_0"
+        );
     }
 }

@@ -36,12 +36,19 @@ impl Params {
 
     /// Parses an `application/x-www-form-urlencoded` query string.
     pub fn parse(query: &str) -> Self {
-        Params { pairs: url::form_urlencoded::parse(query.as_bytes()).into_owned().collect() }
+        Params {
+            pairs: url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        }
     }
 
     /// The first non-empty value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
@@ -63,29 +70,50 @@ impl Params {
 
     /// A boolean in pydantic's lax spelling (`true/false/1/0/yes/no/on/off/t/f/y/n`).
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        self.get(name).map(|v| parse_bool(v).ok_or_else(|| invalid(name, "Input should be a valid boolean", "bool_parsing"))).transpose()
+        self.get(name)
+            .map(|v| {
+                parse_bool(v)
+                    .ok_or_else(|| invalid(name, "Input should be a valid boolean", "bool_parsing"))
+            })
+            .transpose()
     }
 
     /// A non-negative integer no larger than `max`.
     pub fn uint(&self, name: &str, max: u64) -> Result<Option<u64>, ApiError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let n: i128 = v
             .trim()
             .parse()
             .map_err(|_| invalid(name, "Input should be a valid integer", "int_parsing"))?;
         if n < 0 {
-            return Err(invalid(name, "Input should be greater than or equal to 0", "greater_than_equal"));
+            return Err(invalid(
+                name,
+                "Input should be greater than or equal to 0",
+                "greater_than_equal",
+            ));
         }
         if n > i128::from(max) {
-            return Err(invalid(name, &format!("Input should be less than or equal to {max}"), "less_than_equal"));
+            return Err(invalid(
+                name,
+                &format!("Input should be less than or equal to {max}"),
+                "less_than_equal",
+            ));
         }
-        u64::try_from(n).map(Some).map_err(|_| invalid(name, "Input should be a valid integer", "int_parsing"))
+        u64::try_from(n)
+            .map(Some)
+            .map_err(|_| invalid(name, "Input should be a valid integer", "int_parsing"))
     }
 
     /// A date or date-time (see [`parse_datetime`]), in UTC.
     pub fn datetime(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.get(name)
-            .map(|v| parse_datetime(v).ok_or_else(|| invalid(name, "Input should be a valid datetime", "datetime_parsing")))
+            .map(|v| {
+                parse_datetime(v).ok_or_else(|| {
+                    invalid(name, "Input should be a valid datetime", "datetime_parsing")
+                })
+            })
             .transpose()
     }
 
@@ -96,11 +124,20 @@ impl Params {
     }
 
     /// A value matching `allowed(value)`, else a 422 naming `pattern`.
-    pub fn matching(&self, name: &str, pattern: &str, allowed: impl Fn(&str) -> bool) -> Result<Option<String>, ApiError> {
+    pub fn matching(
+        &self,
+        name: &str,
+        pattern: &str,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<Option<String>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) if allowed(v) => Ok(Some(v.to_owned())),
-            Some(_) => Err(invalid(name, &format!("String should match pattern '{pattern}'"), "string_pattern_mismatch")),
+            Some(_) => Err(invalid(
+                name,
+                &format!("String should match pattern '{pattern}'"),
+                "string_pattern_mismatch",
+            )),
         }
     }
 
@@ -113,7 +150,11 @@ impl Params {
                 if choices.contains(&lower.as_str()) {
                     Ok(Some(lower))
                 } else {
-                    let list = choices.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
+                    let list = choices
+                        .iter()
+                        .map(|c| format!("'{c}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     Err(invalid(name, &format!("Input should be {list}"), "enum"))
                 }
             }
@@ -128,7 +169,12 @@ pub fn invalid(name: &str, msg: &str, kind: &str) -> ApiError {
 
 /// `commasplit`: trimmed, non-empty, unique, sorted.
 pub fn comma_split(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    let mut out: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -150,7 +196,10 @@ pub fn parse_datetime(v: &str) -> Option<DateTime<Utc>> {
         return d.and_hms_opt(0, 0, 0).map(|n| Utc.from_utc_datetime(&n));
     }
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse::<i64>().ok().and_then(|s| Utc.timestamp_opt(s, 0).single());
+        return v
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| Utc.timestamp_opt(s, 0).single());
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Some(t.with_timezone(&Utc));
@@ -163,7 +212,11 @@ pub fn parse_datetime(v: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     let naive = normalized.strip_suffix('Z').unwrap_or(&normalized);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(naive, fmt) {
             return Some(Utc.from_utc_datetime(&n));
         }
@@ -174,7 +227,10 @@ pub fn parse_datetime(v: &str) -> Option<DateTime<Utc>> {
 /// An ASN as `AS123` or `123`.
 pub fn parse_asn(v: &str) -> Option<u32> {
     let v = v.trim();
-    let digits = v.strip_prefix("AS").or_else(|| v.strip_prefix("as")).unwrap_or(v);
+    let digits = v
+        .strip_prefix("AS")
+        .or_else(|| v.strip_prefix("as"))
+        .unwrap_or(v);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -201,7 +257,10 @@ mod tests {
         assert_eq!(parse_datetime("2024-01-01T00:00:00"), Some(midnight));
         assert_eq!(parse_datetime("2024-01-01 00:00:00"), Some(midnight));
         assert_eq!(parse_datetime("2024-01-01T00:00:00Z"), Some(midnight));
-        assert_eq!(parse_datetime("2024-01-01T00:00:00.000000Z"), Some(midnight));
+        assert_eq!(
+            parse_datetime("2024-01-01T00:00:00.000000Z"),
+            Some(midnight)
+        );
         assert_eq!(parse_datetime("2024-01-01T02:00:00+02:00"), Some(midnight));
         assert_eq!(parse_datetime("2024-01-01T00:00"), Some(midnight));
         assert_eq!(parse_datetime("1704067200"), Some(midnight));
@@ -244,7 +303,9 @@ mod tests {
 
     #[test]
     fn validation_errors_have_the_fastapi_shape() {
-        let err = Params::parse("order=sideways").choice("order", &["asc", "desc"]).unwrap_err();
+        let err = Params::parse("order=sideways")
+            .choice("order", &["asc", "desc"])
+            .unwrap_err();
         assert_eq!(err.status, 422);
         let body = err.body.to_json();
         assert_eq!(body["detail"][0]["loc"], json!(["query", "order"]));

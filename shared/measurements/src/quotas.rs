@@ -64,10 +64,18 @@ impl FromStr for IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("not an IP address: {a}"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("not an IP address: {a}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix length in {s}"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix length in {s}"))?,
             None => max,
         };
         Ok(IpNet { addr, prefix })
@@ -85,10 +93,15 @@ impl IpNet {
         }
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                masked(u128::from(u32::from(n)), self.prefix, 32) == masked(u128::from(u32::from(a)), self.prefix, 32)
+                masked(u128::from(u32::from(n)), self.prefix, 32)
+                    == masked(u128::from(u32::from(a)), self.prefix, 32)
             }
-            (IpAddr::V6(n), IpAddr::V6(a)) => masked(u128::from(n), self.prefix, 128) == masked(u128::from(a), self.prefix, 128),
-            (IpAddr::V4(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(u128::from(n), self.prefix, 128) == masked(u128::from(a), self.prefix, 128)
+            }
+            (IpAddr::V4(_), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
             _ => false,
         }
     }
@@ -126,7 +139,9 @@ impl QuotaConfig {
     /// `OONI_QUOTA_UNMETERED_PATHS` and `OONI_QUOTA_ALLOWLIST` (comma lists).
     pub fn from_env(env: &Env) -> anyhow::Result<Self> {
         let d = QuotaConfig::default();
-        let secs = |name: &str, default_ms: u64| -> anyhow::Result<u64> { Ok(env.parse(name, default_ms / 1000)?.saturating_mul(1000)) };
+        let secs = |name: &str, default_ms: u64| -> anyhow::Result<u64> {
+            Ok(env.parse(name, default_ms / 1000)?.saturating_mul(1000))
+        };
         let ip_budget_ms = [
             secs("OONI_QUOTA_DAILY_SECS", d.ip_budget_ms[0])?,
             secs("OONI_QUOTA_WEEKLY_SECS", d.ip_budget_ms[1])?,
@@ -141,21 +156,30 @@ impl QuotaConfig {
         let allow_list = env
             .list("OONI_QUOTA_ALLOWLIST")
             .iter()
-            .map(|s| s.parse::<IpNet>().map_err(|e| anyhow::anyhow!("OONI_QUOTA_ALLOWLIST: {e}")))
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .map_err(|e| anyhow::anyhow!("OONI_QUOTA_ALLOWLIST: {e}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(QuotaConfig {
             ip_budget_ms,
             account_budget_ms,
-            unmetered_paths: if unmetered.is_empty() { d.unmetered_paths } else { unmetered },
+            unmetered_paths: if unmetered.is_empty() {
+                d.unmetered_paths
+            } else {
+                unmetered
+            },
             allow_list,
         })
     }
 
     pub fn is_unmetered_path(&self, path: &str) -> bool {
-        self.unmetered_paths.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => path.starts_with(prefix),
-            None => path == p,
-        })
+        self.unmetered_paths
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == p,
+            })
     }
 }
 
@@ -170,7 +194,10 @@ pub struct QuotaKey {
 impl QuotaKey {
     fn shard(&self) -> usize {
         let hex = self.id.rsplit(':').next().unwrap_or("");
-        hex.chars().next().and_then(|c| c.to_digit(16)).map_or(0, |d| d as usize % SHARDS)
+        hex.chars()
+            .next()
+            .and_then(|c| c.to_digit(16))
+            .map_or(0, |d| d as usize % SHARDS)
     }
 }
 
@@ -190,9 +217,18 @@ pub fn windows(now: DateTime<Utc>) -> [Window; 3] {
     let next_month = month + chrono::Months::new(1);
     let at = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default());
     [
-        Window { id: format!("d{}", day.format("%Y-%m-%d")), ends: at(day + Duration::days(1)) },
-        Window { id: format!("w{}", monday.format("%Y-%m-%d")), ends: at(monday + Duration::days(7)) },
-        Window { id: format!("m{}", month.format("%Y-%m")), ends: at(next_month) },
+        Window {
+            id: format!("d{}", day.format("%Y-%m-%d")),
+            ends: at(day + Duration::days(1)),
+        },
+        Window {
+            id: format!("w{}", monday.format("%Y-%m-%d")),
+            ends: at(monday + Duration::days(7)),
+        },
+        Window {
+            id: format!("m{}", month.format("%Y-%m")),
+            ends: at(next_month),
+        },
     ]
 }
 
@@ -208,7 +244,12 @@ pub trait QuotaStore: Send + Sync {
     /// Milliseconds used by `key` in each window.
     async fn usage(&self, key: &QuotaKey, windows: &[Window; 3]) -> Result<[u64; 3], QuotaError>;
     /// Adds `ms` to each window's counter; returns the new totals.
-    async fn charge(&self, key: &QuotaKey, windows: &[Window; 3], ms: u64) -> Result<[u64; 3], QuotaError>;
+    async fn charge(
+        &self,
+        key: &QuotaKey,
+        windows: &[Window; 3],
+        ms: u64,
+    ) -> Result<[u64; 3], QuotaError>;
     /// Every client with usage in `window`: (key id, milliseconds used).
     async fn clients(&self, window: &Window) -> Result<Vec<(String, u64)>, QuotaError>;
 }
@@ -236,26 +277,44 @@ fn to_u64(v: i64) -> u64 {
 impl QuotaStore for DynamoQuotaStore {
     async fn usage(&self, key: &QuotaKey, w: &[Window; 3]) -> Result<[u64; 3], QuotaError> {
         let shard = key.shard();
-        let pks = [Self::pk(&w[0], shard), Self::pk(&w[1], shard), Self::pk(&w[2], shard)];
+        let pks = [
+            Self::pk(&w[0], shard),
+            Self::pk(&w[1], shard),
+            Self::pk(&w[2], shard),
+        ];
         let (a, b, c) = tokio::join!(
             self.table.get(&pks[0], &key.id),
             self.table.get(&pks[1], &key.id),
             self.table.get(&pks[2], &key.id),
         );
-        let used = |item: Option<ooni_adapters::Item>| item.and_then(|i| item_i64(&i, USED)).map_or(0, to_u64);
+        let used = |item: Option<ooni_adapters::Item>| {
+            item.and_then(|i| item_i64(&i, USED)).map_or(0, to_u64)
+        };
         Ok([used(a?), used(b?), used(c?)])
     }
 
-    async fn charge(&self, key: &QuotaKey, w: &[Window; 3], ms: u64) -> Result<[u64; 3], QuotaError> {
+    async fn charge(
+        &self,
+        key: &QuotaKey,
+        w: &[Window; 3],
+        ms: u64,
+    ) -> Result<[u64; 3], QuotaError> {
         let shard = key.shard();
         let by = i64::try_from(ms).unwrap_or(i64::MAX);
         // Counters outlive their window by a week so the summary can still show them.
         let ttl = |win: &Window| (win.ends + Duration::days(7)).timestamp();
-        let pks = [Self::pk(&w[0], shard), Self::pk(&w[1], shard), Self::pk(&w[2], shard)];
+        let pks = [
+            Self::pk(&w[0], shard),
+            Self::pk(&w[1], shard),
+            Self::pk(&w[2], shard),
+        ];
         let (a, b, c) = tokio::join!(
-            self.table.increment_with_ttl(&pks[0], &key.id, USED, by, ttl(&w[0])),
-            self.table.increment_with_ttl(&pks[1], &key.id, USED, by, ttl(&w[1])),
-            self.table.increment_with_ttl(&pks[2], &key.id, USED, by, ttl(&w[2])),
+            self.table
+                .increment_with_ttl(&pks[0], &key.id, USED, by, ttl(&w[0])),
+            self.table
+                .increment_with_ttl(&pks[1], &key.id, USED, by, ttl(&w[1])),
+            self.table
+                .increment_with_ttl(&pks[2], &key.id, USED, by, ttl(&w[2])),
         );
         Ok([to_u64(a?), to_u64(b?), to_u64(c?)])
     }
@@ -270,9 +329,18 @@ impl QuotaStore for DynamoQuotaStore {
         let mut out = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let items = joined.map_err(|e| {
-                QuotaError::Store(DynamoError::Unavailable { operation: "query", table: self.table.table_name().to_owned(), message: e.to_string() })
+                QuotaError::Store(DynamoError::Unavailable {
+                    operation: "query",
+                    table: self.table.table_name().to_owned(),
+                    message: e.to_string(),
+                })
             })??;
-            out.extend(items.iter().filter_map(|i| Some((item_str(i, "sk")?.to_owned(), item_i64(i, USED).map_or(0, to_u64)))));
+            out.extend(items.iter().filter_map(|i| {
+                Some((
+                    item_str(i, "sk")?.to_owned(),
+                    item_i64(i, USED).map_or(0, to_u64),
+                ))
+            }));
         }
         Ok(out)
     }
@@ -286,7 +354,9 @@ pub struct MemoryQuotaStore {
 
 impl MemoryQuotaStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u64>> {
-        self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -294,10 +364,16 @@ impl MemoryQuotaStore {
 impl QuotaStore for MemoryQuotaStore {
     async fn usage(&self, key: &QuotaKey, w: &[Window; 3]) -> Result<[u64; 3], QuotaError> {
         let m = self.lock();
-        Ok(w.clone().map(|win| m.get(&(win.id, key.id.clone())).copied().unwrap_or(0)))
+        Ok(w.clone()
+            .map(|win| m.get(&(win.id, key.id.clone())).copied().unwrap_or(0)))
     }
 
-    async fn charge(&self, key: &QuotaKey, w: &[Window; 3], ms: u64) -> Result<[u64; 3], QuotaError> {
+    async fn charge(
+        &self,
+        key: &QuotaKey,
+        w: &[Window; 3],
+        ms: u64,
+    ) -> Result<[u64; 3], QuotaError> {
         let mut m = self.lock();
         Ok(w.clone().map(|win| {
             let c = m.entry((win.id, key.id.clone())).or_insert(0);
@@ -307,7 +383,12 @@ impl QuotaStore for MemoryQuotaStore {
     }
 
     async fn clients(&self, window: &Window) -> Result<Vec<(String, u64)>, QuotaError> {
-        Ok(self.lock().iter().filter(|((w, _), _)| *w == window.id).map(|((_, k), v)| (k.clone(), *v)).collect())
+        Ok(self
+            .lock()
+            .iter()
+            .filter(|((w, _), _)| *w == window.id)
+            .map(|((_, k), v)| (k.clone(), *v))
+            .collect())
     }
 }
 
@@ -357,7 +438,15 @@ impl Quotas {
             }
             key
         });
-        Quotas { config, store, hash_key, clock, auth, trusted_hops, cache: Mutex::new(HashMap::new()) }
+        Quotas {
+            config,
+            store,
+            hash_key,
+            clock,
+            auth,
+            trusted_hops,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Whether requests can be metered (the key-hashing secret is configured).
@@ -388,21 +477,34 @@ impl Quotas {
         self.hash_key?;
         if let Some(auth) = &self.auth {
             match auth.optional(req).await {
-                Ok(Some(claims)) => return Some(QuotaKey { id: self.hashed("account", claims.account_id.as_bytes()), account: true }),
+                Ok(Some(claims)) => {
+                    return Some(QuotaKey {
+                        id: self.hashed("account", claims.account_id.as_bytes()),
+                        account: true,
+                    })
+                }
                 Ok(None) => {}
                 // A bad or expired token on a public route is metered as anonymous.
-                Err(_) => tracing::debug!("invalid session token on a metered route; metering by address"),
+                Err(_) => {
+                    tracing::debug!("invalid session token on a metered route; metering by address")
+                }
             }
         }
         match ooni_platform::request::client_ip(req, self.trusted_hops) {
             Some(ip) if self.config.allow_list.iter().any(|n| n.contains(ip)) => None,
             Some(ip) => {
                 let bucket = ooni_domain::client_addr::quota_bucket(ip);
-                Some(QuotaKey { id: self.hashed("ip", &bucket.key_bytes()), account: false })
+                Some(QuotaKey {
+                    id: self.hashed("ip", &bucket.key_bytes()),
+                    account: false,
+                })
             }
             None => {
                 tracing::warn!("client address unknown; metering under a shared key");
-                Some(QuotaKey { id: self.hashed("ip", b"unknown"), account: false })
+                Some(QuotaKey {
+                    id: self.hashed("ip", b"unknown"),
+                    account: false,
+                })
             }
         }
     }
@@ -417,20 +519,38 @@ impl Quotas {
 
     fn remaining(&self, key: &QuotaKey, used: [u64; 3]) -> u64 {
         let budget = self.budget(key);
-        (0..3).map(|i| budget[i].saturating_sub(used[i])).min().unwrap_or(0)
+        (0..3)
+            .map(|i| budget[i].saturating_sub(used[i]))
+            .min()
+            .unwrap_or(0)
     }
 
     fn cached(&self, key: &QuotaKey, w: &[Window; 3]) -> Option<[u64; 3]> {
-        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.get(&key.id).filter(|c| (0..3).all(|i| c.window_ids[i] == w[i].id)).map(|c| c.used)
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(&key.id)
+            .filter(|c| (0..3).all(|i| c.window_ids[i] == w[i].id))
+            .map(|c| c.used)
     }
 
     fn remember(&self, key: &QuotaKey, w: &[Window; 3], used: [u64; 3]) {
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert(key.id.clone(), Cached { window_ids: w.clone().map(|x| x.id), used });
+        cache.insert(
+            key.id.clone(),
+            Cached {
+                window_ids: w.clone().map(|x| x.id),
+                used,
+            },
+        );
     }
 
     /// Whether `key` may make a request now.
@@ -479,7 +599,11 @@ impl Quotas {
             .await?
             .into_iter()
             .map(|(id, used)| {
-                let budget = if id.starts_with("account:") { self.config.account_budget_ms[0] } else { self.config.ip_budget_ms[0] };
+                let budget = if id.starts_with("account:") {
+                    self.config.account_budget_ms[0]
+                } else {
+                    self.config.ip_budget_ms[0]
+                };
                 // Milliseconds fit f64 exactly at these magnitudes.
                 let left = budget.saturating_sub(used) as f64 / 1000.0;
                 (id, left)
@@ -523,7 +647,12 @@ impl<H: HttpHandler + ?Sized> HttpHandler for Metered<H> {
         let started = Instant::now();
         let result = self.inner.handle(req).await;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let left = self.quotas.charge(&key, ms).await.or(before).unwrap_or_else(|| self.quotas.budget(&key)[0]);
+        let left = self
+            .quotas
+            .charge(&key, ms)
+            .await
+            .or(before)
+            .unwrap_or_else(|| self.quotas.budget(&key)[0]);
         let value = seconds_header(left);
         match result {
             Ok(mut resp) => {
@@ -539,7 +668,9 @@ impl<H: HttpHandler + ?Sized> HttpHandler for Metered<H> {
 
 /// `GET /api/_/quotas_summary` (admin): the 20 clients closest to their daily budget.
 pub async fn quotas_summary(s: Arc<State>, req: Request) -> HttpResult {
-    let auth = s.auth.as_ref().ok_or_else(|| ApiError::internal(anyhow::anyhow!("user session keys are not configured")))?;
+    let auth = s.auth.as_ref().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("user session keys are not configured"))
+    })?;
     auth.require(&req, Role::Admin).await?;
     let rows = s.quotas.summary().await.map_err(ApiError::unavailable)?;
     let body: Vec<serde_json::Value> = rows.into_iter().map(|(k, left)| json!([k, left])).collect();
@@ -557,12 +688,24 @@ mod tests {
         Utc.with_ymd_and_hms(2024, 1, 31, 12, 0, 0).unwrap()
     }
 
-    fn quotas(config: QuotaConfig, clock: Arc<FixedClock>, store: Arc<dyn QuotaStore>) -> Arc<Quotas> {
-        Arc::new(Quotas::new(config, store, Some(&Secret::new("test-quota-key")), clock, None, 0))
+    fn quotas(
+        config: QuotaConfig,
+        clock: Arc<FixedClock>,
+        store: Arc<dyn QuotaStore>,
+    ) -> Arc<Quotas> {
+        Arc::new(Quotas::new(
+            config,
+            store,
+            Some(&Secret::new("test-quota-key")),
+            clock,
+            None,
+            0,
+        ))
     }
 
     fn req(ip: &str, path: &str) -> Request {
-        let mut ctx = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        let mut ctx =
+            lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
         ctx.http.source_ip = Some(ip.to_owned());
         http::Request::builder()
             .uri(path)
@@ -591,9 +734,18 @@ mod tests {
         assert_eq!(w[0].id, "d2024-01-31");
         assert_eq!(w[1].id, "w2024-01-29");
         assert_eq!(w[2].id, "m2024-01");
-        assert_eq!(w[0].ends, Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap());
-        assert_eq!(w[1].ends, Utc.with_ymd_and_hms(2024, 2, 5, 0, 0, 0).unwrap());
-        assert_eq!(w[2].ends, Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            w[0].ends,
+            Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            w[1].ends,
+            Utc.with_ymd_and_hms(2024, 2, 5, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            w[2].ends,
+            Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap()
+        );
     }
 
     #[test]
@@ -606,12 +758,18 @@ mod tests {
         assert!(one.contains("2001:db8::1".parse().unwrap()));
         assert!(!one.contains("2001:db8::2".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<IpNet>().is_err());
-        assert!("0.0.0.0/0".parse::<IpNet>().unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!("0.0.0.0/0"
+            .parse::<IpNet>()
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
     }
 
     #[test]
     fn unmetered_paths_match_exactly_or_by_prefix() {
-        let c = QuotaConfig { unmetered_paths: vec!["/health".into(), "/api/_/test_*".into()], ..QuotaConfig::default() };
+        let c = QuotaConfig {
+            unmetered_paths: vec!["/health".into(), "/api/_/test_*".into()],
+            ..QuotaConfig::default()
+        };
         assert!(c.is_unmetered_path("/health"));
         assert!(!c.is_unmetered_path("/healthz"));
         assert!(c.is_unmetered_path("/api/_/test_names"));
@@ -620,18 +778,29 @@ mod tests {
 
     #[test]
     fn config_reads_budgets_in_seconds_and_rejects_bad_networks() {
-        let vars: HashMap<&str, &str> = [("OONI_QUOTA_DAILY_SECS", "10"), ("OONI_QUOTA_ALLOWLIST", "1.2.3.4, 10.0.0.0/8")].into();
-        let c = QuotaConfig::from_env(&Env::from_fn(|k| vars.get(k).map(|v| v.to_string()))).unwrap();
+        let vars: HashMap<&str, &str> = [
+            ("OONI_QUOTA_DAILY_SECS", "10"),
+            ("OONI_QUOTA_ALLOWLIST", "1.2.3.4, 10.0.0.0/8"),
+        ]
+        .into();
+        let c =
+            QuotaConfig::from_env(&Env::from_fn(|k| vars.get(k).map(|v| v.to_string()))).unwrap();
         assert_eq!(c.ip_budget_ms[0], 10_000);
         assert_eq!(c.account_budget_ms[0], 100_000);
         assert_eq!(c.allow_list.len(), 2);
         let bad: HashMap<&str, &str> = [("OONI_QUOTA_ALLOWLIST", "nope")].into();
-        assert!(QuotaConfig::from_env(&Env::from_fn(|k| bad.get(k).map(|v| v.to_string()))).is_err());
+        assert!(
+            QuotaConfig::from_env(&Env::from_fn(|k| bad.get(k).map(|v| v.to_string()))).is_err()
+        );
     }
 
     #[tokio::test]
     async fn addresses_in_one_slash_24_share_a_key_that_reveals_no_address() {
-        let q = quotas(QuotaConfig::default(), Arc::new(FixedClock::new(now())), Arc::new(MemoryQuotaStore::default()));
+        let q = quotas(
+            QuotaConfig::default(),
+            Arc::new(FixedClock::new(now())),
+            Arc::new(MemoryQuotaStore::default()),
+        );
         let a = q.key_for(&req("192.0.2.10", "/x")).await.unwrap();
         let b = q.key_for(&req("192.0.2.200", "/x")).await.unwrap();
         let c = q.key_for(&req("192.0.3.10", "/x")).await.unwrap();
@@ -639,49 +808,101 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.id.starts_with("ip:") && !a.id.contains("192"));
         assert_eq!(a.id.len(), "ip:".len() + 32);
-        let other = Quotas::new(QuotaConfig::default(), Arc::new(MemoryQuotaStore::default()), Some(&Secret::new("another-key")), Arc::new(FixedClock::new(now())), None, 0);
-        assert_ne!(other.key_for(&req("192.0.2.10", "/x")).await.unwrap(), a, "the key depends on the secret");
+        let other = Quotas::new(
+            QuotaConfig::default(),
+            Arc::new(MemoryQuotaStore::default()),
+            Some(&Secret::new("another-key")),
+            Arc::new(FixedClock::new(now())),
+            None,
+            0,
+        );
+        assert_ne!(
+            other.key_for(&req("192.0.2.10", "/x")).await.unwrap(),
+            a,
+            "the key depends on the secret"
+        );
     }
 
     #[tokio::test]
     async fn an_exhausted_budget_gets_429_until_the_window_rolls_over() {
         let clock = Arc::new(FixedClock::new(now()));
-        let config = QuotaConfig { ip_budget_ms: [1, 1_000_000, 1_000_000], ..QuotaConfig::default() };
+        let config = QuotaConfig {
+            ip_budget_ms: [1, 1_000_000, 1_000_000],
+            ..QuotaConfig::default()
+        };
         let q = quotas(config, clock.clone(), Arc::new(MemoryQuotaStore::default()));
         let m = metered(q, fn_handler(Arc::new(()), ok));
-        let first = m.handle(req("198.51.100.7", "/api/v1/measurements")).await.unwrap();
+        let first = m
+            .handle(req("198.51.100.7", "/api/v1/measurements"))
+            .await
+            .unwrap();
         assert_eq!(first.headers()[REMAINING_HEADER], "0");
-        let second = m.handle(req("198.51.100.8", "/api/v1/measurements")).await.unwrap_err();
+        let second = m
+            .handle(req("198.51.100.8", "/api/v1/measurements"))
+            .await
+            .unwrap_err();
         assert_eq!(second.status, 429);
-        assert!(second.headers.iter().any(|(k, v)| *k == REMAINING_HEADER && v == "0"));
+        assert!(second
+            .headers
+            .iter()
+            .any(|(k, v)| *k == REMAINING_HEADER && v == "0"));
         // Another network is unaffected.
-        assert!(m.handle(req("203.0.113.1", "/api/v1/measurements")).await.is_ok());
+        assert!(m
+            .handle(req("203.0.113.1", "/api/v1/measurements"))
+            .await
+            .is_ok());
         // The next day refills the daily budget.
         clock.advance(Duration::days(1));
-        assert!(m.handle(req("198.51.100.7", "/api/v1/measurements")).await.is_ok());
+        assert!(m
+            .handle(req("198.51.100.7", "/api/v1/measurements"))
+            .await
+            .is_ok());
     }
 
     #[tokio::test]
     async fn errors_are_charged_and_carry_the_remaining_header() {
         let store = Arc::new(MemoryQuotaStore::default());
-        let q = quotas(QuotaConfig { ip_budget_ms: [10_000, 20_000, 30_000], ..QuotaConfig::default() }, Arc::new(FixedClock::new(now())), store.clone());
+        let q = quotas(
+            QuotaConfig {
+                ip_budget_ms: [10_000, 20_000, 30_000],
+                ..QuotaConfig::default()
+            },
+            Arc::new(FixedClock::new(now())),
+            store.clone(),
+        );
         let m = metered(q.clone(), fn_handler(Arc::new(()), slow));
         let err = m.handle(req("198.51.100.7", "/x")).await.unwrap_err();
         assert_eq!(err.status, 400);
-        let left: u64 = err.headers.iter().find(|(k, _)| *k == REMAINING_HEADER).unwrap().1.parse().unwrap();
+        let left: u64 = err
+            .headers
+            .iter()
+            .find(|(k, _)| *k == REMAINING_HEADER)
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
         assert!(left <= 9, "{left}");
         let key = q.key_for(&req("198.51.100.7", "/x")).await.unwrap();
         let used = store.usage(&key, &windows(now())).await.unwrap();
-        assert!(used[0] >= 5 && used[0] == used[1] && used[1] == used[2], "{used:?}");
+        assert!(
+            used[0] >= 5 && used[0] == used[1] && used[1] == used[2],
+            "{used:?}"
+        );
     }
 
     #[tokio::test]
     async fn allow_listed_clients_and_unmetered_paths_are_not_charged() {
         let store = Arc::new(MemoryQuotaStore::default());
-        let config = QuotaConfig { allow_list: vec!["192.0.2.0/24".parse().unwrap()], ..QuotaConfig::default() };
+        let config = QuotaConfig {
+            allow_list: vec!["192.0.2.0/24".parse().unwrap()],
+            ..QuotaConfig::default()
+        };
         let q = quotas(config, Arc::new(FixedClock::new(now())), store.clone());
         let m = metered(q, fn_handler(Arc::new(()), ok));
-        let resp = m.handle(req("192.0.2.9", "/api/v1/aggregation")).await.unwrap();
+        let resp = m
+            .handle(req("192.0.2.9", "/api/v1/aggregation"))
+            .await
+            .unwrap();
         assert!(resp.headers().get(REMAINING_HEADER).is_none());
         let resp = m.handle(req("198.51.100.1", "/health")).await.unwrap();
         assert!(resp.headers().get(REMAINING_HEADER).is_none());
@@ -691,7 +912,14 @@ mod tests {
     #[tokio::test]
     async fn the_summary_lists_the_clients_with_least_daily_budget_first() {
         let store = Arc::new(MemoryQuotaStore::default());
-        let q = quotas(QuotaConfig { ip_budget_ms: [10_000, 100_000, 100_000], ..QuotaConfig::default() }, Arc::new(FixedClock::new(now())), store);
+        let q = quotas(
+            QuotaConfig {
+                ip_budget_ms: [10_000, 100_000, 100_000],
+                ..QuotaConfig::default()
+            },
+            Arc::new(FixedClock::new(now())),
+            store,
+        );
         let a = q.key_for(&req("192.0.2.1", "/")).await.unwrap();
         let b = q.key_for(&req("198.51.100.1", "/")).await.unwrap();
         q.charge(&a, 1_000).await;

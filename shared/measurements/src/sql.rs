@@ -66,7 +66,10 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(text: &'static str) -> Self {
-        Sql { text: text.to_owned(), binds: Vec::new() }
+        Sql {
+            text: text.to_owned(),
+            binds: Vec::new(),
+        }
     }
 
     /// Appends fixed text (no placeholders).
@@ -78,7 +81,11 @@ impl Sql {
 
     /// Appends text holding exactly one `?` and its value.
     pub fn push_bind(&mut self, text: &'static str, value: impl Into<Value>) -> &mut Self {
-        debug_assert_eq!(text.matches('?').count(), 1, "one placeholder per push_bind");
+        debug_assert_eq!(
+            text.matches('?').count(),
+            1,
+            "one placeholder per push_bind"
+        );
         self.text.push_str(text);
         self.binds.push(value.into());
         self
@@ -118,7 +125,9 @@ impl Sql {
 
     /// The final SQL with values escaped in (for logs and tests).
     pub fn render(&self) -> String {
-        self.to_query(&clickhouse::Client::default()).sql_display().to_string()
+        self.to_query(&clickhouse::Client::default())
+            .sql_display()
+            .to_string()
     }
 }
 
@@ -176,11 +185,15 @@ mod tests {
     #[test]
     fn client_values_are_escaped_never_spliced() {
         let mut w = Where::new();
-        w.bind("input = ?", "x' OR 1=1 --").bind("probe_cc IN ?", vec!["IT".to_string(), "D'E".to_string()]);
+        w.bind("input = ?", "x' OR 1=1 --")
+            .bind("probe_cc IN ?", vec!["IT".to_string(), "D'E".to_string()]);
         let mut q = Sql::new("SELECT 1 FROM fastpath");
         q.append(w.into_sql());
         let rendered = q.render();
-        assert_eq!(rendered, r"SELECT 1 FROM fastpath WHERE input = 'x\' OR 1=1 --' AND probe_cc IN ['IT','D\'E']");
+        assert_eq!(
+            rendered,
+            r"SELECT 1 FROM fastpath WHERE input = 'x\' OR 1=1 --' AND probe_cc IN ['IT','D\'E']"
+        );
     }
 
     #[test]
@@ -193,7 +206,11 @@ mod tests {
     #[test]
     fn numbers_and_lists_of_numbers_bind_as_literals() {
         let mut q = Sql::new("SELECT 1");
-        q.push_bind(" WHERE probe_asn IN ?", vec![3303u32, 8167]).push_bind(" LIMIT ?", 10u64);
-        assert_eq!(q.render(), "SELECT 1 WHERE probe_asn IN [3303,8167] LIMIT 10");
+        q.push_bind(" WHERE probe_asn IN ?", vec![3303u32, 8167])
+            .push_bind(" LIMIT ?", 10u64);
+        assert_eq!(
+            q.render(),
+            "SELECT 1 WHERE probe_asn IN [3303,8167] LIMIT 10"
+        );
     }
 }

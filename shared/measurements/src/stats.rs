@@ -29,15 +29,44 @@ const CIRCUMVENTION_TESTS: [&str; 5] = ["torsf", "tor", "stunreachability", "psi
 /// Upstream's `TEST_GROUPS` (models.py), used by `test_coverage`'s `test_groups` filter.
 const TEST_GROUPS: &[(&str, &[&str])] = &[
     ("websites", &["web_connectivity"]),
-    ("im", &["facebook_messenger", "signal", "telegram", "whatsapp"]),
-    ("middlebox", &["http_invalid_request_line", "http_header_field_manipulation"]),
+    (
+        "im",
+        &["facebook_messenger", "signal", "telegram", "whatsapp"],
+    ),
+    (
+        "middlebox",
+        &[
+            "http_invalid_request_line",
+            "http_header_field_manipulation",
+        ],
+    ),
     ("performance", &["ndt", "dash"]),
     (
         "circumvention",
-        &["bridge_reachability", "meek_fronted_requests_test", "vanilla_tor", "tcp_connect", "psiphon", "tor", "torsf", "riseupvpn"],
+        &[
+            "bridge_reachability",
+            "meek_fronted_requests_test",
+            "vanilla_tor",
+            "tcp_connect",
+            "psiphon",
+            "tor",
+            "torsf",
+            "riseupvpn",
+        ],
     ),
-    ("legacy", &["http_requests", "dns_consistency", "http_host", "multi_protocol_traceroute"]),
-    ("experimental", &["urlgetter", "dnscheck", "stunreachability"]),
+    (
+        "legacy",
+        &[
+            "http_requests",
+            "dns_consistency",
+            "http_host",
+            "multi_protocol_traceroute",
+        ],
+    ),
+    (
+        "experimental",
+        &["urlgetter", "dnscheck", "stunreachability"],
+    ),
 ];
 
 const TEST_NAMES: &[(&str, &str)] = &[
@@ -46,7 +75,10 @@ const TEST_NAMES: &[(&str, &str)] = &[
     ("dns_consistency", "DNS Consistency"),
     ("dnscheck", "DNS Check"),
     ("facebook_messenger", "Facebook Messenger"),
-    ("http_header_field_manipulation", "HTTP Header Field Manipulation"),
+    (
+        "http_header_field_manipulation",
+        "HTTP Header Field Manipulation",
+    ),
     ("http_host", "HTTP Host"),
     ("http_invalid_request_line", "HTTP Invalid Request Line"),
     ("http_requests", "HTTP Requests"),
@@ -69,7 +101,10 @@ const TEST_NAMES: &[(&str, &str)] = &[
 
 /// Midnight UTC of `d` as Unix seconds (what `toDateTime(?)` takes).
 fn midnight(d: NaiveDate) -> u32 {
-    let t = d.and_hms_opt(0, 0, 0).map(|n| Utc.from_utc_datetime(&n).timestamp()).unwrap_or(0);
+    let t = d
+        .and_hms_opt(0, 0, 0)
+        .map(|n| Utc.from_utc_datetime(&n).timestamp())
+        .unwrap_or(0);
     u32::try_from(t.clamp(0, i64::from(u32::MAX))).unwrap_or(0)
 }
 
@@ -79,7 +114,8 @@ fn today(s: &State) -> NaiveDate {
 
 /// `d` minus `months` calendar months (day clamped to the month's length).
 fn months_before(d: NaiveDate, months: u32) -> NaiveDate {
-    d.checked_sub_months(chrono::Months::new(months)).unwrap_or(d)
+    d.checked_sub_months(chrono::Months::new(months))
+        .unwrap_or(d)
 }
 
 fn first_of_month(d: NaiveDate) -> NaiveDate {
@@ -94,7 +130,9 @@ fn require_cc(p: &Params) -> Result<String, ApiError> {
 }
 
 fn require_asn(p: &Params) -> Result<u32, ApiError> {
-    let v = p.get("probe_asn").ok_or_else(|| ApiError::bad_request("missing or incorrect probe_asn"))?;
+    let v = p
+        .get("probe_asn")
+        .ok_or_else(|| ApiError::bad_request("missing or incorrect probe_asn"))?;
     parse_asn(v).ok_or_else(|| ApiError::bad_request("missing or incorrect probe_asn"))
 }
 
@@ -109,7 +147,10 @@ fn u(v: Option<&Value>) -> Value {
 
 /// `GET /api/_/test_names`
 pub async fn test_names(_s: Arc<State>, _req: Request) -> HttpResult {
-    let names: Vec<Value> = TEST_NAMES.iter().map(|(id, name)| json!({"id": id, "name": name})).collect();
+    let names: Vec<Value> = TEST_NAMES
+        .iter()
+        .map(|(id, name)| json!({"id": id, "name": name}))
+        .collect();
     json(&json!({ "test_names": names }), Cache::MaxAge(3600))
 }
 
@@ -118,21 +159,36 @@ async fn by_month(s: &State, distinct: &'static str) -> Result<Vec<Value>, ApiEr
     let mut q = Sql::new("SELECT toStartOfMonth(measurement_start_time) AS date, ");
     q.push(distinct);
     q.push(" AS value FROM fastpath");
-    q.push_bind(" WHERE measurement_start_time > toDateTime(?)", midnight(months_before(first_of_month(t), 24)));
-    q.push_bind(" AND measurement_start_time < toDateTime(?)", midnight(first_of_month(t) + chrono::Months::new(1)));
+    q.push_bind(
+        " WHERE measurement_start_time > toDateTime(?)",
+        midnight(months_before(first_of_month(t), 24)),
+    );
+    q.push_bind(
+        " AND measurement_start_time < toDateTime(?)",
+        midnight(first_of_month(t) + chrono::Months::new(1)),
+    );
     q.push(" GROUP BY date ORDER BY date");
     let rows = s.db.json(&q).await?.rows;
-    Ok(rows.iter().map(|r| json!({"date": date_t00(as_str(r.get("date"))), "value": u(r.get("value"))})).collect())
+    Ok(rows
+        .iter()
+        .map(|r| json!({"date": date_t00(as_str(r.get("date"))), "value": u(r.get("value"))}))
+        .collect())
 }
 
 /// `GET /api/_/asn_by_month`: distinct networks per month over the last two years.
 pub async fn asn_by_month(s: Arc<State>, _req: Request) -> HttpResult {
-    json(&by_month(&s, "COUNT(DISTINCT probe_asn)").await?, Cache::MaxAge(86_400))
+    json(
+        &by_month(&s, "COUNT(DISTINCT probe_asn)").await?,
+        Cache::MaxAge(86_400),
+    )
 }
 
 /// `GET /api/_/countries_by_month`: distinct countries per month over the last two years.
 pub async fn countries_by_month(s: Arc<State>, _req: Request) -> HttpResult {
-    json(&by_month(&s, "COUNT(DISTINCT probe_cc)").await?, Cache::MaxAge(86_400))
+    json(
+        &by_month(&s, "COUNT(DISTINCT probe_cc)").await?,
+        Cache::MaxAge(86_400),
+    )
 }
 
 /// `GET /api/_/countries`: measurement count per known country, all time.
@@ -143,7 +199,9 @@ pub async fn countries(s: Arc<State>, _req: Request) -> HttpResult {
         .iter()
         .filter_map(|r| {
             let cc = as_str(r.get("probe_cc"));
-            country_name(cc).map(|name| json!({"alpha_2": cc, "count": u(r.get("measurement_count")), "name": name}))
+            country_name(cc).map(
+                |name| json!({"alpha_2": cc, "count": u(r.get("measurement_count")), "name": name}),
+            )
         })
         .collect();
     json(&json!({ "countries": countries }), Cache::MaxAge(86_400))
@@ -153,28 +211,55 @@ pub async fn countries(s: Arc<State>, _req: Request) -> HttpResult {
 pub async fn test_coverage(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
     let cc = require_cc(&p)?;
-    let groups_filter: Vec<String> = p.get("test_groups").map(|g| g.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    let groups_filter: Vec<String> = p
+        .get("test_groups")
+        .map(|g| g.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     let t = today(&s);
 
-    let names = s.db.json(&Sql::new("SELECT DISTINCT test_group FROM test_groups ORDER BY test_group")).await?.rows;
-    let group_names: Vec<String> = names.iter().map(|r| as_str(r.get("test_group")).to_owned()).collect();
+    let names =
+        s.db.json(&Sql::new(
+            "SELECT DISTINCT test_group FROM test_groups ORDER BY test_group",
+        ))
+        .await?
+        .rows;
+    let group_names: Vec<String> = names
+        .iter()
+        .map(|r| as_str(r.get("test_group")).to_owned())
+        .collect();
 
     let mut q = Sql::new(
         "SELECT toDate(measurement_start_time) AS day, test_group, count() AS msmt_cnt \
          FROM fastpath FINAL ANY LEFT JOIN test_groups USING (test_name)",
     );
     let mut w = Where::new();
-    w.bind("measurement_start_time >= toDateTime(?)", midnight(t - Duration::days(32)));
-    w.bind("measurement_start_time < toDateTime(?)", midnight(t - Duration::days(2)));
+    w.bind(
+        "measurement_start_time >= toDateTime(?)",
+        midnight(t - Duration::days(32)),
+    );
+    w.bind(
+        "measurement_start_time < toDateTime(?)",
+        midnight(t - Duration::days(2)),
+    );
     w.bind("probe_cc = ?", cc.as_str());
     q.append(w.into_sql());
     q.push(" GROUP BY day, test_group");
     let rows = s.db.json(&q).await?.rows;
     let counts: HashMap<(String, String), u64> = rows
         .iter()
-        .map(|r| ((as_str(r.get("test_group")).to_owned(), as_str(r.get("day")).to_owned()), as_u64(r.get("msmt_cnt"))))
+        .map(|r| {
+            (
+                (
+                    as_str(r.get("test_group")).to_owned(),
+                    as_str(r.get("day")).to_owned(),
+                ),
+                as_u64(r.get("msmt_cnt")),
+            )
+        })
         .collect();
-    let days: Vec<String> = (0..30).map(|i| (t - Duration::days(32 - i)).format("%Y-%m-%d").to_string()).collect();
+    let days: Vec<String> = (0..30)
+        .map(|i| (t - Duration::days(32 - i)).format("%Y-%m-%d").to_string())
+        .collect();
     let mut test_coverage = Vec::with_capacity(group_names.len() * days.len());
     for g in &group_names {
         for d in &days {
@@ -185,8 +270,14 @@ pub async fn test_coverage(s: Arc<State>, req: Request) -> HttpResult {
 
     let mut q = Sql::new("SELECT toDate(measurement_start_time) AS day, COUNT(DISTINCT probe_asn) AS count FROM fastpath");
     let mut w = Where::new();
-    w.bind("measurement_start_time >= toDateTime(?)", midnight(t - Duration::days(31)));
-    w.bind("measurement_start_time < toDateTime(?)", midnight(t - Duration::days(1)));
+    w.bind(
+        "measurement_start_time >= toDateTime(?)",
+        midnight(t - Duration::days(31)),
+    );
+    w.bind(
+        "measurement_start_time < toDateTime(?)",
+        midnight(t - Duration::days(1)),
+    );
     w.bind("probe_cc = ?", cc.as_str());
     if !groups_filter.is_empty() {
         let tests: BTreeSet<String> = TEST_GROUPS
@@ -199,19 +290,28 @@ pub async fn test_coverage(s: Arc<State>, req: Request) -> HttpResult {
     q.append(w.into_sql());
     q.push(" GROUP BY day");
     let rows = s.db.json(&q).await?.rows;
-    let asns: HashMap<String, u64> = rows.iter().map(|r| (as_str(r.get("day")).to_owned(), as_u64(r.get("count")))).collect();
+    let asns: HashMap<String, u64> = rows
+        .iter()
+        .map(|r| (as_str(r.get("day")).to_owned(), as_u64(r.get("count"))))
+        .collect();
     let network_coverage: Vec<Value> = (0..30)
         .map(|i| {
             let d = (t - Duration::days(31 - i)).format("%Y-%m-%d").to_string();
             json!({"count": asns.get(&d).copied().unwrap_or(0), "test_day": d})
         })
         .collect();
-    json(&json!({"network_coverage": network_coverage, "test_coverage": test_coverage}), Cache::MaxAge(3600))
+    json(
+        &json!({"network_coverage": network_coverage, "test_coverage": test_coverage}),
+        Cache::MaxAge(3600),
+    )
 }
 
 /// The 31-day window ending at today's midnight that several country statistics use.
 fn last_31_days(w: &mut Where, t: NaiveDate) {
-    w.bind("measurement_start_time >= toDateTime(?)", midnight(t - Duration::days(31)));
+    w.bind(
+        "measurement_start_time >= toDateTime(?)",
+        midnight(t - Duration::days(31)),
+    );
     w.bind("measurement_start_time < toDateTime(?)", midnight(t));
 }
 
@@ -226,7 +326,10 @@ pub async fn website_networks(s: Arc<State>, req: Request) -> HttpResult {
     q.append(w.into_sql());
     q.push(" GROUP BY probe_asn ORDER BY count DESC, probe_asn");
     let rows = s.db.json(&q).await?.rows;
-    let results: Vec<Value> = rows.iter().map(|r| json!({"count": u(r.get("count")), "probe_asn": u(r.get("probe_asn"))})).collect();
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"count": u(r.get("count")), "probe_asn": u(r.get("probe_asn"))}))
+        .collect();
     json(&json!({ "results": results }), Cache::MaxAge(0))
 }
 
@@ -246,7 +349,9 @@ pub async fn website_stats(s: Arc<State>, req: Request) -> HttpResult {
     );
     let mut w = Where::new();
     last_31_days(&mut w, today(&s));
-    w.bind("probe_cc = ?", cc.as_str()).bind("probe_asn = ?", asn).bind("input = ?", input);
+    w.bind("probe_cc = ?", cc.as_str())
+        .bind("probe_asn = ?", asn)
+        .bind("input = ?", input);
     q.append(w.into_sql());
     q.push(" GROUP BY test_day ORDER BY test_day");
     let rows = s.db.json(&q).await?.rows;
@@ -273,7 +378,10 @@ pub async fn website_urls(s: Arc<State>, req: Request) -> HttpResult {
     let int = |name: &str, default: i64| -> Result<i64, ApiError> {
         match p.get(name) {
             None => Ok(default),
-            Some(v) => v.trim().parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid {name}"))),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid {name}"))),
         }
     };
     let limit = match int("limit", 10)? {
@@ -289,12 +397,20 @@ pub async fn website_urls(s: Arc<State>, req: Request) -> HttpResult {
     let scope = || {
         let mut w = Where::new();
         last_31_days(&mut w, t);
-        w.fixed("test_name = 'web_connectivity'").bind("probe_cc = ?", cc.as_str()).bind("probe_asn = ?", asn);
+        w.fixed("test_name = 'web_connectivity'")
+            .bind("probe_cc = ?", cc.as_str())
+            .bind("probe_asn = ?", asn);
         w.into_sql()
     };
     let mut total = Sql::new("SELECT COUNT(DISTINCT input) AS total FROM fastpath");
     total.append(scope());
-    let total_count = as_u64(s.db.json(&total).await?.rows.first().and_then(|r| r.get("total")));
+    let total_count = as_u64(
+        s.db.json(&total)
+            .await?
+            .rows
+            .first()
+            .and_then(|r| r.get("total")),
+    );
 
     let mut q = Sql::new(
         "SELECT input, countIf(anomaly = 't') AS anomaly_count, countIf(confirmed = 't') AS confirmed_count, \
@@ -302,7 +418,8 @@ pub async fn website_urls(s: Arc<State>, req: Request) -> HttpResult {
     );
     q.append(scope());
     q.push(" GROUP BY input ORDER BY confirmed_count DESC, total_count DESC, anomaly_count DESC, input ASC");
-    q.push_bind(" LIMIT ?", limit).push_bind(" OFFSET ?", offset);
+    q.push_bind(" LIMIT ?", limit)
+        .push_bind(" OFFSET ?", offset);
     let rows = s.db.json(&q).await?.rows;
     let results: Vec<Value> = rows
         .iter()
@@ -332,7 +449,10 @@ pub async fn website_urls(s: Arc<State>, req: Request) -> HttpResult {
         "offset": offset,
         "total_count": total_count,
     });
-    json(&json!({"metadata": metadata, "results": results}), Cache::MaxAge(3600))
+    json(
+        &json!({"metadata": metadata, "results": results}),
+        Cache::MaxAge(3600),
+    )
 }
 
 /// `GET /api/_/vanilla_tor_stats`: per-network success counts over six months (every test
@@ -346,7 +466,10 @@ pub async fn vanilla_tor_stats(s: Arc<State>, req: Request) -> HttpResult {
          total_count - countIf(anomaly = 't') AS success_count FROM fastpath FINAL",
     );
     let mut w = Where::new();
-    w.bind("measurement_start_time > toDateTime(?)", midnight(months_before(today(&s), 6)));
+    w.bind(
+        "measurement_start_time > toDateTime(?)",
+        midnight(months_before(today(&s), 6)),
+    );
     w.bind("probe_cc = ?", cc.as_str());
     q.append(w.into_sql());
     q.push(" GROUP BY probe_asn ORDER BY probe_asn");
@@ -378,7 +501,10 @@ pub async fn vanilla_tor_stats(s: Arc<State>, req: Request) -> HttpResult {
             })
         })
         .collect();
-    json(&json!({"last_tested": last_tested, "networks": networks, "notok_networks": notok}), Cache::MaxAge(0))
+    json(
+        &json!({"last_tested": last_tested, "networks": networks, "notok_networks": notok}),
+        Cache::MaxAge(0),
+    )
 }
 
 /// `GET /api/_/im_networks`: networks that ran each instant messaging test, last 31 days.
@@ -392,14 +518,19 @@ pub async fn im_networks(s: Arc<State>, req: Request) -> HttpResult {
     let mut w = Where::new();
     last_31_days(&mut w, today(&s));
     w.bind("probe_cc = ?", cc.as_str());
-    w.bind("test_name IN ?", IM_TESTS.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>());
+    w.bind(
+        "test_name IN ?",
+        IM_TESTS.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+    );
     q.append(w.into_sql());
     q.push(" GROUP BY test_name, probe_asn ORDER BY test_name, total_count DESC, probe_asn");
     let rows = s.db.json(&q).await?.rows;
     let mut out: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
     for r in &rows {
         let day = as_str(r.get("last_tested")).to_owned();
-        let entry = out.entry(as_str(r.get("test_name")).to_owned()).or_insert_with(|| (String::new(), Vec::new()));
+        let entry = out
+            .entry(as_str(r.get("test_name")).to_owned())
+            .or_insert_with(|| (String::new(), Vec::new()));
         if day > entry.0 {
             entry.0 = day.clone();
         }
@@ -407,7 +538,12 @@ pub async fn im_networks(s: Arc<State>, req: Request) -> HttpResult {
     }
     let body: Map<String, Value> = out
         .into_iter()
-        .map(|(test, (last, nets))| (test, json!({"anomaly_networks": [], "last_tested": last, "ok_networks": nets})))
+        .map(|(test, (last, nets))| {
+            (
+                test,
+                json!({"anomaly_networks": [], "last_tested": last, "ok_networks": nets}),
+            )
+        })
         .collect();
     json(&Value::Object(body), Cache::MaxAge(3600))
 }
@@ -426,11 +562,21 @@ pub async fn im_stats(s: Arc<State>, req: Request) -> HttpResult {
     let mut q = Sql::new("SELECT toDate(measurement_start_time) AS test_day, count() AS total_count FROM fastpath FINAL");
     let mut w = Where::new();
     last_31_days(&mut w, t);
-    w.bind("probe_cc = ?", cc.as_str()).bind("test_name = ?", test_name).bind("probe_asn = ?", asn);
+    w.bind("probe_cc = ?", cc.as_str())
+        .bind("test_name = ?", test_name)
+        .bind("probe_asn = ?", asn);
     q.append(w.into_sql());
     q.push(" GROUP BY test_day ORDER BY test_day");
     let rows = s.db.json(&q).await?.rows;
-    let counts: HashMap<String, u64> = rows.iter().map(|r| (as_str(r.get("test_day")).to_owned(), as_u64(r.get("total_count")))).collect();
+    let counts: HashMap<String, u64> = rows
+        .iter()
+        .map(|r| {
+            (
+                as_str(r.get("test_day")).to_owned(),
+                as_u64(r.get("total_count")),
+            )
+        })
+        .collect();
     let results: Vec<Value> = (0..32)
         .map(|i| {
             let d = (t - Duration::days(31 - i)).format("%Y-%m-%d").to_string();
@@ -459,7 +605,8 @@ pub async fn country_overview(s: Arc<State>, req: Request) -> HttpResult {
         "SELECT toDate(min(measurement_start_time)) AS first_bucket_date, count() AS measurement_count, \
          COUNT(DISTINCT probe_asn) AS network_count FROM fastpath FINAL",
     );
-    q.push_bind(" WHERE probe_cc = ?", cc.as_str()).push(" AND measurement_start_time > toDateTime('2012-12-01 00:00:00')");
+    q.push_bind(" WHERE probe_cc = ?", cc.as_str())
+        .push(" AND measurement_start_time > toDateTime('2012-12-01 00:00:00')");
     let rows = s.db.json(&q).await?.rows;
     let r = rows.first().cloned().unwrap_or_default();
     let body = json!({
@@ -493,12 +640,20 @@ pub async fn global_overview_by_month(s: Arc<State>, _req: Request) -> HttpResul
         "SELECT toStartOfMonth(measurement_start_time) AS date, COUNT(DISTINCT probe_cc) AS countries, \
          COUNT(DISTINCT probe_asn) AS networks, count() AS measurements FROM fastpath FINAL",
     );
-    q.push_bind(" WHERE measurement_start_time > toDateTime(?)", midnight(first_of_month(months_before(t, 24))));
-    q.push_bind(" AND measurement_start_time < toDateTime(?)", midnight(first_of_month(t) + chrono::Months::new(1)));
+    q.push_bind(
+        " WHERE measurement_start_time > toDateTime(?)",
+        midnight(first_of_month(months_before(t, 24))),
+    );
+    q.push_bind(
+        " AND measurement_start_time < toDateTime(?)",
+        midnight(first_of_month(t) + chrono::Months::new(1)),
+    );
     q.push(" GROUP BY date ORDER BY date");
     let rows = s.db.json(&q).await?.rows;
     let series = |col: &str| -> Vec<Value> {
-        rows.iter().map(|r| json!({"date": date_t00(as_str(r.get("date"))), "value": u(r.get(col))})).collect()
+        rows.iter()
+            .map(|r| json!({"date": date_t00(as_str(r.get("date"))), "value": u(r.get(col))}))
+            .collect()
     };
     let body = json!({
         "countries_by_month": series("countries"),
@@ -511,9 +666,21 @@ pub async fn global_overview_by_month(s: Arc<State>, _req: Request) -> HttpResul
 fn circumvention_scope(s: &State) -> Sql {
     let t = today(s);
     let mut w = Where::new();
-    w.bind("test_name IN ?", CIRCUMVENTION_TESTS.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>());
-    w.bind("measurement_start_time > toDateTime(?)", midnight(months_before(t, 6)));
-    w.bind("measurement_start_time < toDateTime(?)", midnight(t - Duration::days(1)));
+    w.bind(
+        "test_name IN ?",
+        CIRCUMVENTION_TESTS
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect::<Vec<_>>(),
+    );
+    w.bind(
+        "measurement_start_time > toDateTime(?)",
+        midnight(months_before(t, 6)),
+    );
+    w.bind(
+        "measurement_start_time < toDateTime(?)",
+        midnight(t - Duration::days(1)),
+    );
     w.into_sql()
 }
 
@@ -523,7 +690,10 @@ pub async fn circumvention_stats_by_country(s: Arc<State>, _req: Request) -> Htt
     q.append(circumvention_scope(&s));
     q.push(" GROUP BY probe_cc ORDER BY probe_cc");
     let rows = s.db.json(&q).await?.rows;
-    let results: Vec<Value> = rows.iter().map(|r| json!({"cnt": u(r.get("cnt")), "probe_cc": as_str(r.get("probe_cc"))})).collect();
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"cnt": u(r.get("cnt")), "probe_cc": as_str(r.get("probe_cc"))}))
+        .collect();
     json(&json!({"results": results, "v": 0}), Cache::MaxAge(86_400))
 }
 
@@ -543,7 +713,11 @@ pub async fn circumvention_runtime_stats(s: Arc<State>, _req: Request) -> HttpRe
     let mut dates = BTreeSet::new();
     let mut values: HashMap<(String, String, String), Value> = HashMap::new();
     for r in &rows {
-        let (d, cc, tn) = (as_str(r.get("date")).to_owned(), as_str(r.get("probe_cc")).to_owned(), as_str(r.get("test_name")).to_owned());
+        let (d, cc, tn) = (
+            as_str(r.get("date")).to_owned(),
+            as_str(r.get("probe_cc")).to_owned(),
+            as_str(r.get("test_name")).to_owned(),
+        );
         tests.insert(tn.clone());
         ccs.insert(cc.clone());
         dates.insert(d.clone());
@@ -555,7 +729,10 @@ pub async fn circumvention_runtime_stats(s: Arc<State>, _req: Request) -> HttpRe
     for tn in &tests {
         for cc in &ccs {
             for d in &dates {
-                let v = values.get(&(tn.clone(), cc.clone(), d.clone())).cloned().unwrap_or_else(|| json!([]));
+                let v = values
+                    .get(&(tn.clone(), cc.clone(), d.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
                 results.push(json!({"date": d, "probe_cc": cc, "test_name": tn, "v": v}));
             }
         }
@@ -572,10 +749,15 @@ struct DomainRow {
 /// `GET /api/_/domain_metadata`: category and canonical form of a domain (`www.` or not).
 pub async fn domain_metadata(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
-    let domain = p.get("domain").ok_or_else(|| ApiError::bad_request("missing domain"))?;
+    let domain = p
+        .get("domain")
+        .ok_or_else(|| ApiError::bad_request("missing domain"))?;
     let (pair, canonical) = match domain.strip_prefix("www.") {
         Some(bare) => (vec![bare.to_owned(), domain.to_owned()], bare.to_owned()),
-        None => (vec![domain.to_owned(), format!("www.{domain}")], domain.to_owned()),
+        None => (
+            vec![domain.to_owned(), format!("www.{domain}")],
+            domain.to_owned(),
+        ),
     };
     let lookup = |global: bool| {
         let mut q = Sql::new("SELECT category_code, domain FROM citizenlab");
@@ -605,11 +787,18 @@ struct OrgRow {
 /// `GET /api/_/asnmeta`: the organisation behind an ASN (`AS` prefix optional).
 pub async fn asnmeta(s: Arc<State>, req: Request) -> HttpResult {
     let p = Params::from_request(&req);
-    let raw = p.get("asn").ok_or_else(|| ApiError::bad_request("missing asn"))?;
+    let raw = p
+        .get("asn")
+        .ok_or_else(|| ApiError::bad_request("missing asn"))?;
     let asn = parse_asn(raw).ok_or_else(|| ApiError::bad_request("invalid asn"))?;
     let mut q = Sql::new("SELECT org_name FROM asnmeta");
-    q.push_bind(" WHERE asn = ?", asn).push(" ORDER BY changed DESC LIMIT 1");
-    let org = s.db.optional::<OrgRow>(&q).await?.map(|r| r.org_name).unwrap_or_else(|| "Unknown".into());
+    q.push_bind(" WHERE asn = ?", asn)
+        .push(" ORDER BY changed DESC LIMIT 1");
+    let org =
+        s.db.optional::<OrgRow>(&q)
+            .await?
+            .map(|r| r.org_name)
+            .unwrap_or_else(|| "Unknown".into());
     json(&json!({ "org_name": org }), Cache::MaxAge(7200))
 }
 
@@ -661,8 +850,14 @@ mod tests {
     #[test]
     fn month_arithmetic_clamps_days() {
         let d = NaiveDate::from_ymd_opt(2024, 8, 31).unwrap();
-        assert_eq!(months_before(d, 6), NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
-        assert_eq!(first_of_month(d), NaiveDate::from_ymd_opt(2024, 8, 1).unwrap());
+        assert_eq!(
+            months_before(d, 6),
+            NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()
+        );
+        assert_eq!(
+            first_of_month(d),
+            NaiveDate::from_ymd_opt(2024, 8, 1).unwrap()
+        );
     }
 
     #[test]
@@ -676,7 +871,10 @@ mod tests {
     fn probe_cc_must_be_two_characters() {
         assert!(require_cc(&Params::parse("probe_cc=IT")).is_ok());
         let err = require_cc(&Params::parse("probe_cc=ITA")).unwrap_err();
-        assert_eq!(err.body.to_json(), json!({"error": "missing or incorrect probe_cc"}));
+        assert_eq!(
+            err.body.to_json(),
+            json!({"error": "missing or incorrect probe_cc"})
+        );
         assert!(require_cc(&Params::parse("")).is_err());
     }
 

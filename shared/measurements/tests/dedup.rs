@@ -11,7 +11,11 @@ const UID: &str = "20210709005529.664022_MY_webconnectivity_68e5bea1060d1874";
 const RID: &str = "20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3";
 
 async fn json(base: &str, path: &str) -> Value {
-    let resp = reqwest::Client::new().get(format!("{base}{path}")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "{path}");
     resp.json().await.unwrap()
 }
@@ -40,7 +44,11 @@ async fn a_redelivered_measurement_is_shown_once_on_every_route() {
         }
         before.push(v);
     }
-    let meta_before = json(&base, &format!("/api/v1/measurement_meta?measurement_uid={UID}")).await;
+    let meta_before = json(
+        &base,
+        &format!("/api/v1/measurement_meta?measurement_uid={UID}"),
+    )
+    .await;
 
     // The scorer's second INSERT of the same row, in its own part (insert deduplication off, as
     // for a redelivery whose batch differs from the first).
@@ -54,7 +62,13 @@ async fn a_redelivered_measurement_is_shown_once_on_every_route() {
         .execute()
         .await
         .unwrap();
-    let copies: u64 = stack.ch().query("SELECT count() FROM fastpath WHERE measurement_uid = ?").bind(UID).fetch_one().await.unwrap();
+    let copies: u64 = stack
+        .ch()
+        .query("SELECT count() FROM fastpath WHERE measurement_uid = ?")
+        .bind(UID)
+        .fetch_one()
+        .await
+        .unwrap();
     assert_eq!(copies, 2, "the duplicate row is really there, unmerged");
 
     for (p, expected) in paths.iter().zip(&before) {
@@ -69,5 +83,12 @@ async fn a_redelivered_measurement_is_shown_once_on_every_route() {
     }
     let listed = json(&base, &format!("/api/v1/measurements?report_id={RID}")).await;
     assert_eq!(listed["results"].as_array().unwrap().len(), 1);
-    assert_eq!(json(&base, &format!("/api/v1/measurement_meta?measurement_uid={UID}")).await, meta_before);
+    assert_eq!(
+        json(
+            &base,
+            &format!("/api/v1/measurement_meta?measurement_uid={UID}")
+        )
+        .await,
+        meta_before
+    );
 }

@@ -24,7 +24,10 @@ async fn test_names_is_the_fixed_upstream_list() {
     let v: Value = serde_json::from_str(&text).unwrap();
     let names = v["test_names"].as_array().unwrap();
     assert_eq!(names.len(), 24);
-    assert_eq!(names[0], json!({"id": "bridge_reachability", "name": "Bridge Reachability"}));
+    assert_eq!(
+        names[0],
+        json!({"id": "bridge_reachability", "name": "Bridge Reachability"})
+    );
     assert_eq!(names[23], json!({"id": "whatsapp", "name": "WhatsApp"}));
 }
 
@@ -35,9 +38,14 @@ async fn countries_lists_known_codes_with_counts_and_names() {
     assert!(list.len() > 20, "{}", list.len());
     let it = list.iter().find(|c| c["alpha_2"] == "IT").unwrap();
     assert_eq!(it["name"], "Italy");
-    assert_eq!(it["count"], count("SELECT count() FROM fastpath FINAL WHERE probe_cc = 'IT'").await);
+    assert_eq!(
+        it["count"],
+        count("SELECT count() FROM fastpath FINAL WHERE probe_cc = 'IT'").await
+    );
     assert!(list.iter().all(|c| keys(c) == ["alpha_2", "count", "name"]));
-    assert!(list.windows(2).all(|w| w[0]["alpha_2"].as_str() < w[1]["alpha_2"].as_str()));
+    assert!(list
+        .windows(2)
+        .all(|w| w[0]["alpha_2"].as_str() < w[1]["alpha_2"].as_str()));
 }
 
 #[tokio::test]
@@ -50,30 +58,54 @@ async fn by_month_series_have_dates_and_values() {
         let list = v.as_array().unwrap();
         assert!(!list.is_empty(), "{path}");
         assert_eq!(keys(&list[0]), ["date", "value"]);
-        assert!(list[0]["date"].as_str().unwrap().ends_with("T00:00:00+00:00"));
+        assert!(list[0]["date"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00+00:00"));
     }
     let v = api.json("/api/_/global_overview_by_month").await;
-    for k in ["countries_by_month", "measurements_by_month", "networks_by_month"] {
+    for k in [
+        "countries_by_month",
+        "measurements_by_month",
+        "networks_by_month",
+    ] {
         let first = &v[k][0];
         assert_eq!(keys(first), ["date", "value"], "{k}");
     }
-    let jan = v["measurements_by_month"].as_array().unwrap().iter().find(|e| e["date"] == "2024-01-01T00:00:00+00:00").unwrap();
+    let jan = v["measurements_by_month"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["date"] == "2024-01-01T00:00:00+00:00")
+        .unwrap();
     assert_eq!(jan["value"], count("SELECT count() FROM fastpath FINAL WHERE toStartOfMonth(measurement_start_time) = '2024-01-01'").await);
 }
 
 #[tokio::test]
 async fn global_overview_counts_everything() {
     let v = shared().json("/api/_/global_overview").await;
-    assert_eq!(v["measurement_count"], count("SELECT count() FROM fastpath FINAL").await);
-    assert_eq!(v["country_count"], count("SELECT uniqExact(probe_cc) FROM fastpath").await);
-    assert_eq!(v["network_count"], count("SELECT uniqExact(probe_asn) FROM fastpath").await);
+    assert_eq!(
+        v["measurement_count"],
+        count("SELECT count() FROM fastpath FINAL").await
+    );
+    assert_eq!(
+        v["country_count"],
+        count("SELECT uniqExact(probe_cc) FROM fastpath").await
+    );
+    assert_eq!(
+        v["network_count"],
+        count("SELECT uniqExact(probe_asn) FROM fastpath").await
+    );
 }
 
 #[tokio::test]
 async fn country_overview_has_the_first_date_and_counts() {
     let v = shared().json("/api/_/country_overview?probe_cc=IT").await;
     assert_eq!(v["first_bucket_date"], "2021-07-09");
-    assert_eq!(v["measurement_count"], count("SELECT count() FROM fastpath FINAL WHERE probe_cc = 'IT'").await);
+    assert_eq!(
+        v["measurement_count"],
+        count("SELECT count() FROM fastpath FINAL WHERE probe_cc = 'IT'").await
+    );
     assert!(v["network_count"].as_u64().unwrap() > 1);
 }
 
@@ -90,12 +122,18 @@ async fn country_routes_require_a_two_letter_probe_cc() {
     ] {
         let (status, _, text) = api.get(path).await;
         assert_eq!(status, 400, "{path}");
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"error": "missing or incorrect probe_cc"}), "{path}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"error": "missing or incorrect probe_cc"}),
+            "{path}"
+        );
     }
     let (status, _, text) = api.get("/api/_/website_urls?probe_cc=IT").await;
     assert_eq!(status, 400);
     assert!(text.contains("missing or incorrect probe_asn"));
-    let (status, _, text) = api.get("/api/_/im_stats?test_name=web_connectivity&probe_cc=IT&probe_asn=1").await;
+    let (status, _, text) = api
+        .get("/api/_/im_stats?test_name=web_connectivity&probe_cc=IT&probe_asn=1")
+        .await;
     assert_eq!(status, 400);
     assert!(text.contains("invalid test_name"));
 }
@@ -105,10 +143,16 @@ async fn test_coverage_is_a_dense_grid_of_groups_by_30_days() {
     let v = shared().json("/api/_/test_coverage?probe_cc=IT").await;
     let tc = v["test_coverage"].as_array().unwrap();
     assert_eq!(tc.len(), 7 * 30, "7 groups x 30 days");
-    assert!(tc.iter().all(|e| keys(e) == ["count", "test_day", "test_group"]));
+    assert!(tc
+        .iter()
+        .all(|e| keys(e) == ["count", "test_day", "test_group"]));
     assert_eq!(tc[0]["test_day"], "2023-12-04");
     assert_eq!(tc[29]["test_day"], "2024-01-02");
-    let web: u64 = tc.iter().filter(|e| e["test_group"] == "websites").map(|e| e["count"].as_u64().unwrap()).sum();
+    let web: u64 = tc
+        .iter()
+        .filter(|e| e["test_group"] == "websites")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(
         web,
         count("SELECT count() FROM fastpath FINAL WHERE probe_cc = 'IT' AND test_name = 'web_connectivity' AND measurement_start_time >= '2023-12-04' AND measurement_start_time < '2024-01-03'").await
@@ -118,9 +162,21 @@ async fn test_coverage_is_a_dense_grid_of_groups_by_30_days() {
     assert_eq!(nc.len(), 30);
     assert_eq!(nc[0]["test_day"], "2023-12-05");
     assert!(nc.iter().all(|e| keys(e) == ["count", "test_day"]));
-    let filtered = shared().json("/api/_/test_coverage?probe_cc=IT&test_groups=performance").await;
-    let total = |v: &Value| v["network_coverage"].as_array().unwrap().iter().map(|e| e["count"].as_u64().unwrap()).sum::<u64>();
-    assert!(total(&filtered) < total(&v), "the group filter narrows the network counts");
+    let filtered = shared()
+        .json("/api/_/test_coverage?probe_cc=IT&test_groups=performance")
+        .await;
+    let total = |v: &Value| {
+        v["network_coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(
+        total(&filtered) < total(&v),
+        "the group filter narrows the network counts"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +198,11 @@ async fn website_routes_count_one_network_s_urls() {
         .fetch_one()
         .await
         .unwrap();
-    let urls = api.json(&format!("/api/_/website_urls?probe_cc=IT&probe_asn=AS{asn}&limit=2")).await;
+    let urls = api
+        .json(&format!(
+            "/api/_/website_urls?probe_cc=IT&probe_asn=AS{asn}&limit=2"
+        ))
+        .await;
     let meta = &urls["metadata"];
     assert_eq!(meta["limit"], 2);
     assert_eq!(meta["current_page"], 1);
@@ -153,15 +213,36 @@ async fn website_routes_count_one_network_s_urls() {
     .await;
     assert_eq!(meta["total_count"], total);
     if total > 2 {
-        assert_eq!(meta["next_url"], format!("{}/api/_/website_urls?limit=2&offset=2&probe_asn={asn}&probe_cc=IT", api.public_base_url));
+        assert_eq!(
+            meta["next_url"],
+            format!(
+                "{}/api/_/website_urls?limit=2&offset=2&probe_asn={asn}&probe_cc=IT",
+                api.public_base_url
+            )
+        );
     }
     let input = urls["results"][0]["input"].as_str().unwrap().to_owned();
     let enc: String = url::form_urlencoded::byte_serialize(input.as_bytes()).collect();
-    let stats = api.json(&format!("/api/_/website_stats?probe_cc=IT&probe_asn={asn}&input={enc}")).await;
+    let stats = api
+        .json(&format!(
+            "/api/_/website_stats?probe_cc=IT&probe_asn={asn}&input={enc}"
+        ))
+        .await;
     let days = stats["results"].as_array().unwrap();
     assert!(!days.is_empty());
-    assert_eq!(keys(&days[0]), ["anomaly_count", "confirmed_count", "failure_count", "test_day", "total_count"]);
-    let none = api.json(&format!("/api/_/website_stats?probe_cc=IT&probe_asn={asn}")).await;
+    assert_eq!(
+        keys(&days[0]),
+        [
+            "anomaly_count",
+            "confirmed_count",
+            "failure_count",
+            "test_day",
+            "total_count"
+        ]
+    );
+    let none = api
+        .json(&format!("/api/_/website_stats?probe_cc=IT&probe_asn={asn}"))
+        .await;
     assert_eq!(none, json!({"results": []}));
 }
 
@@ -177,13 +258,28 @@ async fn im_routes_report_networks_and_a_dense_32_day_series() {
     let nets = api.json(&format!("/api/_/im_networks?probe_cc={cc}")).await;
     let tg = &nets["telegram"];
     assert_eq!(tg["anomaly_networks"], json!([]));
-    assert!(tg["ok_networks"].as_array().unwrap().iter().any(|n| n["asn"] == asn && n["name"] == ""));
-    let stats = api.json(&format!("/api/_/im_stats?test_name=telegram&probe_cc={cc}&probe_asn={asn}")).await;
+    assert!(tg["ok_networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["asn"] == asn && n["name"] == ""));
+    let stats = api
+        .json(&format!(
+            "/api/_/im_stats?test_name=telegram&probe_cc={cc}&probe_asn={asn}"
+        ))
+        .await;
     let days = stats["results"].as_array().unwrap();
     assert_eq!(days.len(), 32);
-    assert!(days.iter().all(|d| d["anomaly_count"].is_null() && d["test_day"].as_str().unwrap().len() == 25));
+    assert!(days
+        .iter()
+        .all(|d| d["anomaly_count"].is_null() && d["test_day"].as_str().unwrap().len() == 25));
     assert_eq!(days[31]["test_day"], "2024-01-05T00:00:00+00:00");
-    assert!(days.iter().map(|d| d["total_count"].as_u64().unwrap()).sum::<u64>() > 0);
+    assert!(
+        days.iter()
+            .map(|d| d["total_count"].as_u64().unwrap())
+            .sum::<u64>()
+            > 0
+    );
 }
 
 #[tokio::test]
@@ -195,13 +291,19 @@ async fn vanilla_tor_stats_summarises_networks() {
     assert!(!nets.is_empty());
     assert!(nets[0]["test_runtime_avg"].is_null());
     let empty = api.json("/api/_/vanilla_tor_stats?probe_cc=XY").await;
-    assert_eq!(empty, json!({"last_tested": null, "networks": [], "notok_networks": 0}));
+    assert_eq!(
+        empty,
+        json!({"last_tested": null, "networks": [], "notok_networks": 0})
+    );
 }
 
 #[tokio::test]
 async fn network_stats_is_the_upstream_stub() {
     let v = shared().json("/api/_/network_stats?probe_cc=GB").await;
-    assert_eq!(v, json!({"metadata": {"current_page": 1, "limit": 10, "next_url": null, "offset": 0, "total_count": 0}, "results": []}));
+    assert_eq!(
+        v,
+        json!({"metadata": {"current_page": 1, "limit": 10, "next_url": null, "offset": 0, "total_count": 0}, "results": []})
+    );
 }
 
 #[tokio::test]
@@ -209,8 +311,17 @@ async fn circumvention_statistics_have_the_v0_shape() {
     let api = shared();
     let v = api.json("/api/_/circumvention_stats_by_country").await;
     assert_eq!(v["v"], 0);
-    assert!(v["results"].as_array().unwrap().iter().all(|r| keys(r) == ["cnt", "probe_cc"]));
-    let total: u64 = v["results"].as_array().unwrap().iter().map(|r| r["cnt"].as_u64().unwrap()).sum();
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| keys(r) == ["cnt", "probe_cc"]));
+    let total: u64 = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cnt"].as_u64().unwrap())
+        .sum();
     assert_eq!(
         total,
         count("SELECT count() FROM fastpath FINAL WHERE test_name IN ('torsf','tor','stunreachability','psiphon','riseupvpn') AND measurement_start_time > '2023-07-05' AND measurement_start_time < '2024-01-04'").await
@@ -227,10 +338,20 @@ async fn domain_metadata_finds_canonical_domains() {
         ("facebook.com", "GRP", "www.facebook.com"),
         ("www.facebook.com", "GRP", "www.facebook.com"),
         ("www.twitter.com", "GRP", "twitter.com"),
-        ("www.this-domain-is-not-in-the-test-lists-for-sure.com", "MISC", "this-domain-is-not-in-the-test-lists-for-sure.com"),
+        (
+            "www.this-domain-is-not-in-the-test-lists-for-sure.com",
+            "MISC",
+            "this-domain-is-not-in-the-test-lists-for-sure.com",
+        ),
     ] {
-        let v = api.json(&format!("/api/_/domain_metadata?domain={domain}")).await;
-        assert_eq!(v, json!({"canonical_domain": canonical, "category_code": cat}), "{domain}");
+        let v = api
+            .json(&format!("/api/_/domain_metadata?domain={domain}"))
+            .await;
+        assert_eq!(
+            v,
+            json!({"canonical_domain": canonical, "category_code": cat}),
+            "{domain}"
+        );
     }
     let (status, _, _) = api.get("/api/_/domain_metadata").await;
     assert_eq!(status, 400);
@@ -240,7 +361,10 @@ async fn domain_metadata_finds_canonical_domains() {
 async fn asnmeta_answers_unknown_for_unknown_networks() {
     let api = shared();
     let (_, headers, text) = api.get("/api/_/asnmeta?asn=0").await;
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"org_name": "Unknown"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"org_name": "Unknown"})
+    );
     assert_eq!(headers["cache-control"], "max-age=7200");
     let (status, _, _) = api.get("/api/_/asnmeta?asn=nope").await;
     assert_eq!(status, 400);
@@ -251,8 +375,13 @@ async fn networks_lists_every_asn_with_a_string_org_name() {
     let v = shared().json("/api/_/networks").await;
     assert_eq!(v["v"], 0);
     let list = v["results"].as_array().unwrap();
-    assert_eq!(list.len() as u64, count("SELECT uniqExact(probe_asn) FROM fastpath").await);
-    assert!(list.iter().all(|r| r["org_name"].is_string() && r["probe_asn"].is_u64() && r["cnt"].is_u64()));
+    assert_eq!(
+        list.len() as u64,
+        count("SELECT uniqExact(probe_asn) FROM fastpath").await
+    );
+    assert!(list
+        .iter()
+        .all(|r| r["org_name"].is_string() && r["probe_asn"].is_u64() && r["cnt"].is_u64()));
 }
 
 #[tokio::test]
@@ -261,11 +390,20 @@ async fn domains_lists_test_list_domains_with_categories_and_counts() {
     assert_eq!(v["v"], 0);
     let list = v["results"].as_array().unwrap();
     assert!(list.len() > 5);
-    assert!(list.iter().all(|r| keys(r) == ["category_code", "domain_name", "measurement_count"]));
-    for (d, cat) in [("facebook.com", "GRP"), ("ncac.org", "NEWS"), ("twitter.com", "GRP")] {
+    assert!(list
+        .iter()
+        .all(|r| keys(r) == ["category_code", "domain_name", "measurement_count"]));
+    for (d, cat) in [
+        ("facebook.com", "GRP"),
+        ("ncac.org", "NEWS"),
+        ("twitter.com", "GRP"),
+    ] {
         let row = list.iter().find(|r| r["domain_name"] == d).unwrap();
         assert_eq!(row["category_code"], cat, "{d}");
     }
-    let tw = list.iter().find(|r| r["domain_name"] == "twitter.com").unwrap();
+    let tw = list
+        .iter()
+        .find(|r| r["domain_name"] == "twitter.com")
+        .unwrap();
     assert_eq!(tw["measurement_count"], count("SELECT count() FROM fastpath FINAL WHERE test_name = 'web_connectivity' AND domain = 'twitter.com'").await);
 }

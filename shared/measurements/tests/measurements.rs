@@ -17,27 +17,51 @@ fn results(v: &Value) -> &Vec<Value> {
 
 #[tokio::test]
 async fn a_day_of_fixture_data_fills_a_page_of_100() {
-    let v = shared().json("/api/v1/measurements?since=2024-01-01&until=2024-01-02").await;
+    let v = shared()
+        .json("/api/v1/measurements?since=2024-01-01&until=2024-01-02")
+        .await;
     assert_eq!(results(&v).len(), 100);
     assert_eq!(v["metadata"]["limit"], 100);
     assert_eq!(v["metadata"]["count"], -1);
     let next = v["metadata"]["next_url"].as_str().unwrap();
-    assert!(next.starts_with(&format!("{}/api/v1/measurements?", shared().public_base_url)), "{next}");
-    assert!(next.contains("offset=100") && next.contains("limit=100") && next.contains("since=2024-01-01"), "{next}");
+    assert!(
+        next.starts_with(&format!(
+            "{}/api/v1/measurements?",
+            shared().public_base_url
+        )),
+        "{next}"
+    );
+    assert!(
+        next.contains("offset=100")
+            && next.contains("limit=100")
+            && next.contains("since=2024-01-01"),
+        "{next}"
+    );
 }
 
 #[tokio::test]
 async fn each_result_has_the_upstream_fields_and_a_measurement_url_on_this_deployment() {
     let api = shared();
-    let v = api.json("/api/v1/measurements?since=2024-01-01&until=2024-01-02&limit=5").await;
+    let v = api
+        .json("/api/v1/measurements?since=2024-01-01&until=2024-01-02&limit=5")
+        .await;
     for r in results(&v) {
         let uid = r["measurement_uid"].as_str().unwrap();
-        assert_eq!(r["measurement_url"], format!("{}/api/v1/raw_measurement?measurement_uid={uid}", api.public_base_url));
+        assert_eq!(
+            r["measurement_url"],
+            format!(
+                "{}/api/v1/raw_measurement?measurement_uid={uid}",
+                api.public_base_url
+            )
+        );
         assert!(r["probe_asn"].as_str().unwrap().starts_with("AS"));
         assert!(r["scores"].is_object());
         assert_eq!(r["verification_status"], "unverified");
         let t = r["measurement_start_time"].as_str().unwrap();
-        assert!(chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.6fZ").is_ok(), "{t}");
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.6fZ").is_ok(),
+            "{t}"
+        );
         for k in ["anomaly", "confirmed", "failure"] {
             assert!(r[k].is_boolean(), "{k}");
         }
@@ -49,12 +73,21 @@ async fn each_result_has_the_upstream_fields_and_a_measurement_url_on_this_deplo
 async fn single_value_filters_only_return_matching_rows() {
     let api = shared();
     for (param, value, field, expected) in [
-        ("test_name", "web_connectivity", "test_name", "web_connectivity"),
+        (
+            "test_name",
+            "web_connectivity",
+            "test_name",
+            "web_connectivity",
+        ),
         ("probe_cc", "IT", "probe_cc", "IT"),
         ("probe_asn", "AS30722", "probe_asn", "AS30722"),
         ("probe_asn", "30722", "probe_asn", "AS30722"),
     ] {
-        let v = api.json(&format!("/api/v1/measurements?since=2023-12-01&until=2024-01-10&{param}={value}")).await;
+        let v = api
+            .json(&format!(
+                "/api/v1/measurements?since=2023-12-01&until=2024-01-10&{param}={value}"
+            ))
+            .await;
         assert!(!results(&v).is_empty(), "{param}={value}");
         for r in results(&v) {
             assert_eq!(r[field], expected, "{param}={value}");
@@ -66,14 +99,30 @@ async fn single_value_filters_only_return_matching_rows() {
 async fn multi_value_filters_return_rows_matching_any_value() {
     let api = shared();
     for (param, value, allowed) in [
-        ("test_name", "web_connectivity,dnscheck,stunreachability,tor", vec!["web_connectivity", "dnscheck", "stunreachability", "tor"]),
+        (
+            "test_name",
+            "web_connectivity,dnscheck,stunreachability,tor",
+            vec!["web_connectivity", "dnscheck", "stunreachability", "tor"],
+        ),
         ("probe_cc", "IT,US,RU", vec!["IT", "US", "RU"]),
-        ("probe_asn", "AS30722,3269,7738,55430", vec!["AS30722", "AS3269", "AS7738", "AS55430"]),
+        (
+            "probe_asn",
+            "AS30722,3269,7738,55430",
+            vec!["AS30722", "AS3269", "AS7738", "AS55430"],
+        ),
     ] {
-        let v = api.json(&format!("/api/v1/measurements?since=2023-12-01&until=2024-01-10&{param}={value}")).await;
+        let v = api
+            .json(&format!(
+                "/api/v1/measurements?since=2023-12-01&until=2024-01-10&{param}={value}"
+            ))
+            .await;
         assert!(!results(&v).is_empty(), "{param}");
         for r in results(&v) {
-            assert!(allowed.contains(&r[param].as_str().unwrap()), "{param}: {}", r[param]);
+            assert!(
+                allowed.contains(&r[param].as_str().unwrap()),
+                "{param}: {}",
+                r[param]
+            );
         }
     }
 }
@@ -81,16 +130,28 @@ async fn multi_value_filters_return_rows_matching_any_value() {
 #[tokio::test]
 async fn domain_filters_match_inputs_on_those_domains() {
     let api = shared();
-    let v = api.json("/api/v1/measurements?since=2023-12-01&until=2024-01-10&domain=cloudflare-dns.com").await;
+    let v = api
+        .json("/api/v1/measurements?since=2023-12-01&until=2024-01-10&domain=cloudflare-dns.com")
+        .await;
     assert!(!results(&v).is_empty());
     for r in results(&v) {
         assert!(r["input"].as_str().unwrap().contains("cloudflare-dns.com"));
     }
-    let v = api.json(&format!("/api/v1/measurements?since=2023-12-01&until=2024-01-10&domain={}", enc("cloudflare-dns.com, adblock.doh.mullvad.net, 1.1.1.1"))).await;
+    let v = api
+        .json(&format!(
+            "/api/v1/measurements?since=2023-12-01&until=2024-01-10&domain={}",
+            enc("cloudflare-dns.com, adblock.doh.mullvad.net, 1.1.1.1")
+        ))
+        .await;
     assert!(!results(&v).is_empty());
     for r in results(&v) {
         let input = r["input"].as_str().unwrap();
-        assert!(["cloudflare-dns.com", "adblock.doh.mullvad.net", "1.1.1.1"].iter().any(|d| input.contains(d)), "{input}");
+        assert!(
+            ["cloudflare-dns.com", "adblock.doh.mullvad.net", "1.1.1.1"]
+                .iter()
+                .any(|d| input.contains(d)),
+            "{input}"
+        );
     }
 }
 
@@ -98,11 +159,19 @@ async fn domain_filters_match_inputs_on_those_domains() {
 async fn the_default_order_is_newest_first_and_asc_reverses_it() {
     let api = shared();
     let desc = api.json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&order_by=measurement_start_time").await;
-    let times: Vec<&str> = results(&desc).iter().map(|r| r["measurement_start_time"].as_str().unwrap()).collect();
+    let times: Vec<&str> = results(&desc)
+        .iter()
+        .map(|r| r["measurement_start_time"].as_str().unwrap())
+        .collect();
     assert!(times.len() > 1);
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
-    let asc = api.json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&order=asc").await;
-    let times: Vec<&str> = results(&asc).iter().map(|r| r["measurement_start_time"].as_str().unwrap()).collect();
+    let asc = api
+        .json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&order=asc")
+        .await;
+    let times: Vec<&str> = results(&asc)
+        .iter()
+        .map(|r| r["measurement_start_time"].as_str().unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
 
@@ -119,20 +188,40 @@ async fn without_since_or_until_only_the_last_30_days_are_listed() {
 
 #[tokio::test]
 async fn ranges_over_six_months_are_rejected() {
-    let (status, _, text) = shared().get("/api/v1/measurements?since=2024-01-01&until=2024-07-20").await;
+    let (status, _, text) = shared()
+        .get("/api/v1/measurements?since=2024-01-01&until=2024-07-20")
+        .await;
     assert_eq!(status, 400);
-    assert!(text.to_lowercase().contains("time range must not exceed"), "{text}");
+    assert!(
+        text.to_lowercase().contains("time range must not exceed"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_ordering_and_limits_are_rejected_and_valid_ones_accepted() {
     let api = shared();
-    for bad in ["order_by=probe_cc", "order_by=test_start_time", "limit=1000001", "order=sideways", "limit=-1", "probe_asn=ASx", "since=yesterday"] {
+    for bad in [
+        "order_by=probe_cc",
+        "order_by=test_start_time",
+        "limit=1000001",
+        "order=sideways",
+        "limit=-1",
+        "probe_asn=ASx",
+        "since=yesterday",
+    ] {
         let (status, _, text) = api.get(&format!("/api/v1/measurements?{bad}")).await;
         assert_eq!(status, 422, "{bad}: {text}");
-        assert!(serde_json::from_str::<Value>(&text).unwrap()["detail"].is_array(), "{bad}");
+        assert!(
+            serde_json::from_str::<Value>(&text).unwrap()["detail"].is_array(),
+            "{bad}"
+        );
     }
-    for ok in ["limit=50", "limit=1000000", "since=2025-09-29T00:00:00&until=2025-09-29T23:59:59&limit=2000"] {
+    for ok in [
+        "limit=50",
+        "limit=1000000",
+        "since=2025-09-29T00:00:00&until=2025-09-29T23:59:59&limit=2000",
+    ] {
         let (status, _, text) = api.get(&format!("/api/v1/measurements?{ok}")).await;
         assert_eq!(status, 200, "{ok}: {text}");
     }
@@ -141,16 +230,27 @@ async fn invalid_ordering_and_limits_are_rejected_and_valid_ones_accepted() {
 #[tokio::test]
 async fn a_short_last_page_reports_the_count_and_no_next_url() {
     let api = shared();
-    let all = api.json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=1000").await;
+    let all = api
+        .json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=1000")
+        .await;
     let n = results(&all).len();
     assert!(n > 20 && n < 1000, "{n}");
     assert_eq!(all["metadata"]["count"], n);
     assert_eq!(all["metadata"]["next_url"], Value::Null);
     assert_eq!(all["metadata"]["pages"], 1);
     // Paging with offset walks the same rows in the same order.
-    let p1 = api.json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=20").await;
-    let p2 = api.json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=20&offset=20").await;
-    let uids = |v: &Value| results(v).iter().map(|r| r["measurement_uid"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let p1 = api
+        .json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=20")
+        .await;
+    let p2 = api
+        .json("/api/v1/measurements?since=2021-07-01&until=2021-07-20&limit=20&offset=20")
+        .await;
+    let uids = |v: &Value| {
+        results(v)
+            .iter()
+            .map(|r| r["measurement_uid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     let expected: Vec<String> = uids(&all)[..40].to_vec();
     assert_eq!([uids(&p1), uids(&p2)].concat(), expected);
     assert_eq!(p2["metadata"]["current_page"], 2);
@@ -159,14 +259,21 @@ async fn a_short_last_page_reports_the_count_and_no_next_url() {
 
 #[tokio::test]
 async fn the_listing_is_cached_for_a_minute() {
-    let (_, headers, _) = shared().get("/api/v1/measurements?since=2024-01-01&until=2024-01-02&limit=1").await;
+    let (_, headers, _) = shared()
+        .get("/api/v1/measurements?since=2024-01-01&until=2024-01-02&limit=1")
+        .await;
     assert_eq!(headers["cache-control"], "max-age=60");
 }
 
 #[tokio::test]
 async fn okhttp_clients_get_the_canned_single_result() {
     let api = shared();
-    let resp = reqwest::Client::new().get(api.url("/api/v1/measurements")).header("user-agent", "okhttp/3.12").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(api.url("/api/v1/measurements"))
+        .header("user-agent", "okhttp/3.12")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["metadata"]["count"], 1);
@@ -177,7 +284,12 @@ async fn okhttp_clients_get_the_canned_single_result() {
 async fn measurement_meta_returns_the_exact_upstream_object() {
     let rid = "20210709T004340Z_webconnectivity_MY_4818_n1_YCM7J9mGcEHds2K3";
     let inp = "https://www.backtrack-linux.org/";
-    let (status, headers, text) = shared().get(&format!("/api/v1/measurement_meta?report_id={rid}&input={}", enc(inp))).await;
+    let (status, headers, text) = shared()
+        .get(&format!(
+            "/api/v1/measurement_meta?report_id={rid}&input={}",
+            enc(inp)
+        ))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(headers["cache-control"], "max-age=60");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -205,7 +317,9 @@ async fn measurement_meta_returns_the_exact_upstream_object() {
 #[tokio::test]
 async fn measurement_meta_without_input_has_a_null_category() {
     let rid = "20210709T000017Z_httpinvalidrequestline_CH_3303_n1_8mr2M3dzkoFmmjIU";
-    let v = shared().json(&format!("/api/v1/measurement_meta?report_id={rid}")).await;
+    let v = shared()
+        .json(&format!("/api/v1/measurement_meta?report_id={rid}"))
+        .await;
     assert_eq!(
         v,
         json!({
@@ -233,7 +347,10 @@ async fn measurement_meta_by_uid_matches_the_lookup_by_report_and_input() {
     let by_rid = api.json(&format!("/api/v1/measurement_meta?report_id=20250709T074749Z_webconnectivity_US_10796_n1_oljUoi3ZVNHUzjdp&input={}", enc("https://www.quora.com/"))).await;
     let by_uid = api.json("/api/v1/measurement_meta?measurement_uid=20250709074932.361231_US_webconnectivity_52be70d41f91a6cc").await;
     assert_eq!(by_rid, by_uid);
-    assert!(by_uid["probe_asn"].is_i64(), "probe_asn is an integer like the monolith's");
+    assert!(
+        by_uid["probe_asn"].is_i64(),
+        "probe_asn is an integer like the monolith's"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +359,12 @@ async fn measurement_meta_rejects_invalid_report_ids_with_422() {
     let (status, _, text) = api.get("/api/v1/measurement_meta?report_id=BOGUS").await;
     assert_eq!(status, 422);
     assert!(text.contains("Invalid report_id"), "{text}");
-    let (status, _, _) = api.get(&format!("/api/v1/measurement_meta?report_id={}", enc("20210709T004340Z_web#$%connectivity_MY"))).await;
+    let (status, _, _) = api
+        .get(&format!(
+            "/api/v1/measurement_meta?report_id={}",
+            enc("20210709T004340Z_web#$%connectivity_MY")
+        ))
+        .await;
     assert_eq!(status, 422);
     let (status, _, text) = api.get("/api/v1/measurement_meta").await;
     assert_eq!(status, 400, "{text}");
@@ -253,7 +375,10 @@ async fn measurement_meta_for_an_unknown_report_is_an_empty_object() {
     let api = shared();
     let url = "/api/v1/measurement_meta?report_id=20200712T100000Z_AS9999_BOGUSsYKWBS2S0hdzXf7rhUusKfYP5cQM9HwAdZRPmUfroVoCn";
     assert_eq!(api.json(url).await, json!({}));
-    assert_eq!(api.json(&format!("{url}&full=true")).await, json!({"raw_measurement": ""}));
+    assert_eq!(
+        api.json(&format!("{url}&full=true")).await,
+        json!({"raw_measurement": ""})
+    );
     assert_eq!(api.json("/api/v1/measurement_meta?measurement_uid=20240101000000.000000_XX_nothing_0000000000000000").await, json!({}));
 }
 
@@ -261,7 +386,12 @@ async fn measurement_meta_for_an_unknown_report_is_an_empty_object() {
 async fn measurement_meta_full_includes_the_body_from_an_upstream_jsonl_file() {
     let api = shared();
     let (uid, rid, input, body) = api.seeded.upstream[0].clone();
-    let v = api.json(&format!("/api/v1/measurement_meta?report_id={rid}&input={}&full=True", enc(&input))).await;
+    let v = api
+        .json(&format!(
+            "/api/v1/measurement_meta?report_id={rid}&input={}&full=True",
+            enc(&input)
+        ))
+        .await;
     assert_eq!(v["measurement_uid"], uid);
     assert_eq!(v["raw_measurement"], body);
     let parsed: Value = serde_json::from_str(v["raw_measurement"].as_str().unwrap()).unwrap();
@@ -272,7 +402,11 @@ async fn measurement_meta_full_includes_the_body_from_an_upstream_jsonl_file() {
 async fn measurement_meta_full_reads_a_single_gzip_member_of_a_seekable_file() {
     let api = shared();
     for (uid, _, _, body) in &api.seeded.seekable {
-        let v = api.json(&format!("/api/v1/measurement_meta?measurement_uid={uid}&full=true")).await;
+        let v = api
+            .json(&format!(
+                "/api/v1/measurement_meta?measurement_uid={uid}&full=true"
+            ))
+            .await;
         assert_eq!(v["raw_measurement"], *body, "{uid}");
         assert_eq!(v["probe_cc"], "IT");
     }
@@ -281,11 +415,23 @@ async fn measurement_meta_full_reads_a_single_gzip_member_of_a_seekable_file() {
 #[tokio::test]
 async fn raw_measurement_returns_the_body_as_json_from_each_store() {
     let api = shared();
-    let mut cases: Vec<(String, String)> = api.seeded.upstream.iter().map(|(u, _, _, b)| (u.clone(), b.clone())).collect();
-    cases.extend(api.seeded.seekable.iter().map(|(u, _, _, b)| (u.clone(), b.clone())));
+    let mut cases: Vec<(String, String)> = api
+        .seeded
+        .upstream
+        .iter()
+        .map(|(u, _, _, b)| (u.clone(), b.clone()))
+        .collect();
+    cases.extend(
+        api.seeded
+            .seekable
+            .iter()
+            .map(|(u, _, _, b)| (u.clone(), b.clone())),
+    );
     cases.push((api.seeded.incoming.0.clone(), api.seeded.incoming.3.clone()));
     for (uid, body) in cases {
-        let (status, headers, text) = api.get(&format!("/api/v1/raw_measurement?measurement_uid={uid}")).await;
+        let (status, headers, text) = api
+            .get(&format!("/api/v1/raw_measurement?measurement_uid={uid}"))
+            .await;
         assert_eq!(status, 200, "{uid}");
         assert_eq!(headers["cache-control"], "max-age=86400");
         assert_eq!(text, body, "{uid}");
@@ -297,8 +443,17 @@ async fn raw_measurement_returns_the_body_as_json_from_each_store() {
 async fn raw_measurement_by_report_and_input_finds_the_same_body() {
     let api = shared();
     let (uid, rid, input, body) = api.seeded.upstream[1].clone();
-    let by_uid = api.get(&format!("/api/v1/raw_measurement?measurement_uid={uid}")).await.2;
-    let by_rid = api.get(&format!("/api/v1/raw_measurement?report_id={rid}&input={}", enc(&input))).await.2;
+    let by_uid = api
+        .get(&format!("/api/v1/raw_measurement?measurement_uid={uid}"))
+        .await
+        .2;
+    let by_rid = api
+        .get(&format!(
+            "/api/v1/raw_measurement?report_id={rid}&input={}",
+            enc(&input)
+        ))
+        .await
+        .2;
     assert_eq!(by_uid, body);
     assert_eq!(by_rid, body);
 }
@@ -310,9 +465,14 @@ async fn raw_measurement_needs_an_identifier_and_answers_empty_for_unknown_ones(
     assert_eq!(status, 400);
     let (status, headers, text) = api.get("/api/v1/raw_measurement?measurement_uid=20250709075147.833477_US_webconnectivity_baddbaddbaddbadd").await;
     assert_eq!((status, text.as_str()), (200, "{}"));
-    assert_eq!(headers["cache-control"], "max-age=60", "a miss is cached briefly");
+    assert_eq!(
+        headers["cache-control"], "max-age=60",
+        "a miss is cached briefly"
+    );
     let (uid, _) = api.seeded.bodiless.clone();
-    let (status, _, text) = api.get(&format!("/api/v1/raw_measurement?measurement_uid={uid}")).await;
+    let (status, _, text) = api
+        .get(&format!("/api/v1/raw_measurement?measurement_uid={uid}"))
+        .await;
     assert_eq!((status, text.as_str()), (200, "{}"));
 }
 
@@ -332,20 +492,33 @@ async fn get_measurement_needs_no_download_parameter() {
 async fn get_measurement_with_download_is_an_attachment() {
     let api = shared();
     let (uid, _, _, body) = api.seeded.incoming.clone();
-    let (status, headers, text) = api.get(&format!("/api/v1/measurement/{uid}?download=true")).await;
+    let (status, headers, text) = api
+        .get(&format!("/api/v1/measurement/{uid}?download=true"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(text, body);
-    assert_eq!(headers["content-disposition"], format!("attachment; filename=ooni_measurement-{uid}.json"));
+    assert_eq!(
+        headers["content-disposition"],
+        format!("attachment; filename=ooni_measurement-{uid}.json")
+    );
 }
 
 #[tokio::test]
 async fn get_measurement_for_an_unknown_uid_is_404_not_500() {
     let api = shared();
     let (uid, _) = api.seeded.bodiless.clone();
-    for u in [uid.as_str(), "20250709075147.833477_US_webconnectivity_baddbaddbaddbadd", "not-a-uid", "weird%3Cscript%3E"] {
+    for u in [
+        uid.as_str(),
+        "20250709075147.833477_US_webconnectivity_baddbaddbaddbadd",
+        "not-a-uid",
+        "weird%3Cscript%3E",
+    ] {
         let (status, _, text) = api.get(&format!("/api/v1/measurement/{u}")).await;
         assert_eq!(status, 404, "{u}: {text}");
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"detail": "Measurement not found"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"detail": "Measurement not found"})
+        );
     }
 }
 

@@ -27,7 +27,10 @@ pub struct HmacKey {
 impl HmacKey {
     pub fn new(secret: &Secret) -> Self {
         let bytes = secret.expose().as_bytes();
-        HmacKey { enc: EncodingKey::from_secret(bytes), dec: DecodingKey::from_secret(bytes) }
+        HmacKey {
+            enc: EncodingKey::from_secret(bytes),
+            dec: DecodingKey::from_secret(bytes),
+        }
     }
 
     /// Signs claims with HS256.
@@ -37,7 +40,12 @@ impl HmacKey {
 
     /// Verifies an HS256 token for one audience. `require_exp` is false only for the permanent
     /// probe `client_id` (upstream issues it without expiry).
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, audience: &str, require_exp: bool) -> Result<T, TokenError> {
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        require_exp: bool,
+    ) -> Result<T, TokenError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.algorithms = vec![Algorithm::HS256];
         v.set_audience(&[audience]);
@@ -48,10 +56,12 @@ impl HmacKey {
             v.set_required_spec_claims(&["aud"]);
             v.validate_exp = false;
         }
-        decode::<T>(token, &self.dec, &v).map(|d| d.claims).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })
+        decode::<T>(token, &self.dec, &v)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
     }
 }
 
@@ -84,7 +94,10 @@ impl JwtKeys {
         if probe.expose().len() < 16 || user.expose().len() < 16 {
             anyhow::bail!("JWT keys must be at least 16 bytes");
         }
-        Ok(JwtKeys { probe: HmacKey::new(probe), user: HmacKey::new(user) })
+        Ok(JwtKeys {
+            probe: HmacKey::new(probe),
+            user: HmacKey::new(user),
+        })
     }
 }
 
@@ -137,9 +150,16 @@ pub trait SessionPolicy: Send + Sync {
 
 /// The `Authorization: Bearer <token>` value.
 pub fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The shared user-authentication extractor used by every route that needs a user or admin.
@@ -151,18 +171,29 @@ pub struct UserAuth {
 
 impl UserAuth {
     pub fn new(keys: &JwtKeys, policy: Option<Arc<dyn SessionPolicy>>) -> Self {
-        UserAuth { key: keys.user.clone(), policy }
+        UserAuth {
+            key: keys.user.clone(),
+            policy,
+        }
     }
 
     /// `Ok(None)` when no token was sent; 401 when one was sent but is not a valid session.
     pub async fn optional(&self, req: &Request) -> Result<Option<UserClaims>, ApiError> {
-        let Some(token) = bearer(req) else { return Ok(None) };
-        let claims: UserClaims = self.key.verify(token, AUD_USER_AUTH, true).map_err(|e| match e {
-            TokenError::Expired => ApiError::unauthorized("Expired token"),
-            TokenError::Invalid => ApiError::unauthorized("Invalid credentials"),
-        })?;
+        let Some(token) = bearer(req) else {
+            return Ok(None);
+        };
+        let claims: UserClaims =
+            self.key
+                .verify(token, AUD_USER_AUTH, true)
+                .map_err(|e| match e {
+                    TokenError::Expired => ApiError::unauthorized("Expired token"),
+                    TokenError::Invalid => ApiError::unauthorized("Invalid credentials"),
+                })?;
         if let Some(policy) = &self.policy {
-            let threshold = policy.expunge_threshold(&claims.account_id).await.map_err(ApiError::unavailable)?;
+            let threshold = policy
+                .expunge_threshold(&claims.account_id)
+                .await
+                .map_err(ApiError::unavailable)?;
             if threshold.is_some_and(|t| claims.iat < t) {
                 return Err(ApiError::unauthorized("Session expunged"));
             }
@@ -172,7 +203,10 @@ impl UserAuth {
 
     /// 401 "Authentication required" without a valid session; 403 when the role is too low.
     pub async fn require(&self, req: &Request, min: Role) -> Result<UserClaims, ApiError> {
-        let claims = self.optional(req).await?.ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
+        let claims = self
+            .optional(req)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
         if claims.role < min {
             return Err(ApiError::forbidden("Role not authorized"));
         }
@@ -183,10 +217,12 @@ impl UserAuth {
 /// Verifies a probe token (`Authorization: Bearer`), as tor-targets and psiphon-config require.
 pub fn require_probe_token(req: &Request, keys: &JwtKeys) -> Result<ProbeTokenClaims, ApiError> {
     let token = bearer(req).ok_or_else(|| ApiError::unauthorized("Authentication required"))?;
-    keys.probe.verify(token, AUD_PROBE_TOKEN, true).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized("Expired token"),
-        TokenError::Invalid => ApiError::unauthorized("Invalid credentials"),
-    })
+    keys.probe
+        .verify(token, AUD_PROBE_TOKEN, true)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized("Expired token"),
+            TokenError::Invalid => ApiError::unauthorized("Invalid credentials"),
+        })
 }
 
 #[cfg(test)]
@@ -195,7 +231,11 @@ mod tests {
     use base64::Engine;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(&Secret::new("probe-key-0123456789"), &Secret::new("user-key-0123456789ab")).unwrap()
+        JwtKeys::new(
+            &Secret::new("probe-key-0123456789"),
+            &Secret::new("user-key-0123456789ab"),
+        )
+        .unwrap()
     }
 
     fn now() -> i64 {
@@ -228,31 +268,62 @@ mod tests {
 
     #[tokio::test]
     async fn a_valid_admin_session_passes_the_admin_check() {
-        let token = keys().user.sign(&claims(Role::Admin, now() + 3600)).unwrap();
-        let c = auth().require(&req_with(&token), Role::Admin).await.unwrap();
+        let token = keys()
+            .user
+            .sign(&claims(Role::Admin, now() + 3600))
+            .unwrap();
+        let c = auth()
+            .require(&req_with(&token), Role::Admin)
+            .await
+            .unwrap();
         assert_eq!(c.role, Role::Admin);
     }
 
     #[tokio::test]
     async fn a_user_session_gets_403_on_admin_routes_and_no_token_gets_401() {
         let token = keys().user.sign(&claims(Role::User, now() + 3600)).unwrap();
-        assert_eq!(auth().require(&req_with(&token), Role::Admin).await.unwrap_err().status, 403);
-        let empty = http::Request::builder().body(lambda_http::Body::Empty).unwrap();
-        assert_eq!(auth().require(&empty, Role::User).await.unwrap_err().status, 401);
+        assert_eq!(
+            auth()
+                .require(&req_with(&token), Role::Admin)
+                .await
+                .unwrap_err()
+                .status,
+            403
+        );
+        let empty = http::Request::builder()
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        assert_eq!(
+            auth().require(&empty, Role::User).await.unwrap_err().status,
+            401
+        );
     }
 
     #[tokio::test]
     async fn expired_sessions_are_rejected() {
         let token = keys().user.sign(&claims(Role::User, now() - 3600)).unwrap();
-        let err = auth().require(&req_with(&token), Role::User).await.unwrap_err();
+        let err = auth()
+            .require(&req_with(&token), Role::User)
+            .await
+            .unwrap_err();
         assert_eq!(err.status, 401);
         assert_eq!(err.body.to_json()["error"], "Expired token");
     }
 
     #[tokio::test]
     async fn a_probe_key_token_is_not_a_user_session() {
-        let token = keys().probe.sign(&claims(Role::Admin, now() + 3600)).unwrap();
-        assert_eq!(auth().require(&req_with(&token), Role::User).await.unwrap_err().status, 401);
+        let token = keys()
+            .probe
+            .sign(&claims(Role::Admin, now() + 3600))
+            .unwrap();
+        assert_eq!(
+            auth()
+                .require(&req_with(&token), Role::User)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     #[tokio::test]
@@ -260,7 +331,14 @@ mod tests {
         let mut c = claims(Role::Admin, now() + 3600);
         c.aud = AUD_REGISTER.into();
         let token = keys().user.sign(&c).unwrap();
-        assert_eq!(auth().require(&req_with(&token), Role::User).await.unwrap_err().status, 401);
+        assert_eq!(
+            auth()
+                .require(&req_with(&token), Role::User)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     #[tokio::test]
@@ -269,13 +347,27 @@ mod tests {
         let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = b64.encode(serde_json::to_vec(&claims(Role::Admin, now() + 3600)).unwrap());
         let none_token = format!("{header}.{payload}.");
-        assert_eq!(auth().require(&req_with(&none_token), Role::User).await.unwrap_err().status, 401);
+        assert_eq!(
+            auth()
+                .require(&req_with(&none_token), Role::User)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
 
         let good = keys().user.sign(&claims(Role::User, now() + 3600)).unwrap();
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         parts[1] = b64.encode(serde_json::to_vec(&claims(Role::Admin, now() + 3600)).unwrap());
         let tampered = parts.join(".");
-        assert_eq!(auth().require(&req_with(&tampered), Role::User).await.unwrap_err().status, 401);
+        assert_eq!(
+            auth()
+                .require(&req_with(&tampered), Role::User)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 
     struct Expunged(i64);
@@ -288,9 +380,18 @@ mod tests {
 
     #[tokio::test]
     async fn sessions_issued_before_the_expunge_threshold_are_rejected() {
-        let token = keys().user.sign(&claims(Role::Admin, now() + 3600)).unwrap();
+        let token = keys()
+            .user
+            .sign(&claims(Role::Admin, now() + 3600))
+            .unwrap();
         let auth = UserAuth::new(&keys(), Some(Arc::new(Expunged(now()))));
-        assert_eq!(auth.require(&req_with(&token), Role::User).await.unwrap_err().status, 401);
+        assert_eq!(
+            auth.require(&req_with(&token), Role::User)
+                .await
+                .unwrap_err()
+                .status,
+            401
+        );
         let later = UserAuth::new(&keys(), Some(Arc::new(Expunged(now() - 3600))));
         assert!(later.require(&req_with(&token), Role::User).await.is_ok());
     }

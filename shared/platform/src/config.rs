@@ -25,13 +25,17 @@ pub struct Env<'a> {
 
 impl Env<'static> {
     pub fn process() -> Self {
-        Env { lookup: Box::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())) }
+        Env {
+            lookup: Box::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
+        }
     }
 }
 
 impl<'a> Env<'a> {
     pub fn from_fn(f: impl Fn(&str) -> Option<String> + 'a) -> Self {
-        Env { lookup: Box::new(f) }
+        Env {
+            lookup: Box::new(f),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -43,7 +47,8 @@ impl<'a> Env<'a> {
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
-        self.get(name).ok_or_else(|| ConfigError::Missing(name.into()))
+        self.get(name)
+            .ok_or_else(|| ConfigError::Missing(name.into()))
     }
 
     pub fn secret(&self, name: &str) -> Result<Secret, ConfigError> {
@@ -56,13 +61,21 @@ impl<'a> Env<'a> {
     {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name: name.into(), reason: e.to_string() }),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.into(),
+                reason: e.to_string(),
+            }),
         }
     }
 
     pub fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -80,7 +93,10 @@ pub struct HttpConfig {
 impl HttpConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(HttpConfig {
-            base_url: env.string("OONI_BASE_URL", "http://127.0.0.1:8080").trim_end_matches('/').to_string(),
+            base_url: env
+                .string("OONI_BASE_URL", "http://127.0.0.1:8080")
+                .trim_end_matches('/')
+                .to_string(),
             trusted_proxy_hops: env.parse("OONI_TRUSTED_PROXY_HOPS", 0usize)?,
             stage: env.string("OONI_STAGE", "local"),
         })
@@ -93,7 +109,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

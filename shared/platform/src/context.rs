@@ -7,8 +7,8 @@ use crate::auth::JwtKeys;
 use crate::config::{Env, HttpConfig};
 use crate::functions::{Bucket, Table};
 use ooni_adapters::{
-    AwsClients, AwsOptions, ClickHouseConfig, DynamoTable, MessageQueue, ObjectStore, ResourceNames, S3ObjectStore,
-    SqsQueue,
+    AwsClients, AwsOptions, ClickHouseConfig, DynamoTable, MessageQueue, ObjectStore,
+    ResourceNames, S3ObjectStore, SqsQueue,
 };
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -25,7 +25,10 @@ static SHARED: OnceCell<Arc<Context>> = OnceCell::const_new();
 
 /// The process-wide context (built on first use).
 pub async fn shared() -> anyhow::Result<Arc<Context>> {
-    SHARED.get_or_try_init(|| async { Context::from_env().await.map(Arc::new) }).await.cloned()
+    SHARED
+        .get_or_try_init(|| async { Context::from_env().await.map(Arc::new) })
+        .await
+        .cloned()
 }
 
 impl Context {
@@ -42,8 +45,19 @@ impl Context {
     }
 
     /// A context from explicit parts (tests, the dev server).
-    pub fn new(http: HttpConfig, aws: AwsClients, names: ResourceNames, clickhouse: ClickHouseConfig) -> Self {
-        Context { http, aws, names, clickhouse, jwt: OnceCell::new() }
+    pub fn new(
+        http: HttpConfig,
+        aws: AwsClients,
+        names: ResourceNames,
+        clickhouse: ClickHouseConfig,
+    ) -> Self {
+        Context {
+            http,
+            aws,
+            names,
+            clickhouse,
+            jwt: OnceCell::new(),
+        }
     }
 
     pub fn bucket_name(&self, bucket: Bucket) -> &str {
@@ -56,7 +70,10 @@ impl Context {
     }
 
     pub fn object_store(&self, bucket: Bucket) -> Arc<dyn ObjectStore> {
-        Arc::new(S3ObjectStore::new(self.aws.s3.clone(), self.bucket_name(bucket)))
+        Arc::new(S3ObjectStore::new(
+            self.aws.s3.clone(),
+            self.bucket_name(bucket),
+        ))
     }
 
     /// The submissions queue; its URL must be configured (`OONI_SUBMISSIONS_QUEUE_URL`).
@@ -86,7 +103,10 @@ impl Context {
 
     /// Sets the JWT keys explicitly (tests, the dev server with generated keys).
     pub fn with_jwt_keys(self, keys: JwtKeys) -> Self {
-        Context { jwt: OnceCell::new_with(Some(keys)), ..self }
+        Context {
+            jwt: OnceCell::new_with(Some(keys)),
+            ..self
+        }
     }
 
     /// The probe and user-session keys (`OONI_PROBE_JWT_KEY`, `OONI_USER_JWT_KEY`, each also

@@ -76,7 +76,10 @@ pub async fn serve(listener: TcpListener, service: Arc<dyn Service>) -> anyhow::
             handlers.insert(f.name, h);
         }
     }
-    let mounted = Arc::new(Mounted { router: Router::default(), handlers });
+    let mounted = Arc::new(Mounted {
+        router: Router::default(),
+        handlers,
+    });
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -102,10 +105,18 @@ pub async fn serve(listener: TcpListener, service: Arc<dyn Service>) -> anyhow::
             }
         }
     });
-    Ok(DevServer { addr, stop, task: Some(task) })
+    Ok(DevServer {
+        addr,
+        stop,
+        task: Some(task),
+    })
 }
 
-async fn handle(mounted: Arc<Mounted>, peer: SocketAddr, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    mounted: Arc<Mounted>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -207,8 +218,12 @@ fn to_hyper(resp: http::Response<Body>) -> hyper::Response<Full<Bytes>> {
 
 fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
     let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -255,7 +270,12 @@ mod tests {
 
     #[tokio::test]
     async fn requests_reach_handlers_as_api_gateway_requests() {
-        let server = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(Echo)).await.unwrap();
+        let server = serve(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Arc::new(Echo),
+        )
+        .await
+        .unwrap();
         let resp = raw_request(
             server.addr,
             "POST /report/abc%20d?x=1 HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
@@ -271,12 +291,29 @@ mod tests {
 
     #[tokio::test]
     async fn unserved_and_unknown_routes_are_404_and_wrong_methods_405() {
-        let server = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(Echo)).await.unwrap();
-        let r = raw_request(server.addr, "GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        let server = serve(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Arc::new(Echo),
+        )
+        .await
+        .unwrap();
+        let r = raw_request(
+            server.addr,
+            "GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         assert!(r.starts_with("HTTP/1.1 404"), "{r}");
-        let r = raw_request(server.addr, "POST /report HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        let r = raw_request(
+            server.addr,
+            "POST /report HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         assert!(r.contains("function not served here"), "{r}");
-        let r = raw_request(server.addr, "GET /report HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+        let r = raw_request(
+            server.addr,
+            "GET /report HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         assert!(r.starts_with("HTTP/1.1 405"), "{r}");
     }
 }

@@ -12,7 +12,11 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// Runs one HTTP request through `handler` and always produces a response.
-pub async fn dispatch_http(handler: Arc<dyn HttpHandler>, function: &'static str, req: Request) -> Response<Body> {
+pub async fn dispatch_http(
+    handler: Arc<dyn HttpHandler>,
+    function: &'static str,
+    req: Request,
+) -> Response<Body> {
     let rid = request_id(&req);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
@@ -32,7 +36,11 @@ pub async fn dispatch_http(handler: Arc<dyn HttpHandler>, function: &'static str
                 error_response(&err)
             }
         };
-        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "done");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "done"
+        );
         response
     }
     .instrument(span)
@@ -42,7 +50,11 @@ pub async fn dispatch_http(handler: Arc<dyn HttpHandler>, function: &'static str
 fn log_error(err: &ApiError) {
     if err.is_server_error() {
         match &err.source {
-            Some(src) => tracing::error!(status = err.status.as_u16(), error = format!("{src:#}"), "request failed"),
+            Some(src) => tracing::error!(
+                status = err.status.as_u16(),
+                error = format!("{src:#}"),
+                "request failed"
+            ),
             None => tracing::error!(status = err.status.as_u16(), "request failed"),
         }
     } else {
@@ -61,8 +73,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_becomes_a_500_json_response() {
-        let Handler::Http(h) = fn_handler(Arc::new(()), boom) else { unreachable!() };
-        let req = http::Request::builder().uri("/x").body(Body::Empty).unwrap();
+        let Handler::Http(h) = fn_handler(Arc::new(()), boom) else {
+            unreachable!()
+        };
+        let req = http::Request::builder()
+            .uri("/x")
+            .body(Body::Empty)
+            .unwrap();
         let resp = dispatch_http(h, "Test", req).await;
         assert_eq!(resp.status(), 500);
         match resp.body() {

@@ -43,7 +43,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, body: ErrorBody) -> Self {
-        ApiError { status, body, headers: Vec::new(), source: None }
+        ApiError {
+            status,
+            body,
+            headers: Vec::new(),
+            source: None,
+        }
     }
 
     pub fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
@@ -68,7 +73,10 @@ impl ApiError {
 
     /// 422 `{"detail": ...}`, FastAPI's validation error status.
     pub fn unprocessable(detail: impl Into<Value>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorBody::Detail(detail.into()))
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorBody::Detail(detail.into()),
+        )
     }
 
     pub fn unauthorized(msg: impl Into<String>) -> Self {
@@ -84,7 +92,10 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, ErrorBody::Error("method not allowed".into()))
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorBody::Error("method not allowed".into()),
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
@@ -95,8 +106,11 @@ impl ApiError {
     }
 
     pub fn too_many_requests() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorBody::Error("quota exceeded".into()))
-            .with_header("x-ratelimit-remaining", "0")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorBody::Error("quota exceeded".into()),
+        )
+        .with_header("x-ratelimit-remaining", "0")
     }
 
     /// 503: a dependency is down; the client should retry. The cause goes to the logs only.
@@ -110,8 +124,11 @@ impl ApiError {
 
     /// 500 with a generic body. The cause goes to the logs only.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::Error("internal server error".into()))
-            .with_source(source)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorBody::Error("internal server error".into()),
+        )
+        .with_source(source)
     }
 
     pub fn is_server_error(&self) -> bool {
@@ -135,16 +152,24 @@ mod tests {
     #[test]
     fn detail_and_error_shapes_match_upstream() {
         assert_eq!(
-            ApiError::bad_request_detail("Incorrect format").body.to_json(),
+            ApiError::bad_request_detail("Incorrect format")
+                .body
+                .to_json(),
             json!({"detail": "Incorrect format"})
         );
-        assert_eq!(ApiError::bad_request("nope").body.to_json(), json!({"error": "nope"}));
+        assert_eq!(
+            ApiError::bad_request("nope").body.to_json(),
+            json!({"error": "nope"})
+        );
     }
 
     #[test]
     fn quota_errors_carry_a_zero_remaining_header() {
         let err = ApiError::too_many_requests();
         assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(err.headers.iter().any(|(k, v)| *k == "x-ratelimit-remaining" && v == "0"));
+        assert!(err
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "x-ratelimit-remaining" && v == "0"));
     }
 }

@@ -173,27 +173,59 @@ const fn http(
     }
 }
 
-const fn probe(name: &'static str, routes: &'static [(Method, &'static str)], access: &'static [Access]) -> FunctionSpec {
+const fn probe(
+    name: &'static str,
+    routes: &'static [(Method, &'static str)],
+    access: &'static [Access],
+) -> FunctionSpec {
     http(name, B::Probe, routes, access, Tier::Zero, false)
 }
 
 const fn api(name: &'static str, routes: &'static [(Method, &'static str)]) -> FunctionSpec {
-    http(name, B::Api, routes, &[ClickHouse, ReadTable(Table::Quotas), WriteTable(Table::Quotas)], Tier::One, true)
+    http(
+        name,
+        B::Api,
+        routes,
+        &[
+            ClickHouse,
+            ReadTable(Table::Quotas),
+            WriteTable(Table::Quotas),
+        ],
+        Tier::One,
+        true,
+    )
 }
 
-const fn api_with(name: &'static str, routes: &'static [(Method, &'static str)], access: &'static [Access]) -> FunctionSpec {
+const fn api_with(
+    name: &'static str,
+    routes: &'static [(Method, &'static str)],
+    access: &'static [Access],
+) -> FunctionSpec {
     http(name, B::Api, routes, access, Tier::One, true)
 }
 
-const fn accounts(name: &'static str, routes: &'static [(Method, &'static str)], access: &'static [Access]) -> FunctionSpec {
+const fn accounts(
+    name: &'static str,
+    routes: &'static [(Method, &'static str)],
+    access: &'static [Access],
+) -> FunctionSpec {
     http(name, B::Accounts, routes, access, Tier::One, false)
 }
 
-const fn admin(name: &'static str, routes: &'static [(Method, &'static str)], access: &'static [Access]) -> FunctionSpec {
+const fn admin(
+    name: &'static str,
+    routes: &'static [(Method, &'static str)],
+    access: &'static [Access],
+) -> FunctionSpec {
     http(name, B::Admin, routes, access, Tier::One, false)
 }
 
-const fn job(name: &'static str, schedule: &'static str, access: &'static [Access], timeout_s: u32) -> FunctionSpec {
+const fn job(
+    name: &'static str,
+    schedule: &'static str,
+    access: &'static [Access],
+    timeout_s: u32,
+) -> FunctionSpec {
     FunctionSpec {
         name,
         binary: B::Jobs,
@@ -220,7 +252,11 @@ const MEASUREMENT_BODY: &[Access] = &[
 /// Every deployed function. Order is the order of `template.yaml`.
 pub const FUNCTIONS: &[FunctionSpec] = &[
     // ---- Tier 0: probe services -------------------------------------------------------------
-    probe("Health", &[(Get, "/health")], &[ClickHouse, Read(Bucket::Config)]),
+    probe(
+        "Health",
+        &[(Get, "/health")],
+        &[ClickHouse, Read(Bucket::Config)],
+    ),
     probe("Version", &[(Get, "/version")], &[]),
     probe(
         "CheckIn",
@@ -234,30 +270,68 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             "ReportSubmit",
             &[(Post, "/report/{report_id}")],
             // Delete: a body stored before a failed enqueue is removed so the retry leaves no duplicate.
-            &[Write(Bucket::Incoming), Delete(Bucket::Incoming), SendSubmission, Read(Bucket::Config)],
+            &[
+                Write(Bucket::Incoming),
+                Delete(Bucket::Incoming),
+                SendSubmission,
+                Read(Bucket::Config),
+            ],
         )
     },
     probe("ReportClose", &[(Post, "/report/{report_id}/close")], &[]),
-    probe("TestHelpers", &[(Get, "/api/v1/test-helpers")], &[Read(Bucket::Config)]),
+    probe(
+        "TestHelpers",
+        &[(Get, "/api/v1/test-helpers")],
+        &[Read(Bucket::Config)],
+    ),
     probe("Collectors", &[(Get, "/api/v1/collectors")], &[]),
     probe("BouncerNetTests", &[(Post, "/bouncer/net-tests")], &[]),
-    probe("VpnConfig", &[(Get, "/api/v2/ooniprobe/vpn-config/{provider}")], &[Read(Bucket::Config)]),
-    probe("TestListUrls", &[(Get, "/api/v1/test-list/urls")], &[ClickHouse]),
-    probe("TorTargets", &[(Get, "/api/v1/test-list/tor-targets")], &[Read(Bucket::Config)]),
-    probe("PsiphonConfig", &[(Get, "/api/v1/test-list/psiphon-config")], &[Read(Bucket::Config)]),
+    probe(
+        "VpnConfig",
+        &[(Get, "/api/v2/ooniprobe/vpn-config/{provider}")],
+        &[Read(Bucket::Config)],
+    ),
+    probe(
+        "TestListUrls",
+        &[(Get, "/api/v1/test-list/urls")],
+        &[ClickHouse],
+    ),
+    probe(
+        "TorTargets",
+        &[(Get, "/api/v1/test-list/tor-targets")],
+        &[Read(Bucket::Config)],
+    ),
+    probe(
+        "PsiphonConfig",
+        &[(Get, "/api/v1/test-list/psiphon-config")],
+        &[Read(Bucket::Config)],
+    ),
     probe("ProbeRegister", &[(Post, "/api/v1/register")], &[]),
     probe("ProbeLogin", &[(Post, "/api/v1/login")], &[]),
     probe("ProbeUpdate", &[(Put, "/api/v1/update/{client_id}")], &[]),
-    probe("GeoLookup", &[(Post, "/api/v1/geolookup")], &[Read(Bucket::Config)]),
+    probe(
+        "GeoLookup",
+        &[(Post, "/api/v1/geolookup")],
+        &[Read(Bucket::Config)],
+    ),
     probe("CheckReportId", &[(Get, "/api/_/check_report_id")], &[]),
     probe("RobotsTxt", &[(Get, "/robots.txt")], &[]),
-    probe("ApiSpec", &[(Get, "/apispec_1.json"), (Get, "/apispec.json")], &[]),
+    probe(
+        "ApiSpec",
+        &[(Get, "/apispec_1.json"), (Get, "/apispec.json")],
+        &[],
+    ),
     // ---- Tier 0: scoring ----------------------------------------------------------------------
     FunctionSpec {
         name: "Scorer",
         binary: B::Fastpath,
         trigger: Trigger::SubmissionsQueue,
-        access: &[ClickHouse, ConsumeSubmissions, Read(Bucket::Incoming), Read(Bucket::Data)],
+        access: &[
+            ClickHouse,
+            ConsumeSubmissions,
+            Read(Bucket::Incoming),
+            Read(Bucket::Data),
+        ],
         tier: Tier::Zero,
         metered: false,
         memory_mb: 1024,
@@ -265,13 +339,28 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     },
     // ---- Tier 1: measurements and aggregation -------------------------------------------------
     api("ListMeasurements", &[(Get, "/api/v1/measurements")]),
-    api_with("GetMeasurement", &[(Get, "/api/v1/measurement/{measurement_uid}")], MEASUREMENT_BODY),
-    api_with("RawMeasurement", &[(Get, "/api/v1/raw_measurement")], MEASUREMENT_BODY),
-    api_with("MeasurementMeta", &[(Get, "/api/v1/measurement_meta")], MEASUREMENT_BODY),
+    api_with(
+        "GetMeasurement",
+        &[(Get, "/api/v1/measurement/{measurement_uid}")],
+        MEASUREMENT_BODY,
+    ),
+    api_with(
+        "RawMeasurement",
+        &[(Get, "/api/v1/raw_measurement")],
+        MEASUREMENT_BODY,
+    ),
+    api_with(
+        "MeasurementMeta",
+        &[(Get, "/api/v1/measurement_meta")],
+        MEASUREMENT_BODY,
+    ),
     api("Aggregation", &[(Get, "/api/v1/aggregation")]),
     api("TorsfStats", &[(Get, "/api/v1/torsf_stats")]),
     api("StatsAsnByMonth", &[(Get, "/api/_/asn_by_month")]),
-    api("StatsCountriesByMonth", &[(Get, "/api/_/countries_by_month")]),
+    api(
+        "StatsCountriesByMonth",
+        &[(Get, "/api/_/countries_by_month")],
+    ),
     api("StatsTestNames", &[(Get, "/api/_/test_names")]),
     api("StatsCountries", &[(Get, "/api/_/countries")]),
     api("StatsTestCoverage", &[(Get, "/api/_/test_coverage")]),
@@ -284,9 +373,18 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     api("StatsNetworkStats", &[(Get, "/api/_/network_stats")]),
     api("StatsCountryOverview", &[(Get, "/api/_/country_overview")]),
     api("StatsGlobalOverview", &[(Get, "/api/_/global_overview")]),
-    api("StatsGlobalOverviewByMonth", &[(Get, "/api/_/global_overview_by_month")]),
-    api("StatsCircumventionByCountry", &[(Get, "/api/_/circumvention_stats_by_country")]),
-    api("StatsCircumventionRuntime", &[(Get, "/api/_/circumvention_runtime_stats")]),
+    api(
+        "StatsGlobalOverviewByMonth",
+        &[(Get, "/api/_/global_overview_by_month")],
+    ),
+    api(
+        "StatsCircumventionByCountry",
+        &[(Get, "/api/_/circumvention_stats_by_country")],
+    ),
+    api(
+        "StatsCircumventionRuntime",
+        &[(Get, "/api/_/circumvention_runtime_stats")],
+    ),
     api("StatsDomainMetadata", &[(Get, "/api/_/domain_metadata")]),
     api("StatsAsnmeta", &[(Get, "/api/_/asnmeta")]),
     api("StatsNetworks", &[(Get, "/api/_/networks")]),
@@ -301,14 +399,33 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         )
     },
     // ---- Accounts, OONI Run, findings, feedback -------------------------------------------------
-    accounts("UserRegister", &[(Post, "/api/v1/user_register")], &[SendEmail]),
+    accounts(
+        "UserRegister",
+        &[(Post, "/api/v1/user_register")],
+        &[SendEmail],
+    ),
     accounts("UserLogin", &[(Get, "/api/v1/user_login")], ROLES),
-    accounts("UserRefreshToken", &[(Get, "/api/v1/user_refresh_token")], ROLES),
-    accounts("AccountMetadata", &[(Get, "/api/_/account_metadata")], ROLES),
-    accounts("AuthUserLogin", &[(Post, "/api/v2/ooniauth/user-login")], &[SendEmail]),
+    accounts(
+        "UserRefreshToken",
+        &[(Get, "/api/v1/user_refresh_token")],
+        ROLES,
+    ),
+    accounts(
+        "AccountMetadata",
+        &[(Get, "/api/_/account_metadata")],
+        ROLES,
+    ),
+    accounts(
+        "AuthUserLogin",
+        &[(Post, "/api/v2/ooniauth/user-login")],
+        &[SendEmail],
+    ),
     accounts(
         "AuthUserSession",
-        &[(Post, "/api/v2/ooniauth/user-session"), (Get, "/api/v2/ooniauth/user-session")],
+        &[
+            (Post, "/api/v2/ooniauth/user-session"),
+            (Get, "/api/v2/ooniauth/user-session"),
+        ],
         ROLES,
     ),
     accounts(
@@ -316,7 +433,11 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         &[(Post, "/api/v1/set_account_role")],
         &[ReadTable(Table::Accounts), WriteTable(Table::Accounts)],
     ),
-    accounts("GetAccountRole", &[(Get, "/api/v1/get_account_role/{email_address}")], ROLES),
+    accounts(
+        "GetAccountRole",
+        &[(Get, "/api/v1/get_account_role/{email_address}")],
+        ROLES,
+    ),
     accounts(
         "SetSessionExpunge",
         &[(Post, "/api/v1/set_session_expunge")],
@@ -325,12 +446,20 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     accounts(
         "OonirunCreate",
         &[(Post, "/api/v2/oonirun/links")],
-        &[ReadTable(Table::Accounts), ReadTable(Table::Oonirun), WriteTable(Table::Oonirun)],
+        &[
+            ReadTable(Table::Accounts),
+            ReadTable(Table::Oonirun),
+            WriteTable(Table::Oonirun),
+        ],
     ),
     accounts(
         "OonirunEdit",
         &[(Put, "/api/v2/oonirun/links/{oonirun_link_id}")],
-        &[ReadTable(Table::Accounts), ReadTable(Table::Oonirun), WriteTable(Table::Oonirun)],
+        &[
+            ReadTable(Table::Accounts),
+            ReadTable(Table::Oonirun),
+            WriteTable(Table::Oonirun),
+        ],
     ),
     accounts(
         "OonirunGet",
@@ -339,12 +468,18 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     ),
     accounts(
         "OonirunFullDescriptor",
-        &[(Get, "/api/v2/oonirun/links/{oonirun_link_id}/full-descriptor/{revision_number}")],
+        &[(
+            Get,
+            "/api/v2/oonirun/links/{oonirun_link_id}/full-descriptor/{revision_number}",
+        )],
         &[ReadTable(Table::Oonirun), ReadTable(Table::Accounts)],
     ),
     accounts(
         "OonirunEngineDescriptor",
-        &[(Post, "/api/v2/oonirun/links/{oonirun_link_id}/engine-descriptor/{revision_number}")],
+        &[(
+            Post,
+            "/api/v2/oonirun/links/{oonirun_link_id}/engine-descriptor/{revision_number}",
+        )],
         &[ReadTable(Table::Oonirun), ClickHouse],
     ),
     accounts(
@@ -376,22 +511,35 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             (Post, "/api/v1/incidents/publish"),
             (Post, "/api/v1/incidents/unpublish"),
         ],
-        &[ReadTable(Table::Findings), WriteTable(Table::Findings), ReadTable(Table::Accounts)],
+        &[
+            ReadTable(Table::Findings),
+            WriteTable(Table::Findings),
+            ReadTable(Table::Accounts),
+        ],
     ),
     accounts(
         "MeasurementFeedback",
-        &[(Get, "/api/_/measurement_feedback/{measurement_uid}"), (Post, "/api/_/measurement_feedback")],
+        &[
+            (Get, "/api/_/measurement_feedback/{measurement_uid}"),
+            (Post, "/api/_/measurement_feedback"),
+        ],
         &[ClickHouse, ReadTable(Table::Accounts)],
     ),
     // ---- Admin: prioritization and the test-list editor -----------------------------------------
     admin(
         "UrlPriorities",
-        &[(Get, "/api/_/url-priorities/list"), (Post, "/api/_/url-priorities/update")],
+        &[
+            (Get, "/api/_/url-priorities/list"),
+            (Post, "/api/_/url-priorities/update"),
+        ],
         &[ClickHouse, ReadTable(Table::Accounts)],
     ),
     admin(
         "DebugPrioritization",
-        &[(Get, "/api/_/debug_prioritization"), (Get, "/api/_/show_countries_prioritization")],
+        &[
+            (Get, "/api/_/debug_prioritization"),
+            (Get, "/api/_/show_countries_prioritization"),
+        ],
         &[ClickHouse],
     ),
     admin(
@@ -401,28 +549,60 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
             (Post, "/api/v1/url-submission/update-url"),
             (Post, "/api/v1/url-submission/submit"),
         ],
-        &[ClickHouse, ReadTable(Table::Accounts), ReadTable(Table::Editor), WriteTable(Table::Editor)],
+        &[
+            ClickHouse,
+            ReadTable(Table::Accounts),
+            ReadTable(Table::Editor),
+            WriteTable(Table::Editor),
+        ],
     ),
     // ---- Scheduled jobs -----------------------------------------------------------------------
     job(
         "Uploader",
         "rate(1 hour)",
         // Write(Incoming): commit markers under uploader/; Read(Data): stale-marker check.
-        &[ClickHouse, Read(Bucket::Incoming), Write(Bucket::Incoming), Delete(Bucket::Incoming), Read(Bucket::Data), Write(Bucket::Data)],
+        &[
+            ClickHouse,
+            Read(Bucket::Incoming),
+            Write(Bucket::Incoming),
+            Delete(Bucket::Incoming),
+            Read(Bucket::Data),
+            Write(Bucket::Data),
+        ],
         900,
     ),
     job("JobCitizenlab", "rate(1 hour)", &[ClickHouse], 300),
     job("JobFingerprints", "rate(6 hours)", &[ClickHouse], 300),
     job("JobAsnmeta", "rate(1 day)", &[ClickHouse], 600),
-    job("JobGeoip", "rate(1 day)", &[Read(Bucket::Config), Write(Bucket::Config)], 300),
+    job(
+        "JobGeoip",
+        "rate(1 day)",
+        &[Read(Bucket::Config), Write(Bucket::Config)],
+        300,
+    ),
     job(
         "JobBackup",
         "rate(1 day)",
-        &[ClickHouse, Read(Bucket::Backup), Write(Bucket::Backup), Write(Bucket::Data)],
+        &[
+            ClickHouse,
+            Read(Bucket::Backup),
+            Write(Bucket::Backup),
+            Write(Bucket::Data),
+        ],
         900,
     ),
-    job("JobTestHelperRotation", "rate(1 hour)", &[ClickHouse, Read(Bucket::Config), Write(Bucket::Config)], 900),
-    job("JobVpnCredentials", "rate(1 day)", &[Read(Bucket::Config), Write(Bucket::Config)], 120),
+    job(
+        "JobTestHelperRotation",
+        "rate(1 hour)",
+        &[ClickHouse, Read(Bucket::Config), Write(Bucket::Config)],
+        900,
+    ),
+    job(
+        "JobVpnCredentials",
+        "rate(1 day)",
+        &[Read(Bucket::Config), Write(Bucket::Config)],
+        120,
+    ),
     FunctionSpec {
         name: "Migrate",
         binary: B::Jobs,
@@ -447,7 +627,11 @@ pub fn routes() -> Vec<Route> {
         .flat_map(|f| match f.trigger {
             Trigger::Http(rs) => rs
                 .iter()
-                .map(|&(method, path)| Route { method, path, function: f.name })
+                .map(|&(method, path)| Route {
+                    method,
+                    path,
+                    function: f.name,
+                })
                 .collect::<Vec<_>>(),
             _ => Vec::new(),
         })
@@ -464,7 +648,11 @@ mod tests {
         let mut seen = HashSet::new();
         for f in FUNCTIONS {
             assert!(seen.insert(f.name), "duplicate function {}", f.name);
-            assert!(f.name.chars().all(|c| c.is_ascii_alphanumeric()), "{}", f.name);
+            assert!(
+                f.name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{}",
+                f.name
+            );
         }
     }
 
@@ -472,7 +660,12 @@ mod tests {
     fn no_two_routes_share_a_method_and_path() {
         let mut seen = HashSet::new();
         for r in routes() {
-            assert!(seen.insert((r.method, r.path)), "duplicate route {:?} {}", r.method, r.path);
+            assert!(
+                seen.insert((r.method, r.path)),
+                "duplicate route {:?} {}",
+                r.method,
+                r.path
+            );
             assert!(r.path.starts_with('/'));
         }
     }

@@ -39,7 +39,11 @@ pub async fn run(service: &dyn Service) -> Result<(), Error> {
         Handler::Job(h) => {
             lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
                 let h = h.clone();
-                async move { h.run(ev.payload).await.map_err(|e| Error::from(format!("{e:#}"))) }
+                async move {
+                    h.run(ev.payload)
+                        .await
+                        .map_err(|e| Error::from(format!("{e:#}")))
+                }
             }))
             .await
         }

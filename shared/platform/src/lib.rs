@@ -19,7 +19,9 @@ pub mod response;
 pub mod router;
 pub mod telemetry;
 
-pub use error::{ApiError, ErrorBody};
-pub use handler::{fn_handler, Combined, Handler, HttpHandler, HttpResult, JobHandler, Service, SqsHandler};
 pub use context::Context;
+pub use error::{ApiError, ErrorBody};
+pub use handler::{
+    fn_handler, Combined, Handler, HttpHandler, HttpResult, JobHandler, Service, SqsHandler,
+};
 pub use response::Cache;

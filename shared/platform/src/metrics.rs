@@ -84,7 +84,12 @@ pub fn emf(metric: Metric, value: f64, dimensions: &[(&str, &str)], timestamp_ms
 
 /// Emits one data point (a line on stdout, which Lambda ships to CloudWatch Logs).
 pub fn emit(metric: Metric, value: f64, dimensions: &[(&str, &str)]) {
-    let line = emf(metric, value, dimensions, chrono::Utc::now().timestamp_millis());
+    let line = emf(
+        metric,
+        value,
+        dimensions,
+        chrono::Utc::now().timestamp_millis(),
+    );
     println!("{line}");
 }
 
@@ -94,7 +99,12 @@ mod tests {
 
     #[test]
     fn an_emf_document_declares_its_metric_namespace_and_dimensions() {
-        let doc = emf(Metric::JobRows, 12.0, &[("job", "JobFingerprints")], 1_700_000_000_000);
+        let doc = emf(
+            Metric::JobRows,
+            12.0,
+            &[("job", "JobFingerprints")],
+            1_700_000_000_000,
+        );
         assert_eq!(doc["job_rows"], 12.0);
         assert_eq!(doc["job"], "JobFingerprints");
         let cw = &doc["_aws"]["CloudWatchMetrics"][0];

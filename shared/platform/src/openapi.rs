@@ -24,7 +24,11 @@ fn tag(binary: Binary) -> &'static str {
 pub fn document(version: &str) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in routes() {
-        let binary = FUNCTIONS.iter().find(|f| f.name == route.function).map(|f| f.binary).unwrap_or(Binary::Probe);
+        let binary = FUNCTIONS
+            .iter()
+            .find(|f| f.name == route.function)
+            .map(|f| f.binary)
+            .unwrap_or(Binary::Probe);
         let params: Vec<Value> = route
             .path
             .split('/')
@@ -43,7 +47,9 @@ pub fn document(version: &str) -> Value {
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);
         }
-        let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| json!({}));
         entry[method] = op;
     }
     json!({
@@ -89,7 +95,10 @@ mod tests {
                 in_spec.insert((method.to_uppercase(), path.clone()));
             }
         }
-        let table: BTreeSet<_> = routes().iter().map(|r| (r.method.as_str().to_string(), r.path.to_string())).collect();
+        let table: BTreeSet<_> = routes()
+            .iter()
+            .map(|r| (r.method.as_str().to_string(), r.path.to_string()))
+            .collect();
         assert_eq!(in_spec, table);
     }
 

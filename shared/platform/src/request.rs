@@ -22,17 +22,21 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("missing JSON body"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Like [`json_body`] but with FastAPI's 422 `{"detail": ...}` for validation failures.
 pub fn json_body_422<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    serde_json::from_slice(body_bytes(req)).map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))
+    serde_json::from_slice(body_bytes(req))
+        .map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))
 }
 
 /// A single query parameter (the first when repeated).
 pub fn query(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
 }
 
 /// Every value of a repeatable query parameter.
@@ -67,7 +71,11 @@ pub fn source_ip(req: &Request) -> Option<IpAddr> {
 /// The client address used for GeoIP and quotas: the source IP, or an `X-Forwarded-For` entry
 /// only as far as `trusted_hops` proxies in front of API Gateway vouch for it.
 pub fn client_ip(req: &Request, trusted_hops: usize) -> Option<IpAddr> {
-    ooni_domain::client_addr::client_ip(source_ip(req), header(req, "x-forwarded-for"), trusted_hops)
+    ooni_domain::client_addr::client_ip(
+        source_ip(req),
+        header(req, "x-forwarded-for"),
+        trusted_hops,
+    )
 }
 
 /// The API Gateway request id (or the one the local server generated).

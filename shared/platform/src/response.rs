@@ -74,7 +74,8 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         builder = builder.header(*name, value.as_str());
     }
     builder.body(Body::Text(body)).unwrap_or_else(|_| {
-        let mut fallback = Response::new(Body::Text("{\"error\":\"internal server error\"}".into()));
+        let mut fallback =
+            Response::new(Body::Text("{\"error\":\"internal server error\"}".into()));
         *fallback.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         fallback
     })

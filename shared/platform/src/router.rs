@@ -13,7 +13,10 @@ pub struct Router {
 /// The result of routing one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
-    Found { route: Route, params: HashMap<String, String> },
+    Found {
+        route: Route,
+        params: HashMap<String, String>,
+    },
     /// The path exists but not for this method.
     MethodNotAllowed,
     NotFound,
@@ -75,7 +78,9 @@ fn match_template(template: &str, segments: &[&str]) -> Option<(usize, HashMap<S
             if seg.is_empty() {
                 return None;
             }
-            let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned();
+            let decoded = percent_encoding::percent_decode_str(seg)
+                .decode_utf8_lossy()
+                .into_owned();
             params.insert(name.to_string(), decoded);
         } else if part == seg {
             exact += 1;
@@ -105,7 +110,10 @@ mod tests {
         match router.find(Method::Get, "/api/v1/get_account_role/a%40b.org") {
             RouteMatch::Found { route, params } => {
                 assert_eq!(route.function, "GetAccountRole");
-                assert_eq!(params.get("email_address").map(String::as_str), Some("a@b.org"));
+                assert_eq!(
+                    params.get("email_address").map(String::as_str),
+                    Some("a@b.org")
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -126,7 +134,10 @@ mod tests {
     #[test]
     fn wrong_method_and_unknown_path_are_told_apart() {
         let router = Router::default();
-        assert_eq!(router.find(Method::Get, "/report"), RouteMatch::MethodNotAllowed);
+        assert_eq!(
+            router.find(Method::Get, "/report"),
+            RouteMatch::MethodNotAllowed
+        );
         assert_eq!(router.find(Method::Get, "/nope"), RouteMatch::NotFound);
     }
 }

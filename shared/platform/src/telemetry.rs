@@ -7,7 +7,11 @@ use tracing_subscriber::{fmt, EnvFilter};
 pub fn init() {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| l.to_lowercase()))
+        .or_else(|| {
+            std::env::var("AWS_LAMBDA_LOG_LEVEL")
+                .ok()
+                .map(|l| l.to_lowercase())
+        })
         .unwrap_or_else(|| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let in_lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
@@ -23,7 +27,11 @@ pub fn init() {
             .with_writer(std::io::stderr)
             .try_init()
     } else {
-        fmt().compact().with_env_filter(filter).with_writer(std::io::stderr).try_init()
+        fmt()
+            .compact()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init()
     };
     if result.is_err() {
         tracing::debug!("tracing subscriber already installed");

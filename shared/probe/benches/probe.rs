@@ -53,7 +53,12 @@ impl ObjectStore for DiscardStore {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         self.0.get(key).await
     }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Bytes>, StoreError> {
+    async fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Bytes>, StoreError> {
         self.0.get_range(key, offset, len).await
     }
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
@@ -62,10 +67,19 @@ impl ObjectStore for DiscardStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await
     }
-    async fn list_page(&self, prefix: &str, continuation: Option<String>) -> Result<ListPage, StoreError> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<ListPage, StoreError> {
         self.0.list_page(prefix, continuation).await
     }
-    fn multipart(&self, key: &str, content_type: &str, part_size: usize) -> Box<dyn MultipartUpload> {
+    fn multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+        part_size: usize,
+    ) -> Box<dyn MultipartUpload> {
         self.0.multipart(key, content_type, part_size)
     }
 }
@@ -82,7 +96,12 @@ impl MessageQueue for DiscardQueue {
     async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<MessageId>, QueueError> {
         Ok(bodies.iter().map(|_| MessageId("m".into())).collect())
     }
-    async fn receive(&self, _max: u32, _wait: u32, _vis: u32) -> Result<Vec<ReceivedMessage>, QueueError> {
+    async fn receive(
+        &self,
+        _max: u32,
+        _wait: u32,
+        _vis: u32,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
         Ok(Vec::new())
     }
     async fn delete(&self, _receipt: &str) -> Result<(), QueueError> {
@@ -98,8 +117,13 @@ fn state(db: MemoryTestListDb, list_cache_ttl: Duration) -> Arc<State> {
         db: Arc::new(db),
         clock: Arc::new(SystemClock),
     };
-    let geoip = GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap();
-    let settings = Settings { trusted_proxy_hops: 1, list_cache_ttl, ..Settings::default() };
+    let geoip =
+        GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap();
+    let settings = Settings {
+        trusted_proxy_hops: 1,
+        list_cache_ttl,
+        ..Settings::default()
+    };
     Arc::new(State::new(settings, ports, None, None).with_geoip(geoip))
 }
 
@@ -118,7 +142,12 @@ fn submit_request() -> Request {
 /// shared), best of 5 rounds; the wall-clock rate is printed alongside.
 fn rate<F: FnMut()>(name: &str, f: F) -> f64 {
     let r = cpu_clock::measure(5, Duration::from_millis(500), 1, f);
-    println!("{name:<52} {:>9.0} req/CPU-s {:>7.2} µs | wall {:>9.0} req/s", r.cpu, 1e6 / r.cpu, r.wall);
+    println!(
+        "{name:<52} {:>9.0} req/CPU-s {:>7.2} µs | wall {:>9.0} req/s",
+        r.cpu,
+        1e6 / r.cpu,
+        r.wall
+    );
     r.cpu
 }
 
@@ -139,7 +168,10 @@ fn percentiles(name: &str, mut samples: Vec<Duration>) -> Duration {
 
 /// 10,000 citizenlab URLs: 6,000 global and 4,000 Italian, over the default categories.
 fn citizenlab_10k() -> Vec<CitizenlabEntry> {
-    let cats: Vec<String> = default_prio_rules().into_iter().map(|r| r.category_code).collect();
+    let cats: Vec<String> = default_prio_rules()
+        .into_iter()
+        .map(|r| r.category_code)
+        .collect();
     (0..10_000)
         .map(|i| {
             let domain = format!("site{i}.example.org");
@@ -165,19 +197,33 @@ fn checkin_request(body: &str) -> Request {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    println!("one core (current-thread runtime); body {} bytes (real web_connectivity measurement)", BODY.len());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "one core (current-thread runtime); body {} bytes (real web_connectivity measurement)",
+        BODY.len()
+    );
 
     // ---- submit -------------------------------------------------------------------------
     let s = state(MemoryTestListDb::default(), Duration::from_secs(60));
-    let resp = rt.block_on(reports::submit(s.clone(), submit_request())).unwrap();
+    let resp = rt
+        .block_on(reports::submit(s.clone(), submit_request()))
+        .unwrap();
     assert_eq!(resp.status(), 200, "fixture accepted");
     let full = rate("submit handler (validate + uid + envelope + ports)", || {
         let r = rt.block_on(reports::submit(s.clone(), submit_request()));
         black_box(r.is_ok());
     });
     rate("  validate_submission alone (domain)", || {
-        let r = ooni_domain::validate_submission(RID, None, black_box(BODY), 5 << 20, chrono::Utc::now());
+        let r = ooni_domain::validate_submission(
+            RID,
+            None,
+            black_box(BODY),
+            5 << 20,
+            chrono::Utc::now(),
+        );
         black_box(r.is_ok());
     });
     rate("  SHA-512 of the body alone (the uid hash)", || {
@@ -192,23 +238,44 @@ fn main() {
     rate("  request construction alone (body copy, headers)", || {
         black_box(submit_request());
     });
-    println!("submit target ≥ 20000 req/s per CPU-second: {}", if full >= 20_000.0 { "met" } else { "NOT met" });
+    println!(
+        "submit target ≥ 20000 req/s per CPU-second: {}",
+        if full >= 20_000.0 { "met" } else { "NOT met" }
+    );
 
     // ---- check-in -----------------------------------------------------------------------
-    let s = state(MemoryTestListDb::new(citizenlab_10k(), default_prio_rules()), Duration::from_secs(60));
-    let uncached = state(MemoryTestListDb::new(citizenlab_10k(), default_prio_rules()), Duration::ZERO);
+    let s = state(
+        MemoryTestListDb::new(citizenlab_10k(), default_prio_rules()),
+        Duration::from_secs(60),
+    );
+    let uncached = state(
+        MemoryTestListDb::new(citizenlab_10k(), default_prio_rules()),
+        Duration::ZERO,
+    );
     let timed = r#"{"probe_cc":"IT","probe_asn":"AS30722","run_type":"timed","charging":true,"software_name":"ooniprobe-android","software_version":"3.20.0"}"#;
     let manual = r#"{"probe_cc":"IT","probe_asn":"AS30722","run_type":"manual","software_name":"ooniprobe-desktop","software_version":"3.20.0"}"#;
-    let resp = rt.block_on(checkin::check_in(s.clone(), checkin_request(timed))).unwrap();
+    let resp = rt
+        .block_on(checkin::check_in(s.clone(), checkin_request(timed)))
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let db = MemoryTestListDb::new(citizenlab_10k(), default_prio_rules());
-    rate("  fake ClickHouse fetch of the 10k list (row copies)", || {
-        black_box(rt.block_on(ooni_probe::db::TestListDb::citizenlab(&db, "IT", 30722)).is_ok());
-    });
-    let entries = rt.block_on(ooni_probe::db::TestListDb::citizenlab(&db, "IT", 30722)).unwrap();
+    rate(
+        "  fake ClickHouse fetch of the 10k list (row copies)",
+        || {
+            black_box(
+                rt.block_on(ooni_probe::db::TestListDb::citizenlab(&db, "IT", 30722))
+                    .is_ok(),
+            );
+        },
+    );
+    let entries = rt
+        .block_on(ooni_probe::db::TestListDb::citizenlab(&db, "IT", 30722))
+        .unwrap();
     let rules = default_prio_rules();
     rate("  prioritisation of the 10k list, 100 URLs", || {
-        black_box(ooni_domain::prio::generate_test_list::<&str>(&entries, &rules, &[], 100, false).len());
+        black_box(
+            ooni_domain::prio::generate_test_list::<&str>(&entries, &rules, &[], 100, false).len(),
+        );
     });
     rate("  prioritisation of the 10k list, all URLs + JSON", || {
         let l = ooni_domain::prio::generate_test_list::<&str>(&entries, &rules, &[], 9999, false);
@@ -216,19 +283,40 @@ fn main() {
     });
     let mut worst = Duration::ZERO;
     let cases = [
-        ("check-in, timed + charging (100 of 10k URLs), warm", &s, timed, 2000),
+        (
+            "check-in, timed + charging (100 of 10k URLs), warm",
+            &s,
+            timed,
+            2000,
+        ),
         ("check-in, manual (all 10k URLs), warm", &s, manual, 300),
-        ("check-in, timed, list cache off (fetch + prio)", &uncached, timed, 500),
-        ("check-in, manual, list cache off (fetch + prio)", &uncached, manual, 200),
+        (
+            "check-in, timed, list cache off (fetch + prio)",
+            &uncached,
+            timed,
+            500,
+        ),
+        (
+            "check-in, manual, list cache off (fetch + prio)",
+            &uncached,
+            manual,
+            200,
+        ),
     ];
     for (i, (name, st, body, n)) in cases.into_iter().enumerate() {
         for _ in 0..50 {
-            black_box(rt.block_on(checkin::check_in((*st).clone(), checkin_request(body))).is_ok());
+            black_box(
+                rt.block_on(checkin::check_in((*st).clone(), checkin_request(body)))
+                    .is_ok(),
+            );
         }
         let samples: Vec<Duration> = (0..n)
             .map(|_| {
                 let t = Instant::now();
-                black_box(rt.block_on(checkin::check_in((*st).clone(), checkin_request(body))).is_ok());
+                black_box(
+                    rt.block_on(checkin::check_in((*st).clone(), checkin_request(body)))
+                        .is_ok(),
+                );
                 t.elapsed()
             })
             .collect();
@@ -237,5 +325,12 @@ fn main() {
             worst = p99;
         }
     }
-    println!("check-in target p99 ≤ 5 ms (timed run, warm): {}", if worst <= Duration::from_millis(5) { "met" } else { "NOT met" });
+    println!(
+        "check-in target p99 ≤ 5 ms (timed run, warm): {}",
+        if worst <= Duration::from_millis(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }

@@ -42,7 +42,10 @@ impl<T> Cached<T> {
         Cached {
             ttl,
             retry_after: Duration::from_secs(30).min(ttl),
-            slot: Mutex::new(Slot { value: None, failure: None }),
+            slot: Mutex::new(Slot {
+                value: None,
+                failure: None,
+            }),
             refresh: tokio::sync::Mutex::new(()),
         }
     }
@@ -65,8 +68,12 @@ impl<T> Cached<T> {
         match (&slot.value, &slot.failure) {
             (Some((v, at)), _) if now.duration_since(*at) < self.ttl => Some(Ok(v.clone())),
             // Stale, but a refresh failed recently: keep serving the old value.
-            (Some((v, _)), Some((_, failed))) if now.duration_since(*failed) < self.retry_after => Some(Ok(v.clone())),
-            (None, Some((e, failed))) if now.duration_since(*failed) < self.retry_after => Some(Err(e.clone())),
+            (Some((v, _)), Some((_, failed))) if now.duration_since(*failed) < self.retry_after => {
+                Some(Ok(v.clone()))
+            }
+            (None, Some((e, failed))) if now.duration_since(*failed) < self.retry_after => {
+                Some(Err(e.clone()))
+            }
             _ => None,
         }
     }
@@ -142,14 +149,20 @@ mod tests {
     async fn a_failed_refresh_keeps_serving_the_previous_value() {
         let c: Cached<u32> = Cached::new(Duration::ZERO);
         assert_eq!(*c.get(|| async { Ok(1) }).await.unwrap(), 1);
-        let v = c.get(|| async { Err(anyhow::anyhow!("s3 down")) }).await.unwrap();
+        let v = c
+            .get(|| async { Err(anyhow::anyhow!("s3 down")) })
+            .await
+            .unwrap();
         assert_eq!(*v, 1);
     }
 
     #[tokio::test]
     async fn without_a_value_a_failure_is_returned_and_not_retried_at_once() {
         let c: Cached<u32> = Cached::new(Duration::from_secs(60));
-        let err = c.get(|| async { Err(anyhow::anyhow!("s3 down")) }).await.unwrap_err();
+        let err = c
+            .get(|| async { Err(anyhow::anyhow!("s3 down")) })
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("s3 down"));
         let calls = AtomicU32::new(0);
         let again = c

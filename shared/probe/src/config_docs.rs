@@ -58,9 +58,15 @@ pub struct TestHelpersDoc {
 impl TestHelpersDoc {
     pub fn parse(bytes: &[u8]) -> Result<Self, DocError> {
         let doc: TestHelpersDoc =
-            serde_json::from_slice(bytes).map_err(|source| DocError::Invalid { key: TEST_HELPERS_KEY, source })?;
+            serde_json::from_slice(bytes).map_err(|source| DocError::Invalid {
+                key: TEST_HELPERS_KEY,
+                source,
+            })?;
         if !doc.helpers.contains_key("web-connectivity") {
-            return Err(DocError::Semantics { key: TEST_HELPERS_KEY, reason: "no web-connectivity helpers".into() });
+            return Err(DocError::Semantics {
+                key: TEST_HELPERS_KEY,
+                reason: "no web-connectivity helpers".into(),
+            });
         }
         if let Some(c) = &doc.canary {
             if !(0.0..=100.0).contains(&c.share_percent) {
@@ -75,23 +81,50 @@ impl TestHelpersDoc {
 
     /// Upstream's static configuration (new service, contract §6), without a canary.
     pub fn upstream() -> Self {
-        let legacy = |a: &str| TestHelper { address: a.into(), kind: "legacy".into(), front: None };
+        let legacy = |a: &str| TestHelper {
+            address: a.into(),
+            kind: "legacy".into(),
+            front: None,
+        };
         let mut helpers = BTreeMap::new();
-        helpers.insert("dns".into(), vec![legacy("37.218.241.93:57004"), legacy("37.218.241.93:57004")]);
+        helpers.insert(
+            "dns".into(),
+            vec![legacy("37.218.241.93:57004"), legacy("37.218.241.93:57004")],
+        );
         helpers.insert(
             "http-return-json-headers".into(),
-            vec![legacy("http://206.81.31.205:80"), legacy("http://206.81.31.205:80")],
+            vec![
+                legacy("http://206.81.31.205:80"),
+                legacy("http://206.81.31.205:80"),
+            ],
         );
-        helpers.insert("ssl".into(), vec![legacy("https://37.218.241.93"), legacy("https://37.218.241.93")]);
-        helpers.insert("tcp-echo".into(), vec![legacy("134.209.237.204"), legacy("134.209.237.204")]);
-        helpers.insert("traceroute".into(), vec![legacy("37.218.241.93"), legacy("37.218.241.93")]);
+        helpers.insert(
+            "ssl".into(),
+            vec![
+                legacy("https://37.218.241.93"),
+                legacy("https://37.218.241.93"),
+            ],
+        );
+        helpers.insert(
+            "tcp-echo".into(),
+            vec![legacy("134.209.237.204"), legacy("134.209.237.204")],
+        );
+        helpers.insert(
+            "traceroute".into(),
+            vec![legacy("37.218.241.93"), legacy("37.218.241.93")],
+        );
         let mut wc: Vec<TestHelper> = ["ooni.org", "prod.ooni.io"]
             .iter()
-            .flat_map(|d| (0..3).map(move |i| TestHelper::https(format!("https://wcth{i}.fra1.{d}"))))
+            .flat_map(|d| {
+                (0..3).map(move |i| TestHelper::https(format!("https://wcth{i}.fra1.{d}")))
+            })
             .collect();
         wc.push(cloudfront_helper());
         helpers.insert("web-connectivity".into(), wc);
-        TestHelpersDoc { canary: None, helpers }
+        TestHelpersDoc {
+            canary: None,
+            helpers,
+        }
     }
 }
 
@@ -106,13 +139,19 @@ pub fn cloudfront_helper() -> TestHelper {
 
 /// Parses the feature-flag document.
 pub fn parse_flags(bytes: &[u8]) -> Result<FeatureFlags, DocError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| DocError::NotAnObject { key: FEATURE_FLAGS_KEY })?;
-    FeatureFlags::from_json(text).map_err(|e| DocError::Semantics { key: FEATURE_FLAGS_KEY, reason: e.to_string() })
+    let text = std::str::from_utf8(bytes).map_err(|_| DocError::NotAnObject {
+        key: FEATURE_FLAGS_KEY,
+    })?;
+    FeatureFlags::from_json(text).map_err(|e| DocError::Semantics {
+        key: FEATURE_FLAGS_KEY,
+        reason: e.to_string(),
+    })
 }
 
 /// A JSON object served verbatim (tor targets, psiphon config).
 pub fn parse_object(key: &'static str, bytes: &[u8]) -> Result<Box<RawValue>, DocError> {
-    let raw: Box<RawValue> = serde_json::from_slice(bytes).map_err(|source| DocError::Invalid { key, source })?;
+    let raw: Box<RawValue> =
+        serde_json::from_slice(bytes).map_err(|source| DocError::Invalid { key, source })?;
     if !raw.get().trim_start().starts_with('{') {
         return Err(DocError::NotAnObject { key });
     }
@@ -147,9 +186,13 @@ pub struct VpnProviderDoc {
 
 impl VpnProviderDoc {
     pub fn parse(key: &'static str, bytes: &[u8]) -> Result<Self, DocError> {
-        let doc: VpnProviderDoc = serde_json::from_slice(bytes).map_err(|source| DocError::Invalid { key, source })?;
+        let doc: VpnProviderDoc =
+            serde_json::from_slice(bytes).map_err(|source| DocError::Invalid { key, source })?;
         if doc.endpoints.is_empty() {
-            return Err(DocError::Semantics { key, reason: "no endpoints".into() });
+            return Err(DocError::Semantics {
+                key,
+                reason: "no endpoints".into(),
+            });
         }
         Ok(doc)
     }
@@ -163,7 +206,17 @@ mod tests {
     fn the_upstream_helper_list_has_the_six_kinds_and_ends_with_cloudfront() {
         let doc = TestHelpersDoc::upstream();
         let keys: Vec<&str> = doc.helpers.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["dns", "http-return-json-headers", "ssl", "tcp-echo", "traceroute", "web-connectivity"]);
+        assert_eq!(
+            keys,
+            [
+                "dns",
+                "http-return-json-headers",
+                "ssl",
+                "tcp-echo",
+                "traceroute",
+                "web-connectivity"
+            ]
+        );
         let wc = &doc.helpers["web-connectivity"];
         assert_eq!(wc.len(), 7);
         assert_eq!(wc.last(), Some(&cloudfront_helper()));
@@ -199,7 +252,13 @@ mod tests {
     fn a_vpn_document_needs_endpoints() {
         let ok = r#"{"config":{"ca":"c","cert":"e","key":"k"},"date_updated":"2024-01-01T00:00:00Z",
             "endpoints":[{"address":"1.2.3.4:1194","transport":"tcp"}]}"#;
-        assert_eq!(VpnProviderDoc::parse("vpn/riseupvpn.json", ok.as_bytes()).unwrap().endpoints.len(), 1);
+        assert_eq!(
+            VpnProviderDoc::parse("vpn/riseupvpn.json", ok.as_bytes())
+                .unwrap()
+                .endpoints
+                .len(),
+            1
+        );
         let none = ok.replace(r#"{"address":"1.2.3.4:1194","transport":"tcp"}"#, "");
         assert!(VpnProviderDoc::parse("vpn/riseupvpn.json", none.as_bytes()).is_err());
     }

@@ -27,7 +27,10 @@ pub enum DbError {
         source: clickhouse::error::Error,
     },
     #[error("ClickHouse query {query} timed out after {after:?}")]
-    Timeout { query: &'static str, after: Duration },
+    Timeout {
+        query: &'static str,
+        after: Duration,
+    },
     #[error("database unavailable: {0}")]
     Unavailable(String),
 }
@@ -63,7 +66,10 @@ impl ClickHouseTestListDb {
     {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(|source| DbError::Query { query, source }),
-            Err(_) => Err(DbError::Timeout { query, after: self.timeout }),
+            Err(_) => Err(DbError::Timeout {
+                query,
+                after: self.timeout,
+            }),
         }
     }
 }
@@ -160,12 +166,19 @@ impl TestListDb for ClickHouseTestListDb {
     }
 
     async fn global_urls(&self) -> Result<Vec<(String, String)>, DbError> {
-        let rows: Vec<GlobalRow> = self.run("global citizenlab", self.client.query(GLOBAL_SQL).fetch_all()).await?;
+        let rows: Vec<GlobalRow> = self
+            .run(
+                "global citizenlab",
+                self.client.query(GLOBAL_SQL).fetch_all(),
+            )
+            .await?;
         Ok(rows.into_iter().map(|r| (r.category_code, r.url)).collect())
     }
 
     async fn ping(&self) -> Result<(), DbError> {
-        let one: u8 = self.run("ping", self.client.query("SELECT toUInt8(1)").fetch_one()).await?;
+        let one: u8 = self
+            .run("ping", self.client.query("SELECT toUInt8(1)").fetch_one())
+            .await?;
         if one == 1 {
             Ok(())
         } else {
@@ -190,7 +203,10 @@ pub struct MemoryTestListDb {
 
 impl MemoryTestListDb {
     pub fn new(citizenlab: Vec<CitizenlabEntry>, rules: Vec<PrioRule>) -> Self {
-        MemoryTestListDb { data: Arc::new(Mutex::new(MemoryData { citizenlab, rules })), down: Arc::default() }
+        MemoryTestListDb {
+            data: Arc::new(Mutex::new(MemoryData { citizenlab, rules })),
+            down: Arc::default(),
+        }
     }
 
     /// While down, every query fails.
@@ -200,7 +216,9 @@ impl MemoryTestListDb {
 
     fn check(&self) -> Result<(), DbError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(DbError::Unavailable("database is down (fault injected)".into()))
+            Err(DbError::Unavailable(
+                "database is down (fault injected)".into(),
+            ))
         } else {
             Ok(())
         }
@@ -216,12 +234,24 @@ impl TestListDb for MemoryTestListDb {
     async fn citizenlab(&self, cc: &str, _asn: u32) -> Result<Vec<CitizenlabEntry>, DbError> {
         self.check()?;
         let low = cc.to_lowercase();
-        Ok(self.data().citizenlab.iter().filter(|e| e.cc == low || e.cc == cc || e.cc == "ZZ").cloned().collect())
+        Ok(self
+            .data()
+            .citizenlab
+            .iter()
+            .filter(|e| e.cc == low || e.cc == cc || e.cc == "ZZ")
+            .cloned()
+            .collect())
     }
 
     async fn prio_rules(&self, cc: &str) -> Result<Vec<PrioRule>, DbError> {
         self.check()?;
-        Ok(self.data().rules.iter().filter(|r| r.cc == cc || r.cc == "*" || r.cc.is_empty()).cloned().collect())
+        Ok(self
+            .data()
+            .rules
+            .iter()
+            .filter(|r| r.cc == cc || r.cc == "*" || r.cc.is_empty())
+            .cloned()
+            .collect())
     }
 
     async fn global_urls(&self) -> Result<Vec<(String, String)>, DbError> {

@@ -42,7 +42,10 @@ pub struct GeoIp {
 
 impl std::fmt::Debug for GeoIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeoIp").field("cc", &self.cc.is_some()).field("asn", &self.asn.is_some()).finish()
+        f.debug_struct("GeoIp")
+            .field("cc", &self.cc.is_some())
+            .field("asn", &self.asn.is_some())
+            .finish()
     }
 }
 
@@ -85,9 +88,13 @@ impl GeoIp {
     /// Opens the databases from their bytes.
     pub fn from_bytes(cc: Option<Vec<u8>>, asn: Option<Vec<u8>>) -> Result<Self, GeoIpError> {
         let open = |which, b: Option<Vec<u8>>| {
-            b.map(|b| Reader::from_source(b).map_err(|source| GeoIpError { which, source })).transpose()
+            b.map(|b| Reader::from_source(b).map_err(|source| GeoIpError { which, source }))
+                .transpose()
         };
-        Ok(GeoIp { cc: open("country", cc)?, asn: open("ASN", asn)? })
+        Ok(GeoIp {
+            cc: open("country", cc)?,
+            asn: open("ASN", asn)?,
+        })
     }
 
     /// Whether any database is loaded.
@@ -116,10 +123,18 @@ impl GeoIp {
             match r.lookup::<AsnRecord<'_>>(ip) {
                 Ok(Some(rec)) => {
                     out.asn = rec.autonomous_system_number.or_else(|| {
-                        rec.asn.and_then(|a| a.trim().trim_start_matches(['A', 'S', 'a', 's']).parse().ok())
+                        rec.asn.and_then(|a| {
+                            a.trim()
+                                .trim_start_matches(['A', 'S', 'a', 's'])
+                                .parse()
+                                .ok()
+                        })
                     });
-                    out.as_name =
-                        rec.autonomous_system_organization.or(rec.as_name).or(rec.name).map(str::to_owned);
+                    out.as_name = rec
+                        .autonomous_system_organization
+                        .or(rec.as_name)
+                        .or(rec.name)
+                        .map(str::to_owned);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "ASN GeoIP lookup failed"),

@@ -10,7 +10,9 @@
 //! `capacity` lists; expired ones are dropped first, then the oldest.
 
 use crate::db::{DbError, TestListDb};
-use ooni_domain::prio::{compute_priorities, country_code_for, CitizenlabEntry, DebugInfo, PrioRule, TestListItem};
+use ooni_domain::prio::{
+    compute_priorities, country_code_for, CitizenlabEntry, DebugInfo, PrioRule, TestListItem,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,8 +37,15 @@ impl PrioritizedList {
 
     /// The first `limit` entries (at least one, as upstream) of the wanted categories (all
     /// when none are given).
-    pub fn select<S: AsRef<str>>(&self, category_codes: &[S], limit: usize, debug: bool) -> Vec<TestListItem<'_>> {
-        let wanted = |cat: &str| category_codes.is_empty() || category_codes.iter().any(|c| c.as_ref() == cat);
+    pub fn select<S: AsRef<str>>(
+        &self,
+        category_codes: &[S],
+        limit: usize,
+        debug: bool,
+    ) -> Vec<TestListItem<'_>> {
+        let wanted = |cat: &str| {
+            category_codes.is_empty() || category_codes.iter().any(|c| c.as_ref() == cat)
+        };
         self.order
             .iter()
             .filter_map(|&(i, priority, weight)| {
@@ -45,7 +54,11 @@ impl PrioritizedList {
                     category_code: &e.category_code,
                     url: &e.url,
                     country_code: country_code_for(&e.cc),
-                    debug: debug.then_some(DebugInfo { msmt_cnt: e.msmt_cnt, priority, weight }),
+                    debug: debug.then_some(DebugInfo {
+                        msmt_cnt: e.msmt_cnt,
+                        priority,
+                        weight,
+                    }),
                 })
             })
             .take(limit.max(1))
@@ -73,7 +86,11 @@ pub struct PrioCache {
 
 impl PrioCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        PrioCache { ttl, capacity: capacity.max(1), lists: Mutex::new(HashMap::new()) }
+        PrioCache {
+            ttl,
+            capacity: capacity.max(1),
+            lists: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Arc<PrioritizedList>, Instant)>> {
@@ -82,7 +99,12 @@ impl PrioCache {
 
     /// The list of (cc, asn), from the cache or fetched. A database failure is returned (the
     /// caller fails over); it is not cached.
-    pub async fn get(&self, db: &dyn TestListDb, cc: &str, asn: u32) -> Result<Arc<PrioritizedList>, DbError> {
+    pub async fn get(
+        &self,
+        db: &dyn TestListDb,
+        cc: &str,
+        asn: u32,
+    ) -> Result<Arc<PrioritizedList>, DbError> {
         let key = (cc.to_owned(), asn);
         if !self.ttl.is_zero() {
             if let Some((list, at)) = self.lock().get(&key) {
@@ -97,7 +119,10 @@ impl PrioCache {
             let mut lists = self.lock();
             lists.retain(|_, (_, at)| at.elapsed() < self.ttl);
             while lists.len() >= self.capacity {
-                let oldest = lists.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
+                let oldest = lists
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone());
                 match oldest {
                     Some(k) => lists.remove(&k),
                     None => break,
@@ -131,8 +156,20 @@ mod tests {
 
     fn rules() -> Vec<PrioRule> {
         let mut r = default_prio_rules();
-        r.push(PrioRule { category_code: "MISC".into(), cc: "IT".into(), domain: "*".into(), url: "*".into(), priority: -200 });
-        r.push(PrioRule { category_code: "*".into(), cc: "*".into(), domain: "d7.org".into(), url: "*".into(), priority: 55 });
+        r.push(PrioRule {
+            category_code: "MISC".into(),
+            cc: "IT".into(),
+            domain: "*".into(),
+            url: "*".into(),
+            priority: -200,
+        });
+        r.push(PrioRule {
+            category_code: "*".into(),
+            cc: "*".into(),
+            domain: "d7.org".into(),
+            url: "*".into(),
+            priority: 55,
+        });
         r
     }
 
@@ -141,8 +178,14 @@ mod tests {
         let e = entries(600);
         let r = rules();
         let list = PrioritizedList::new(e.clone(), &r);
-        let cases: [(&[&str], usize); 6] =
-            [(&[], 9999), (&[], 20), (&["NEWS"], 100), (&["NEWS", "MISC"], 7), (&["MISC"], 50), (&[], 0)];
+        let cases: [(&[&str], usize); 6] = [
+            (&[], 9999),
+            (&[], 20),
+            (&["NEWS"], 100),
+            (&["NEWS", "MISC"], 7),
+            (&["MISC"], 50),
+            (&[], 0),
+        ];
         for (cats, limit) in cases {
             for debug in [false, true] {
                 let want = generate_test_list(&e, &r, cats, limit, debug);
@@ -160,7 +203,10 @@ mod tests {
         db.set_down(true);
         let again = cache.get(&db, "IT", 30722).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        assert!(cache.get(&db, "IT", 1).await.is_err(), "another ASN is another list");
+        assert!(
+            cache.get(&db, "IT", 1).await.is_err(),
+            "another ASN is another list"
+        );
         let uncached = PrioCache::new(Duration::ZERO, 4);
         assert!(uncached.get(&db, "IT", 30722).await.is_err());
     }

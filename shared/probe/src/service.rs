@@ -44,24 +44,36 @@ pub struct ProbeService {
 
 impl ProbeService {
     pub fn new(ctx: Arc<Context>) -> Self {
-        ProbeService { ctx: Some(ctx), state: OnceCell::new() }
+        ProbeService {
+            ctx: Some(ctx),
+            state: OnceCell::new(),
+        }
     }
 
     /// A service over a ready-made state (tests, benches).
     pub fn with_state(state: Arc<State>) -> Self {
-        ProbeService { ctx: None, state: OnceCell::new_with(Some(state)) }
+        ProbeService {
+            ctx: None,
+            state: OnceCell::new_with(Some(state)),
+        }
     }
 
     async fn state(&self) -> anyhow::Result<Arc<State>> {
         self.state
             .get_or_try_init(|| async {
-                let ctx = self.ctx.clone().ok_or_else(|| anyhow::anyhow!("no context to build the state from"))?;
+                let ctx = self
+                    .ctx
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("no context to build the state from"))?;
                 let settings = Settings::from_env(&Env::process(), &ctx.http)?;
                 let ports = Ports {
                     config: ctx.object_store(Bucket::Config),
                     incoming: ctx.object_store(Bucket::Incoming),
                     queue: ctx.submissions_queue().ok(),
-                    db: Arc::new(ClickHouseTestListDb::new(ctx.clickhouse(), settings.db_timeout)),
+                    db: Arc::new(ClickHouseTestListDb::new(
+                        ctx.clickhouse(),
+                        settings.db_timeout,
+                    )),
                     clock: Arc::new(SystemClock),
                 };
                 Ok(Arc::new(State::new(settings, ports, None, Some(ctx))))
@@ -119,8 +131,11 @@ mod tests {
 
     #[test]
     fn every_probe_function_but_the_api_spec_is_served() {
-        let mut expected: Vec<&str> =
-            TABLE.iter().filter(|f| f.binary == Binary::Probe && f.name != "ApiSpec").map(|f| f.name).collect();
+        let mut expected: Vec<&str> = TABLE
+            .iter()
+            .filter(|f| f.binary == Binary::Probe && f.name != "ApiSpec")
+            .map(|f| f.name)
+            .collect();
         let mut ours = FUNCTIONS.to_vec();
         expected.sort_unstable();
         ours.sort_unstable();

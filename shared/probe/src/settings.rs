@@ -69,9 +69,13 @@ impl Settings {
                 reason: "must be ASCII letters or digits (it goes into report ids)".into(),
             });
         }
-        let max_submission_bytes = env.parse("OONI_MAX_SUBMISSION_BYTES", d.max_submission_bytes)?;
+        let max_submission_bytes =
+            env.parse("OONI_MAX_SUBMISSION_BYTES", d.max_submission_bytes)?;
         if max_submission_bytes == 0 {
-            return Err(ConfigError::Invalid { name: "OONI_MAX_SUBMISSION_BYTES".into(), reason: "must be positive".into() });
+            return Err(ConfigError::Invalid {
+                name: "OONI_MAX_SUBMISSION_BYTES".into(),
+                reason: "must be positive".into(),
+            });
         }
         Ok(Settings {
             collector_id,
@@ -97,11 +101,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn http() -> HttpConfig {
-        HttpConfig { base_url: "http://x".into(), trusted_proxy_hops: 1, stage: "t".into() }
+        HttpConfig {
+            base_url: "http://x".into(),
+            trusted_proxy_hops: 1,
+            stage: "t".into(),
+        }
     }
 
     #[test]
@@ -124,6 +135,9 @@ mod tests {
     fn a_malformed_size_limit_is_refused_with_its_name() {
         let m = env(&[("OONI_MAX_SUBMISSION_BYTES", "lots")]);
         let err = Settings::from_env(&Env::from_fn(|k| m.get(k).cloned()), &http()).unwrap_err();
-        assert!(err.to_string().contains("OONI_MAX_SUBMISSION_BYTES"), "{err}");
+        assert!(
+            err.to_string().contains("OONI_MAX_SUBMISSION_BYTES"),
+            "{err}"
+        );
     }
 }

@@ -59,7 +59,12 @@ pub struct State {
 
 impl State {
     /// State over explicit ports. `keys` may be `None` when a `ctx` is given to load them from.
-    pub fn new(settings: Settings, ports: Ports, keys: Option<JwtKeys>, ctx: Option<Arc<Context>>) -> Self {
+    pub fn new(
+        settings: Settings,
+        ports: Ports,
+        keys: Option<JwtKeys>,
+        ctx: Option<Arc<Context>>,
+    ) -> Self {
         let ttl = settings.config_ttl;
         State {
             geoip: Cached::new(settings.geoip_ttl),
@@ -127,7 +132,10 @@ impl State {
                         "GeoIP database missing from the config bucket"
                     );
                 }
-                Ok(GeoIp::from_bytes(cc.map(|b| b.to_vec()), asn.map(|b| b.to_vec()))?)
+                Ok(GeoIp::from_bytes(
+                    cc.map(|b| b.to_vec()),
+                    asn.map(|b| b.to_vec()),
+                )?)
             })
             .await;
         r.unwrap_or_else(|e| {
@@ -141,10 +149,12 @@ impl State {
         let r = self
             .helpers
             .get(|| async {
-                Ok(match self.read_config(config_docs::TEST_HELPERS_KEY).await? {
-                    Some(b) => TestHelpersDoc::parse(&b)?,
-                    None => TestHelpersDoc::upstream(),
-                })
+                Ok(
+                    match self.read_config(config_docs::TEST_HELPERS_KEY).await? {
+                        Some(b) => TestHelpersDoc::parse(&b)?,
+                        None => TestHelpersDoc::upstream(),
+                    },
+                )
             })
             .await;
         r.unwrap_or_else(|e| {
@@ -158,10 +168,12 @@ impl State {
         let r = self
             .flags
             .get(|| async {
-                Ok(match self.read_config(config_docs::FEATURE_FLAGS_KEY).await? {
-                    Some(b) => config_docs::parse_flags(&b)?,
-                    None => FeatureFlags::default(),
-                })
+                Ok(
+                    match self.read_config(config_docs::FEATURE_FLAGS_KEY).await? {
+                        Some(b) => config_docs::parse_flags(&b)?,
+                        None => FeatureFlags::default(),
+                    },
+                )
             })
             .await;
         r.unwrap_or_else(|e| {
@@ -187,11 +199,13 @@ impl State {
     }
 
     pub async fn tor_targets(&self) -> Result<Arc<Box<RawValue>>, ApiError> {
-        self.required_object(&self.tor_targets, config_docs::TOR_TARGETS_KEY).await
+        self.required_object(&self.tor_targets, config_docs::TOR_TARGETS_KEY)
+            .await
     }
 
     pub async fn psiphon_config(&self) -> Result<Arc<Box<RawValue>>, ApiError> {
-        self.required_object(&self.psiphon, config_docs::PSIPHON_CONFIG_KEY).await
+        self.required_object(&self.psiphon, config_docs::PSIPHON_CONFIG_KEY)
+            .await
     }
 
     /// RiseupVPN's credentials (the only provider served).
@@ -213,7 +227,11 @@ impl State {
     pub async fn failover_list(&self) -> Arc<FailoverTestList> {
         let r = self
             .failover
-            .get(|| async { Ok(FailoverTestList::from_rows(self.ports.db.global_urls().await?)) })
+            .get(|| async {
+                Ok(FailoverTestList::from_rows(
+                    self.ports.db.global_urls().await?,
+                ))
+            })
             .await;
         r.unwrap_or_else(|e| {
             tracing::error!(error = %e, "failover test list unavailable");
@@ -226,7 +244,12 @@ impl State {
     pub async fn warm(&self, function: &str) -> anyhow::Result<()> {
         match function {
             "CheckIn" => {
-                tokio::join!(self.geoip(), self.test_helpers(), self.feature_flags(), self.failover_list());
+                tokio::join!(
+                    self.geoip(),
+                    self.test_helpers(),
+                    self.feature_flags(),
+                    self.failover_list()
+                );
             }
             "ReportSubmit" | "GeoLookup" => {
                 self.geoip().await;
@@ -238,7 +261,9 @@ impl State {
                 self.failover_list().await;
             }
             "ProbeRegister" | "ProbeLogin" | "TorTargets" | "PsiphonConfig" => {
-                self.jwt_keys().await.map_err(|e| anyhow::anyhow!("JWT keys unavailable: {e}"))?;
+                self.jwt_keys()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("JWT keys unavailable: {e}"))?;
             }
             _ => {}
         }

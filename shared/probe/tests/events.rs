@@ -29,7 +29,11 @@ async fn every_probe_function_has_sample_events_that_its_handler_answers() {
     let (svc, fakes) = fake_service(settings());
     let vpn = serde_json::json!({"config": {"ca": "CA", "cert": "CERT", "key": "KEY"}, "date_updated": "2024-03-01T00:00:00Z",
         "endpoints": [{"address": "1.2.3.4:1194", "transport": "tcp"}]});
-    fakes.config.insert("vpn/riseupvpn.json", serde_json::to_vec(&vpn).unwrap(), "application/json");
+    fakes.config.insert(
+        "vpn/riseupvpn.json",
+        serde_json::to_vec(&vpn).unwrap(),
+        "application/json",
+    );
     for function in FUNCTIONS {
         let dir = events_dir().join(function);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -42,11 +46,22 @@ async fn every_probe_function_has_sample_events_that_its_handler_answers() {
         for path in files {
             let case = path.file_stem().unwrap().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(&path).unwrap();
-            let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let Some(Handler::Http(h)) = svc.build(function).await.unwrap() else { panic!("{function} not built") };
+            let req = lambda_http::request::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let Some(Handler::Http(h)) = svc.build(function).await.unwrap() else {
+                panic!("{function} not built")
+            };
             let resp = dispatch_http(h, function, req).await;
-            assert_eq!(resp.status().as_u16(), expected_status(function, &case), "{}", path.display());
+            assert_eq!(
+                resp.status().as_u16(),
+                expected_status(function, &case),
+                "{}",
+                path.display()
+            );
         }
     }
-    assert!(!fakes.queue.sent().is_empty(), "the submit samples were enqueued");
+    assert!(
+        !fakes.queue.sent().is_empty(),
+        "the submit samples were enqueued"
+    );
 }

@@ -65,7 +65,11 @@ fn main() {
             }
         }
         let secs3 = t3.elapsed().as_secs_f64() / 20.0;
-        println!("prefix{k:<8} non-overlapping+prefilter {:>7.0} MB/s ({} matches)", total as f64 / secs3 / 1e6, n3 / 20);
+        println!(
+            "prefix{k:<8} non-overlapping+prefilter {:>7.0} MB/s ({} matches)",
+            total as f64 / secs3 / 1e6,
+            n3 / 20
+        );
         let t2 = Instant::now();
         let mut n2 = 0usize;
         for _ in 0..20 {
@@ -74,8 +78,18 @@ fn main() {
             }
         }
         let secs2 = t2.elapsed().as_secs_f64() / 20.0;
-        println!("prefix{k:<8} non-overlapping {:>7.0} MB/s ({} matches)", total as f64 / secs2 / 1e6, n2 / 20);
-        println!("prefix{k:<8} overlapping {:>7.0} MB/s  ({} matches, {} candidates, {} KB memory)", total as f64 / secs / 1e6, n / 20, hits / 20, ac.memory_usage() / 1024);
+        println!(
+            "prefix{k:<8} non-overlapping {:>7.0} MB/s ({} matches)",
+            total as f64 / secs2 / 1e6,
+            n2 / 20
+        );
+        println!(
+            "prefix{k:<8} overlapping {:>7.0} MB/s  ({} matches, {} candidates, {} KB memory)",
+            total as f64 / secs / 1e6,
+            n / 20,
+            hits / 20,
+            ac.memory_usage() / 1024
+        );
     }
     for (name, kind, classes) in [
         ("dfa", AhoCorasickKind::DFA, true),
@@ -97,6 +111,11 @@ fn main() {
             }
         }
         let secs = t.elapsed().as_secs_f64() / 20.0;
-        println!("{name:<14} overlapping {:>7.0} MB/s  ({} matches, {} KB memory)", total as f64 / secs / 1e6, n / 20, ac.memory_usage() / 1024);
+        println!(
+            "{name:<14} overlapping {:>7.0} MB/s  ({} matches, {} KB memory)",
+            total as f64 / secs / 1e6,
+            n / 20,
+            ac.memory_usage() / 1024
+        );
     }
 }

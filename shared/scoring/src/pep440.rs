@@ -70,7 +70,10 @@ impl Version {
     /// Parse like `Version(s)`; None where packaging raises `InvalidVersion`.
     pub(crate) fn parse(s: &str) -> Option<Version> {
         let lower = s.trim().to_ascii_lowercase();
-        let mut c = Cursor { s: lower.as_bytes(), i: 0 };
+        let mut c = Cursor {
+            s: lower.as_bytes(),
+            i: 0,
+        };
         if c.peek() == Some(b'v') {
             c.i += 1;
         }
@@ -165,7 +168,14 @@ impl Version {
         if c.i != c.s.len() {
             return None;
         }
-        Some(Version { epoch, release, pre, post, dev, local })
+        Some(Version {
+            epoch,
+            release,
+            pre,
+            post,
+            dev,
+            local,
+        })
     }
 
     fn key(&self) -> SortKey {

@@ -239,7 +239,9 @@ fn write_py_repr(out: &mut String, raw: Raw<'_>, depth: usize) {
         Kind::Number => {
             let text = raw.get();
             if json::is_int_literal(text) {
-                let t = text.strip_prefix("-0").map_or(text, |r| if r.is_empty() { "0" } else { text });
+                let t = text
+                    .strip_prefix("-0")
+                    .map_or(text, |r| if r.is_empty() { "0" } else { text });
                 out.push_str(t);
             } else {
                 write_py_float(out, text.parse::<f64>().unwrap_or(f64::NAN));
@@ -282,7 +284,11 @@ fn write_py_repr(out: &mut String, raw: Raw<'_>, depth: usize) {
 }
 
 fn write_py_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -316,7 +322,11 @@ pub(crate) fn py_float(raw: Raw<'_>) -> Option<f64> {
             let cleaned: String = t.chars().filter(|&c| c != '_').collect();
             let lower = cleaned.to_ascii_lowercase();
             let body = lower.trim_start_matches(['+', '-']);
-            if matches!(body, "inf" | "infinity" | "nan") || body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-')) {
+            if matches!(body, "inf" | "infinity" | "nan")
+                || body
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'))
+            {
                 cleaned.parse::<f64>().ok()
             } else {
                 None
@@ -399,7 +409,9 @@ fn expect(b: &[u8], i: &mut usize, c: u8) -> Option<()> {
 
 /// `urllib.parse.urlparse(url).netloc`.
 pub(crate) fn url_netloc(url: &str) -> String {
-    let url = url.trim_start_matches(|c: char| c <= ' ').trim_end_matches(|c: char| c <= ' ');
+    let url = url
+        .trim_start_matches(|c: char| c <= ' ')
+        .trim_end_matches(|c: char| c <= ' ');
     let cleaned: String;
     let url = if url.contains(['\t', '\r', '\n']) {
         cleaned = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
@@ -412,7 +424,9 @@ pub(crate) fn url_netloc(url: &str) -> String {
         let scheme = &url[..i];
         let valid = i > 0
             && scheme.as_bytes()[0].is_ascii_alphabetic()
-            && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+            && scheme
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
         if valid {
             rest = &url[i + 1..];
         }

@@ -162,7 +162,10 @@ pub struct ObsOpenvpnRow {
 /// The result of processing one measurement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Row { row: Box<FastpathRow>, openvpn: Option<Box<ObsOpenvpnRow>> },
+    Row {
+        row: Box<FastpathRow>,
+        openvpn: Option<Box<ObsOpenvpnRow>>,
+    },
     Discard(DiscardReason),
 }
 
@@ -188,7 +191,10 @@ fn with_measurement<T>(raw: &[u8], f: impl FnOnce(&Measurement<'_>, String) -> T
     if !envelope {
         return Ok(f(&top.msm, is_verified));
     }
-    let format = top.format.and_then(json::as_str).ok_or(DiscardReason::InvalidEnvelope)?;
+    let format = top
+        .format
+        .and_then(json::as_str)
+        .ok_or(DiscardReason::InvalidEnvelope)?;
     match (format.to_lowercase().as_str(), top.content) {
         ("json", Some(Content::Object(m))) => Ok(f(&m, is_verified)),
         ("json", _) => Err(DiscardReason::InvalidEnvelope),
@@ -236,7 +242,9 @@ fn flag_wrong_date(msm: &Measurement<'_>, uid: &str, scores: &mut ScoreMap) {
             None => return,
         },
     };
-    let Some(start) = pyfmt::py_strptime(&start) else { return };
+    let Some(start) = pyfmt::py_strptime(&start) else {
+        return;
+    };
     let delta = (recv - start).num_microseconds().map_or(f64::MAX, |us| us as f64 / 1e6);
     if delta < -3600.0 {
         scores.set("accuracy", SVal::Float(0.0));
@@ -285,7 +293,9 @@ pub fn parse_only(raw: &[u8]) -> Result<(), DiscardReason> {
 
 /// Process one measurement like the upstream fastpath `process_measurement`.
 pub fn process(raw: &[u8], measurement_uid: &str, fps: &Fingerprints) -> Outcome {
-    match with_measurement(raw, |msm, is_verified| build_row(msm, is_verified, measurement_uid, fps)) {
+    match with_measurement(raw, |msm, is_verified| {
+        build_row(msm, is_verified, measurement_uid, fps)
+    }) {
         Ok(Ok(o)) => o,
         Ok(Err(reason)) | Err(reason) => Outcome::Discard(reason),
     }
@@ -299,7 +309,12 @@ fn parse_time(raw: Option<Raw<'_>>) -> Option<NaiveDateTime> {
     pyfmt::py_strptime(&json::as_str(raw?)?)
 }
 
-fn build_row(msm: &Measurement<'_>, is_verified: String, uid: &str, fps: &Fingerprints) -> Result<Outcome, DiscardReason> {
+fn build_row(
+    msm: &Measurement<'_>,
+    is_verified: String,
+    uid: &str,
+    fps: &Fingerprints,
+) -> Result<Outcome, DiscardReason> {
     let report_id = match msm.report_id {
         None => return Err(DiscardReason::NoReportId),
         Some(r) if json::is_null(r) => return Err(DiscardReason::NoReportId),
@@ -383,7 +398,10 @@ fn build_row(msm: &Measurement<'_>, is_verified: String, uid: &str, fps: &Finger
         is_verified,
     };
     let openvpn = (test_name == "openvpn").then(|| Box::new(openvpn_row(msm, &row)));
-    Ok(Outcome::Row { row: Box::new(row), openvpn })
+    Ok(Outcome::Row {
+        row: Box::new(row),
+        openvpn,
+    })
 }
 
 fn tf(v: bool) -> String {
@@ -526,7 +544,10 @@ mod tests {
 
     #[test]
     fn trivial_id_matches_upstream_unit_test() {
-        assert_eq!(trivial_id(b"", Some("2021-02-03 10:11:12")), "01202102037f9c2ba4e88f827d61604550760585");
+        assert_eq!(
+            trivial_id(b"", Some("2021-02-03 10:11:12")),
+            "01202102037f9c2ba4e88f827d61604550760585"
+        );
         assert!(trivial_id(b"x", None).starts_with("0100000000"));
     }
 

@@ -91,7 +91,13 @@ impl SVal {
 /// The five `blocking_*` keys every scorer starts from.
 pub(crate) fn init_scores() -> ScoreMap {
     let mut m = ScoreMap::new();
-    for k in ["blocking_general", "blocking_global", "blocking_country", "blocking_isp", "blocking_local"] {
+    for k in [
+        "blocking_general",
+        "blocking_global",
+        "blocking_country",
+        "blocking_isp",
+        "blocking_local",
+    ] {
         m.set(k, SVal::Float(0.0));
     }
     m

@@ -163,9 +163,7 @@ fn extract_tcp_connect(tk: &TestKeys<'_>) -> R<(i64, i64)> {
     Ok((ok, ko))
 }
 
-fn requests_list<'m, 'a>(
-    tk: &'m TestKeys<'a>,
-) -> R<&'m [Obj<crate::model::HttpTransaction<'a>>]> {
+fn requests_list<'m, 'a>(tk: &'m TestKeys<'a>) -> R<&'m [Obj<crate::model::HttpTransaction<'a>>]> {
     match &tk.requests {
         None | Some(Arr::Null) => Ok(&[]),
         Some(Arr::Val(v)) => Ok(v),
@@ -208,7 +206,11 @@ fn telegram(tk: &TestKeys<'_>) -> R<ScoreMap> {
             fail_cnt += 1;
         }
     }
-    let mut s = if acc + unreach > 0 { unreach as f64 / (acc + unreach) as f64 } else { 0.5 };
+    let mut s = if acc + unreach > 0 {
+        unreach as f64 / (acc + unreach) as f64
+    } else {
+        0.5
+    };
     if ok_cnt + fail_cnt > 0 {
         s += fail_cnt as f64 / (ok_cnt + fail_cnt) as f64;
     } else {
@@ -281,10 +283,14 @@ fn hhfm(tk: &Tk<'_, '_>) -> R<ScoreMap> {
         s.set("msg", SVal::Str("Malformed ctrl_headers".into()));
         Ok(s)
     };
-    let Some(text) = json::as_str(body) else { return malformed(scores) };
+    let Some(text) = json::as_str(body) else {
+        return malformed(scores);
+    };
     let parsed: Option<Obj<HeadersDict>> = serde_json::from_str(&text).ok();
     let ctrl_raw = match parsed {
-        Some(Obj::Val(HeadersDict { headers_dict: Some(h), .. })) => h,
+        Some(Obj::Val(HeadersDict {
+            headers_dict: Some(h), ..
+        })) => h,
         _ => return malformed(scores),
     };
     // "unpack" value and turn into a set of tuples
@@ -345,7 +351,10 @@ fn hhfm(tk: &Tk<'_, '_>) -> R<ScoreMap> {
         return Ok(scores);
     }
     set_f(&mut scores, "blocking_general", 1.1);
-    scores.set("msg", SVal::Str(format!("{} unexpected header change", only_ctrl + only_exp)));
+    scores.set(
+        "msg",
+        SVal::Str(format!("{} unexpected header change", only_ctrl + only_exp)),
+    );
     Ok(scores)
 }
 
@@ -377,7 +386,10 @@ fn py_sequence(raw: Option<Raw<'_>>) -> R<Vec<Cow<'_, str>>> {
                         keys.push(k.into_owned());
                     }
                 }
-                Ok(keys.into_iter().map(|k| Cow::Owned(serde_json::Value::String(k).to_string())).collect())
+                Ok(keys
+                    .into_iter()
+                    .map(|k| Cow::Owned(serde_json::Value::String(k).to_string()))
+                    .collect())
             }
             _ => Err(Unscorable("bad object")),
         },
@@ -569,7 +581,11 @@ crate::json::json_object!(
     }
 );
 
-fn match_body<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut Vec<&'f Fingerprint>) -> Result<(), MatchFail> {
+fn match_body<'f>(
+    resp: &HttpResponse<'_>,
+    fps: &'f Fingerprints,
+    out: &mut Vec<&'f Fingerprint>,
+) -> Result<(), MatchFail> {
     let Some(body) = resp.body else { return Ok(()) };
     let mut idx = Vec::new();
     match json::kind(body) {
@@ -615,7 +631,11 @@ fn match_body<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut Vec<
     Ok(())
 }
 
-fn match_headers<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut Vec<&'f Fingerprint>) -> Result<(), MatchFail> {
+fn match_headers<'f>(
+    resp: &HttpResponse<'_>,
+    fps: &'f Fingerprints,
+    out: &mut Vec<&'f Fingerprint>,
+) -> Result<(), MatchFail> {
     let Some(headers) = resp.headers else { return Ok(()) };
     if !json::truthy(headers) {
         return Ok(());
@@ -634,7 +654,9 @@ fn match_headers<'f>(resp: &HttpResponse<'_>, fps: &'f Fingerprints, out: &mut V
     }
     let mut idx: Vec<u32> = Vec::new();
     for (hname, hfps) in &fps.headers {
-        let Some((_, v)) = lowered.iter().find(|(k, _)| k == hname) else { continue };
+        let Some((_, v)) = lowered.iter().find(|(k, _)| k == hname) else {
+            continue;
+        };
         let as_text = json::as_str(v);
         let mut prefix_value: Option<Option<Cow<str>>> = None;
         for hfp in hfps {
@@ -725,7 +747,9 @@ fn probe_cc_upper(msm: &Measurement<'_>) -> R<String> {
     match msm.probe_cc {
         None => Ok("ZZ".into()),
         Some(r) if json::is_null(r) => Ok("ZZ".into()),
-        Some(r) => json::as_str(r).map(|s| s.to_uppercase()).ok_or(Unscorable("probe_cc is not a string")),
+        Some(r) => json::as_str(r)
+            .map(|s| s.to_uppercase())
+            .ok_or(Unscorable("probe_cc is not a string")),
     }
 }
 
@@ -1027,7 +1051,10 @@ fn psiphon(msm: &Measurement<'_>, tk: &TestKeys<'_>) -> R<ScoreMap> {
     }
     let mut extra = ScoreMap::new();
     extra.set("test_runtime", SVal::echo(msm.test_runtime));
-    extra.set("bootstrap_time", tk.bootstrap_time.map_or(SVal::Int(0), |b| SVal::echo(Some(b))));
+    extra.set(
+        "bootstrap_time",
+        tk.bootstrap_time.map_or(SVal::Int(0), |b| SVal::echo(Some(b))),
+    );
     scores.set("extra", SVal::Map(extra));
     Ok(scores)
 }
@@ -1073,7 +1100,11 @@ fn tor(msm: &Measurement<'_>, tk: &TestKeys<'_>) -> R<ScoreMap> {
         }
     }
     if blocked + success > 0 {
-        set_f(&mut scores, "blocking_general", blocked as f64 / (blocked + success) as f64);
+        set_f(
+            &mut scores,
+            "blocking_general",
+            blocked as f64 / (blocked + success) as f64,
+        );
     } else {
         set_f(&mut scores, "accuracy", 0.0);
     }

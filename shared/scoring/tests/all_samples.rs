@@ -13,7 +13,12 @@ fn outcomes() -> HashMap<usize, (String, Outcome)> {
     let fps = common::fingerprints();
     common::samples()
         .into_iter()
-        .map(|s| (s.idx, (s.test_name.clone(), process(s.raw.as_bytes(), &s.measurement_uid, &fps))))
+        .map(|s| {
+            (
+                s.idx,
+                (s.test_name.clone(), process(s.raw.as_bytes(), &s.measurement_uid, &fps)),
+            )
+        })
         .collect()
 }
 
@@ -38,7 +43,9 @@ fn all_samples_process_and_flags_follow_from_scores() {
     assert_eq!(o.len(), 173);
     let mut rows = 0;
     for (idx, (test_name, outcome)) in &o {
-        let Outcome::Row { row, openvpn } = outcome else { continue };
+        let Outcome::Row { row, openvpn } = outcome else {
+            continue;
+        };
         rows += 1;
         let scores: Value = serde_json::from_str(&row.scores).unwrap();
         let obj = scores.as_object().unwrap();
@@ -47,18 +54,31 @@ fn all_samples_process_and_flags_follow_from_scores() {
         } else {
             // insertion order: the five blocking keys come first, in this order
             assert!(row.scores.starts_with(r#"{"blocking_general":"#), "idx {idx}");
-            let pos: Vec<usize> = ["\"blocking_general\"", "\"blocking_global\"", "\"blocking_country\"", "\"blocking_isp\"", "\"blocking_local\""]
-                .iter()
-                .map(|k| row.scores.find(k).unwrap())
-                .collect();
+            let pos: Vec<usize> = [
+                "\"blocking_general\"",
+                "\"blocking_global\"",
+                "\"blocking_country\"",
+                "\"blocking_isp\"",
+                "\"blocking_local\"",
+            ]
+            .iter()
+            .map(|k| row.scores.find(k).unwrap())
+            .collect();
             assert!(pos.windows(2).all(|w| w[0] < w[1]), "idx {idx}");
             assert!(obj.len() >= 5);
         }
         let num = |k: &str, d: f64| obj.get(k).and_then(Value::as_f64).unwrap_or(d);
         assert_eq!(row.anomaly, tf(num("blocking_general", 0.0) > 0.5), "idx {idx}");
         assert_eq!(row.msm_failure, tf(num("accuracy", 1.0) < 0.5), "idx {idx}");
-        assert_eq!(row.confirmed, tf(obj.get("confirmed") == Some(&Value::Bool(true))), "idx {idx}");
-        let bt = scores.pointer("/analysis/blocking_type").and_then(Value::as_str).unwrap_or("");
+        assert_eq!(
+            row.confirmed,
+            tf(obj.get("confirmed") == Some(&Value::Bool(true))),
+            "idx {idx}"
+        );
+        let bt = scores
+            .pointer("/analysis/blocking_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         assert_eq!(row.blocking_type, bt, "idx {idx}");
         assert_eq!(row.test_name, *test_name, "idx {idx}");
         assert_eq!(openvpn.is_some(), test_name == "openvpn", "idx {idx}");
@@ -124,7 +144,10 @@ fn published_rules_give_the_expected_scores_for_unpublished_samples() {
     // ndt: an empty scores object, never an anomaly or a failure
     for idx in [68, 88, 105] {
         let (r, _) = row(&o, idx);
-        assert_eq!((r.scores.as_str(), r.anomaly.as_str(), r.msm_failure.as_str()), ("{}", "f", "f"));
+        assert_eq!(
+            (r.scores.as_str(), r.anomaly.as_str(), r.msm_failure.as_str()),
+            ("{}", "f", "f")
+        );
     }
     // telegram with no tcp_connect and no requests: 0.5 + 0.5
     let (_, s) = row(&o, 52);
@@ -139,11 +162,19 @@ fn published_rules_give_the_expected_scores_for_unpublished_samples() {
     assert_eq!(s["blocking_general"].as_f64().unwrap(), 13.0 / 35.0);
     // psiphon failure: blocked with accuracy 1.0, bootstrap_time echoed as given
     let (r, s) = row(&o, 98);
-    assert_eq!((s["blocking_general"].as_f64(), s["accuracy"].as_f64()), (Some(1.0), Some(1.0)));
-    assert!(r.scores.ends_with(r#""extra":{"test_runtime":60.017031124,"bootstrap_time":0}}"#));
+    assert_eq!(
+        (s["blocking_general"].as_f64(), s["accuracy"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    assert!(r
+        .scores
+        .ends_with(r#""extra":{"test_runtime":60.017031124,"bootstrap_time":0}}"#));
     // signal blocked: analysis carries the backend failure
     let (_, s) = row(&o, 97);
-    assert_eq!(s["analysis"]["signal_backend_failure"], Value::from("dns_nxdomain_error"));
+    assert_eq!(
+        s["analysis"]["signal_backend_failure"],
+        Value::from("dns_nxdomain_error")
+    );
     // facebook messenger: 0.5 per inconsistent key, offending keys copied
     let (_, s) = row(&o, 93);
     assert_eq!(s["blocking_general"], Value::from(4.0));
@@ -151,17 +182,33 @@ fn published_rules_give_the_expected_scores_for_unpublished_samples() {
     // web_connectivity: a confirmed national fingerprint doubles blocking_general
     for idx in [91, 123] {
         let (r, s) = row(&o, idx);
-        assert_eq!((r.confirmed.as_str(), s["blocking_general"].as_f64()), ("t", Some(2.0)), "idx {idx}");
+        assert_eq!(
+            (r.confirmed.as_str(), s["blocking_general"].as_f64()),
+            ("t", Some(2.0)),
+            "idx {idx}"
+        );
     }
     // fp-scope fingerprints are listed but change no score
     for idx in [119, 166, 168, 169] {
         let (r, s) = row(&o, idx);
-        assert!(s["fingerprints"].as_array().unwrap().iter().all(|f| f["scope"] == "fp"), "idx {idx}");
-        assert_eq!((r.confirmed.as_str(), s["blocking_general"].as_f64()), ("f", Some(0.0)), "idx {idx}");
+        assert!(
+            s["fingerprints"].as_array().unwrap().iter().all(|f| f["scope"] == "fp"),
+            "idx {idx}"
+        );
+        assert_eq!(
+            (r.confirmed.as_str(), s["blocking_general"].as_f64()),
+            ("f", Some(0.0)),
+            "idx {idx}"
+        );
     }
     // the same DNS fingerprint is listed once per matching answer
     let (_, s) = row(&o, 138);
-    let names: Vec<&str> = s["fingerprints"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = s["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert!(names.len() >= 2 && names.iter().all(|n| *n == "cl.dns_br_localhost"));
     // the probe's own blocking verdict
     for (idx, bt) in [(116, "dns"), (131, "http-failure"), (155, "tcp_ip"), (92, "http-diff")] {

@@ -51,37 +51,67 @@ fn a_post_envelope_scores_like_the_bare_measurement_and_carries_is_verified() {
     let wrapped = the_row(process(&serde_json::to_vec(&env).unwrap(), UID, &fps));
     assert_eq!(bare.is_verified, "u");
     assert_eq!(wrapped.is_verified, "t");
-    assert_eq!(ooni_scoring::FastpathRow { is_verified: "u".into(), ..wrapped }, bare);
+    assert_eq!(
+        ooni_scoring::FastpathRow {
+            is_verified: "u".into(),
+            ..wrapped
+        },
+        bare
+    );
     assert_eq!(bare.blocking_type, "dns");
     assert_eq!(bare.domain, "example.org:443");
     assert_eq!(bare.ooni_run_link_id, Some(10042));
-    assert_eq!((bare.platform.as_str(), bare.test_helper_type.as_str()), ("linux", "https"));
+    assert_eq!(
+        (bare.platform.as_str(), bare.test_helper_type.as_str()),
+        ("linux", "https")
+    );
 }
 
 #[test]
 fn legacy_yaml_content_is_normalized_to_json_and_scored() {
     let fps = Fingerprints::empty();
-    let yaml = "report_id: abc\ninput: http://example.org\nprobe_cc: IS\nprobe_asn: AS51896\ntest_name: http_requests\n\
+    let yaml =
+        "report_id: abc\ninput: http://example.org\nprobe_cc: IS\nprobe_asn: AS51896\ntest_name: http_requests\n\
                 test_start_time: '2015-11-05 12:29:36'\nmeasurement_start_time: '2015-11-05 12:29:36'\n\
                 software_name: ooniprobe\ntest_keys:\n  body_length_match: false\n  headers_match: true\n";
     let env = json!({"format": "yaml", "content": yaml});
-    let row = the_row(process(&serde_json::to_vec(&env).unwrap(), "0120151105e6e97af9dabb462dc4066ae2fd58a5", &fps));
-    assert_eq!((row.probe_asn, row.test_name.as_str(), row.anomaly.as_str()), (51896, "http_requests", "t"));
+    let row = the_row(process(
+        &serde_json::to_vec(&env).unwrap(),
+        "0120151105e6e97af9dabb462dc4066ae2fd58a5",
+        &fps,
+    ));
+    assert_eq!(
+        (row.probe_asn, row.test_name.as_str(), row.anomaly.as_str()),
+        (51896, "http_requests", "t")
+    );
     assert_eq!(row.domain, "example.org");
     let bad = json!({"format": "yaml", "content": "- just\n- a list\n"});
-    assert_eq!(process(&serde_json::to_vec(&bad).unwrap(), UID, &fps), Outcome::Discard(DiscardReason::InvalidYaml));
+    assert_eq!(
+        process(&serde_json::to_vec(&bad).unwrap(), UID, &fps),
+        Outcome::Discard(DiscardReason::InvalidYaml)
+    );
 }
 
 #[test]
 fn malformed_envelopes_are_discarded_with_their_reason() {
     let fps = Fingerprints::empty();
     for (env, reason) in [
-        (json!({"format": "xml", "content": "<x/>"}), DiscardReason::UnsupportedFormat),
+        (
+            json!({"format": "xml", "content": "<x/>"}),
+            DiscardReason::UnsupportedFormat,
+        ),
         (json!({"format": 1, "content": {}}), DiscardReason::InvalidEnvelope),
-        (json!({"format": "json", "content": "text"}), DiscardReason::InvalidEnvelope),
+        (
+            json!({"format": "json", "content": "text"}),
+            DiscardReason::InvalidEnvelope,
+        ),
         (json!({"format": "yaml", "content": {}}), DiscardReason::InvalidEnvelope),
     ] {
-        assert_eq!(process(&serde_json::to_vec(&env).unwrap(), UID, &fps), Outcome::Discard(reason), "{env}");
+        assert_eq!(
+            process(&serde_json::to_vec(&env).unwrap(), UID, &fps),
+            Outcome::Discard(reason),
+            "{env}"
+        );
     }
 }
 
@@ -97,15 +127,39 @@ fn upstream_discard_rules_apply_in_order() {
         Outcome::Discard(r) => r,
         Outcome::Row { .. } => panic!("expected a discard"),
     };
-    assert_eq!(discard(run(&|m| m["report_id"] = Value::Null)), DiscardReason::NoReportId);
-    assert_eq!(discard(run(&|m| m["report_id"] = json!(5))), DiscardReason::InvalidReportId);
+    assert_eq!(
+        discard(run(&|m| m["report_id"] = Value::Null)),
+        DiscardReason::NoReportId
+    );
+    assert_eq!(
+        discard(run(&|m| m["report_id"] = json!(5))),
+        DiscardReason::InvalidReportId
+    );
     assert_eq!(discard(run(&|m| m["probe_cc"] = json!("zz"))), DiscardReason::ProbeCcZz);
-    assert_eq!(discard(run(&|m| m["probe_cc"] = json!(1))), DiscardReason::InvalidProbeCc);
-    assert_eq!(discard(run(&|m| m["probe_asn"] = json!("as0"))), DiscardReason::ProbeAsnZero);
-    assert_eq!(discard(run(&|m| m["probe_asn"] = json!("AS-5"))), DiscardReason::InvalidProbeAsn);
-    assert_eq!(discard(run(&|m| drop(m.as_object_mut().unwrap().remove("probe_asn")))), DiscardReason::MissingProbeAsn);
-    assert_eq!(discard(run(&|m| m["test_start_time"] = json!("yesterday"))), DiscardReason::InvalidTestStartTime);
-    assert_eq!(discard(run(&|m| m["input"] = json!(["a", "b"]))), DiscardReason::InvalidInput);
+    assert_eq!(
+        discard(run(&|m| m["probe_cc"] = json!(1))),
+        DiscardReason::InvalidProbeCc
+    );
+    assert_eq!(
+        discard(run(&|m| m["probe_asn"] = json!("as0"))),
+        DiscardReason::ProbeAsnZero
+    );
+    assert_eq!(
+        discard(run(&|m| m["probe_asn"] = json!("AS-5"))),
+        DiscardReason::InvalidProbeAsn
+    );
+    assert_eq!(
+        discard(run(&|m| drop(m.as_object_mut().unwrap().remove("probe_asn")))),
+        DiscardReason::MissingProbeAsn
+    );
+    assert_eq!(
+        discard(run(&|m| m["test_start_time"] = json!("yesterday"))),
+        DiscardReason::InvalidTestStartTime
+    );
+    assert_eq!(
+        discard(run(&|m| m["input"] = json!(["a", "b"]))),
+        DiscardReason::InvalidInput
+    );
     // every reason has a stable, distinct name
     let names: std::collections::HashSet<&str> = [
         DiscardReason::InvalidJson,
@@ -136,9 +190,16 @@ fn meek_list_inputs_are_joined_and_the_first_is_the_domain() {
     let mut m = msm("meek_fronted_requests_test", json!({"requests": []}));
     m["input"] = json!(["a0.awsstatic.com", "d2.cloudfront.net"]);
     let row = the_row(process(&serde_json::to_vec(&m).unwrap(), UID, &fps));
-    assert_eq!((row.input.as_str(), row.domain.as_str()), ("{a0.awsstatic.com,d2.cloudfront.net}", "a0.awsstatic.com"));
+    assert_eq!(
+        (row.input.as_str(), row.domain.as_str()),
+        ("{a0.awsstatic.com,d2.cloudfront.net}", "a0.awsstatic.com")
+    );
     // no requests: blocked, with an integer accuracy exactly like upstream
-    assert!(row.scores.ends_with(r#""blocking_local":0.0,"accuracy":0}"#), "{}", row.scores);
+    assert!(
+        row.scores.ends_with(r#""blocking_local":0.0,"accuracy":0}"#),
+        "{}",
+        row.scores
+    );
 }
 
 #[test]
@@ -147,7 +208,10 @@ fn start_times_far_from_the_receive_time_are_flagged() {
     let mut m = msm("dns_consistency", json!({}));
     m["measurement_start_time"] = json!("2024-01-01 01:05:01");
     let s = scores_of(&m, &fps);
-    assert_eq!((s["accuracy"].as_f64(), s["msg"].as_str()), (Some(0.0), Some("Measurement start time from the future")));
+    assert_eq!(
+        (s["accuracy"].as_f64(), s["msg"].as_str()),
+        (Some(0.0), Some("Measurement start time from the future"))
+    );
     m["measurement_start_time"] = json!("2022-12-01 00:00:00");
     let s = scores_of(&m, &fps);
     assert_eq!(s["msg"], "Measurement start time too old");
@@ -168,11 +232,17 @@ fn the_jsonl_helper_returns_rows_with_column_names_or_discards() {
     assert_eq!(out["probe_asn"], 30722);
     assert_eq!(out["test_start_time"], "2024-01-01 00:00:00");
     assert_eq!(out["anomaly"], "t");
-    assert!(out["scores"].as_str().unwrap().contains(r#""analysis":{"blocking_type":"tcp_ip"}"#));
+    assert!(out["scores"]
+        .as_str()
+        .unwrap()
+        .contains(r#""analysis":{"blocking_type":"tcp_ip"}"#));
     assert_eq!(out.as_object().unwrap().len(), 26);
 
     let line = json!({"measurement_uid": "u1", "measurement": {"probe_cc": "ZZ", "report_id": "r"}}).to_string();
-    assert_eq!(score_jsonl_line(&line, &fps), r#"{"discarded":"probe_cc_zz","measurement_uid":"u1"}"#);
+    assert_eq!(
+        score_jsonl_line(&line, &fps),
+        r#"{"discarded":"probe_cc_zz","measurement_uid":"u1"}"#
+    );
     let out: Value = serde_json::from_str(&score_jsonl_line("not json", &fps)).unwrap();
     assert_eq!(out["discarded"], "invalid_line");
 }
@@ -183,7 +253,10 @@ fn fingerprints_from_rows_behave_like_from_csv() {
     let http_csv = common::fixture("fingerprints_http.csv");
     let from_csv = Fingerprints::from_csv(&dns_csv, &http_csv).unwrap();
     let rows = |text: &str| -> Vec<FingerprintRow> {
-        csv::Reader::from_reader(text.as_bytes()).deserialize().collect::<Result<_, _>>().unwrap()
+        csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap()
     };
     let from_rows = Fingerprints::from_rows(rows(&dns_csv), rows(&http_csv)).unwrap();
     assert_eq!(from_csv.http().len(), 1729);
@@ -215,7 +288,14 @@ fn header_fingerprints_match_full_and_prefix_including_base64_values_and_ignore_
     let fps = Fingerprints::from_rows(
         vec![],
         vec![
-            fp("h.prefix", "isp", "header.location", "prefix", "http://blocked.example/", ""),
+            fp(
+                "h.prefix",
+                "isp",
+                "header.location",
+                "prefix",
+                "http://blocked.example/",
+                "",
+            ),
             fp("h.full", "inst", "header.server", "full", "BlockServer", "it"),
             fp("h.contains", "isp", "header.server", "contains", "Block", ""),
             fp("b.regexp", "vbw", "body", "regexp", "blocked.*page", "IT"),
@@ -230,15 +310,26 @@ fn header_fingerprints_match_full_and_prefix_including_base64_values_and_ignore_
         ]}),
     );
     let s = scores_of(&m, &fps);
-    let names: Vec<&str> = s["fingerprints"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = s["fingerprints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     // body matches first, then header matches, each in table order
     assert_eq!(names, ["b.regexp", "h.full", "h.prefix"]);
     // vbw with the probe's country: confirmed as general blocking; isp: confirmed; inst: local
-    assert_eq!((s["blocking_isp"].as_f64(), s["blocking_local"].as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!(
+        (s["blocking_isp"].as_f64(), s["blocking_local"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
     assert_eq!(s["confirmed"], true);
     assert_eq!(s["blocking_general"].as_f64(), Some(3.0));
     // an undecodable base64 body: no matches and accuracy 0
-    let m = msm("web_connectivity", json!({"blocking": false, "requests": [{"response": {"body": {"format": "base64", "data": "abc"}}}]}));
+    let m = msm(
+        "web_connectivity",
+        json!({"blocking": false, "requests": [{"response": {"body": {"format": "base64", "data": "abc"}}}]}),
+    );
     let s = scores_of(&m, &fps);
     assert_eq!(s["accuracy"], 0.0);
     assert!(s.get("fingerprints").is_none());
@@ -249,20 +340,33 @@ fn web_connectivity_rules_for_title_match_blocking_unknown_failure_and_accessibl
     let fps = Fingerprints::empty();
     let s = |tk: Value| scores_of(&msm("web_connectivity", tk), &fps);
     assert_eq!(s(json!({"title_match": "yes", "blocking": "dns"}))["accuracy"], 0.0);
-    assert!(s(json!({"title_match": "yes", "blocking": "dns"})).get("analysis").is_none());
+    assert!(s(json!({"title_match": "yes", "blocking": "dns"}))
+        .get("analysis")
+        .is_none());
     let v = s(json!({"blocking": "weird"}));
-    assert_eq!((v["analysis"]["msg"].as_str(), v["accuracy"].as_f64()), (Some("Unsupported blocking type"), Some(0.0)));
+    assert_eq!(
+        (v["analysis"]["msg"].as_str(), v["accuracy"].as_f64()),
+        (Some("Unsupported blocking type"), Some(0.0))
+    );
     assert_eq!(s(json!({"blocking": null}))["accuracy"], 0.0);
     assert!(s(json!({"blocking": false})).get("accuracy").is_none());
-    assert_eq!(s(json!({"blocking": false, "dns_experiment_failure": "unknown_failure: x"}))["accuracy"], 0.0);
+    assert_eq!(
+        s(json!({"blocking": false, "dns_experiment_failure": "unknown_failure: x"}))["accuracy"],
+        0.0
+    );
     assert_eq!(s(json!({"blocking": false, "accessible": null}))["accuracy"], 0.0);
-    assert!(s(json!({"blocking": false, "accessible": false})).get("accuracy").is_none());
+    assert!(s(json!({"blocking": false, "accessible": false}))
+        .get("accuracy")
+        .is_none());
 }
 
 #[test]
 fn signal_applies_version_and_date_rules() {
     let fps = Fingerprints::empty();
-    let mut m = msm("signal", json!({"failed_operation": null, "failure": null, "signal_backend_status": "blocked", "signal_backend_failure": "x"}));
+    let mut m = msm(
+        "signal",
+        json!({"failed_operation": null, "failure": null, "signal_backend_status": "blocked", "signal_backend_failure": "x"}),
+    );
     m["test_version"] = json!("0.2.5");
     m["measurement_start_time"] = json!("2024-01-01 00:00:00");
     let s = scores_of(&m, &fps);
@@ -280,6 +384,9 @@ fn signal_applies_version_and_date_rules() {
 
 #[test]
 fn trivial_ids_follow_upstream() {
-    assert_eq!(trivial_id(b"", Some("2021-02-03 10:11:12")), "01202102037f9c2ba4e88f827d61604550760585");
+    assert_eq!(
+        trivial_id(b"", Some("2021-02-03 10:11:12")),
+        "01202102037f9c2ba4e88f827d61604550760585"
+    );
     assert_eq!(trivial_id(b"", Some("not a date")).len(), 40);
 }

@@ -32,7 +32,10 @@ fn every_upstream_row_is_reproduced_field_by_field() {
         let before = mismatches.len();
         let mut diff = |field: &str, ours: String, theirs: String| {
             if ours != theirs {
-                mismatches.push(format!("idx {idx} ({}) {field}: ours {ours:?} upstream {theirs:?}", sample.test_name));
+                mismatches.push(format!(
+                    "idx {idx} ({}) {field}: ours {ours:?} upstream {theirs:?}",
+                    sample.test_name
+                ));
             }
         };
 
@@ -63,7 +66,11 @@ fn every_upstream_row_is_reproduced_field_by_field() {
             diff("probe_cc", row.probe_cc.clone(), s(&x["probe_cc"]));
             diff("probe_asn", row.probe_asn.to_string(), x["probe_asn"].to_string());
             diff("test_name", row.test_name.clone(), s(&x["test_name"]));
-            diff("test_start_time", row.test_start_time.format("%Y-%m-%d %H:%M:%S").to_string(), s(&x["test_start_time"]));
+            diff(
+                "test_start_time",
+                row.test_start_time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                s(&x["test_start_time"]),
+            );
             diff(
                 "measurement_start_time",
                 row.measurement_start_time.format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -80,16 +87,36 @@ fn every_upstream_row_is_reproduced_field_by_field() {
             diff("blocking_type", row.blocking_type.clone(), s(&x["blocking_type"]));
             diff("domain", row.domain.clone(), s(&x["domain"]));
             diff("software_name", row.software_name.clone(), s(&x["software_name"]));
-            diff("software_version", row.software_version.clone(), s(&x["software_version"]));
+            diff(
+                "software_version",
+                row.software_version.clone(),
+                s(&x["software_version"]),
+            );
             diff("test_version", row.test_version.clone(), s(&x["test_version"]));
             // the column is Float32
-            diff("test_runtime", row.test_runtime.to_string(), (x["test_runtime"].as_f64().unwrap() as f32).to_string());
+            diff(
+                "test_runtime",
+                row.test_runtime.to_string(),
+                (x["test_runtime"].as_f64().unwrap() as f32).to_string(),
+            );
             diff("architecture", row.architecture.clone(), s(&x["architecture"]));
             diff("engine_name", row.engine_name.clone(), s(&x["engine_name"]));
             diff("engine_version", row.engine_version.clone(), s(&x["engine_version"]));
-            diff("test_helper_address", row.test_helper_address.clone(), s(&x["test_helper_address"]));
-            diff("test_helper_type", row.test_helper_type.clone(), s(&x["test_helper_type"]));
-            diff("ooni_run_link_id", format!("{:?}", row.ooni_run_link_id), format!("{:?}", x["ooni_run_link_id"].as_u64()));
+            diff(
+                "test_helper_address",
+                row.test_helper_address.clone(),
+                s(&x["test_helper_address"]),
+            );
+            diff(
+                "test_helper_type",
+                row.test_helper_type.clone(),
+                s(&x["test_helper_type"]),
+            );
+            diff(
+                "ooni_run_link_id",
+                format!("{:?}", row.ooni_run_link_id),
+                format!("{:?}", x["ooni_run_link_id"].as_u64()),
+            );
             diff("is_verified", row.is_verified.clone(), s(&x["is_verified"]));
             // and the row serializes with exactly upstream's column set
             let ours: Value = serde_json::to_value(&*row).unwrap();
@@ -120,13 +147,21 @@ fn every_upstream_row_is_reproduced_field_by_field() {
                         diff("obs_openvpn columns", ours.len().to_string(), theirs.len().to_string());
                     }
                 }
-                (o, t) => diff("obs_openvpn presence", format!("{}", o.is_some()), format!("{}", t.is_some())),
+                (o, t) => diff(
+                    "obs_openvpn presence",
+                    format!("{}", o.is_some()),
+                    format!("{}", t.is_some()),
+                ),
             }
         }
         if mismatches.len() == before {
             exact += 1;
         }
     }
-    assert!(mismatches.is_empty(), "{exact}/46 exact; mismatches:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{exact}/46 exact; mismatches:\n{}",
+        mismatches.join("\n")
+    );
     assert_eq!(exact, 46);
 }

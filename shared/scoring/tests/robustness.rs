@@ -64,7 +64,9 @@ fn deep_nesting_is_rejected_without_overflowing_the_stack() {
             format!(r#"{{"blocking": false, "unread": {nested}}}"#),
             format!(r#"{{"requests": [{{"response": {{"body": {nested}}}}}]}}"#),
         ] {
-            let raw = serde_json::to_string(&wc(json!(null))).unwrap().replace("\"test_keys\":null", &format!("\"test_keys\":{tk}"));
+            let raw = serde_json::to_string(&wc(json!(null)))
+                .unwrap()
+                .replace("\"test_keys\":null", &format!("\"test_keys\":{tk}"));
             match process(raw.as_bytes(), UID, &fps) {
                 // serde_json's recursion limit, or skipped without recursion
                 Outcome::Discard(DiscardReason::InvalidJson) => {}
@@ -82,8 +84,13 @@ fn thousands_of_requests_and_answers_scale_linearly() {
         let requests: Vec<Value> = (0..n)
             .map(|i| json!({"request": {"url": format!("http://x/{i}")}, "response": {"body": format!("<html>page {i} body text</html>"), "headers": {"Server": "nginx", "Location": "http://elsewhere/"}}}))
             .collect();
-        let queries: Vec<Value> = (0..n).map(|_| json!({"answers": [{"ipv4": "10.10.34.36"}, {"hostname": "x.org"}]})).collect();
-        serde_json::to_vec(&wc(json!({"blocking": "dns", "requests": requests, "queries": queries}))).unwrap()
+        let queries: Vec<Value> = (0..n)
+            .map(|_| json!({"answers": [{"ipv4": "10.10.34.36"}, {"hostname": "x.org"}]}))
+            .collect();
+        serde_json::to_vec(&wc(
+            json!({"blocking": "dns", "requests": requests, "queries": queries}),
+        ))
+        .unwrap()
     };
     let time = |raw: &[u8]| {
         let t = Instant::now();
@@ -98,7 +105,10 @@ fn thousands_of_requests_and_answers_scale_linearly() {
     // one IR DNS fingerprint match per answer, in order
     assert_eq!(s["fingerprints"].as_array().unwrap().len(), 16_000);
     // 8x the input must not cost much more than 8x the time (generous for noise)
-    assert!(t_large < t_small * 40 + Duration::from_millis(200), "small {t_small:?} large {t_large:?}");
+    assert!(
+        t_large < t_small * 40 + Duration::from_millis(200),
+        "small {t_small:?} large {t_large:?}"
+    );
 }
 
 #[test]
@@ -109,7 +119,10 @@ fn every_truncation_of_a_real_measurement_is_handled() {
         let raw = s.raw.as_bytes();
         for cut in (0..raw.len()).step_by(97) {
             // must not panic; a truncated document never yields a row
-            assert!(matches!(process(&raw[..cut], &s.measurement_uid, &fps), Outcome::Discard(DiscardReason::InvalidJson)));
+            assert!(matches!(
+                process(&raw[..cut], &s.measurement_uid, &fps),
+                Outcome::Discard(DiscardReason::InvalidJson)
+            ));
         }
     }
 }
@@ -117,7 +130,18 @@ fn every_truncation_of_a_real_measurement_is_handled() {
 #[test]
 fn every_field_of_every_sample_can_hold_any_json_type() {
     let fps = common::fingerprints();
-    let replacements = [json!(null), json!(true), json!(0), json!(-1.5e300), json!("x"), json!(""), json!([]), json!([1, "a", null]), json!({}), json!({"format": "base64", "data": "!!"})];
+    let replacements = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1.5e300),
+        json!("x"),
+        json!(""),
+        json!([]),
+        json!([1, "a", null]),
+        json!({}),
+        json!({"format": "base64", "data": "!!"}),
+    ];
     fn paths(v: &Value, prefix: &str, out: &mut Vec<String>, depth: usize) {
         if depth > 4 {
             return;
@@ -173,7 +197,10 @@ fn every_field_of_every_sample_can_hold_any_json_type() {
 fn shapes_upstream_crashes_on_become_failure_rows_with_a_message() {
     let fps = common::fingerprints();
     // a list body makes upstream's body.find raise
-    let raw = serde_json::to_vec(&wc(json!({"blocking": false, "requests": [{"response": {"body": [1, 2]}}]}))).unwrap();
+    let raw = serde_json::to_vec(&wc(
+        json!({"blocking": false, "requests": [{"response": {"body": [1, 2]}}]}),
+    ))
+    .unwrap();
     let s = row_scores(&process(&raw, UID, &fps));
     assert_eq!(s["accuracy"], 0.0);
     assert!(s["msg"].as_str().unwrap().starts_with("Unscorable measurement"));
@@ -198,13 +225,19 @@ fn non_objects_and_garbage_are_discarded() {
     ] {
         assert_eq!(process(raw, UID, &fps), Outcome::Discard(reason), "{raw:?}");
     }
-    assert_eq!(score_measurement(b"[]", UID, &fps).unwrap_err(), DiscardReason::NotAnObject);
+    assert_eq!(
+        score_measurement(b"[]", UID, &fps).unwrap_err(),
+        DiscardReason::NotAnObject
+    );
 }
 
 #[test]
 fn invalid_utf8_inside_strings_is_replaced_not_rejected() {
     let fps = common::fingerprints();
-    let mut raw = serde_json::to_vec(&wc(json!({"blocking": false, "accessible": true, "requests": [{"response": {"body": "GdF Stop Page XX"}}]}))).unwrap();
+    let mut raw = serde_json::to_vec(&wc(
+        json!({"blocking": false, "accessible": true, "requests": [{"response": {"body": "GdF Stop Page XX"}}]}),
+    ))
+    .unwrap();
     let at = raw.windows(2).position(|w| w == b"XX").unwrap();
     raw[at] = 0xff;
     let s = row_scores(&process(&raw, UID, &fps));
@@ -221,11 +254,26 @@ fn deeply_nested_values_that_get_echoed_or_compared_do_not_recurse_unbounded() {
         )
     };
     let cases = [
-        base("telegram", &format!(r#"{{"requests":[{{"request":{{"url":"https://web.telegram.org/"}},"failure":{nested}}}]}}"#)),
-        base("http_invalid_request_line", &format!(r#"{{"sent":[{nested}],"received":[{nested}, 1]}}"#)),
-        base("http_invalid_request_line", &format!(r#"{{"sent":[[{nested}]],"received":[[[{nested}]]]}}"#)),
-        base("tor", &format!(r#"{{"targets":{{"a":{{"failure":null,"network_events":{nested}}}}}}}"#)),
-        base("stunreachability", &format!(r#"{{"endpoint":{nested},"failure":{nested}}}"#)),
+        base(
+            "telegram",
+            &format!(r#"{{"requests":[{{"request":{{"url":"https://web.telegram.org/"}},"failure":{nested}}}]}}"#),
+        ),
+        base(
+            "http_invalid_request_line",
+            &format!(r#"{{"sent":[{nested}],"received":[{nested}, 1]}}"#),
+        ),
+        base(
+            "http_invalid_request_line",
+            &format!(r#"{{"sent":[[{nested}]],"received":[[[{nested}]]]}}"#),
+        ),
+        base(
+            "tor",
+            &format!(r#"{{"targets":{{"a":{{"failure":null,"network_events":{nested}}}}}}}"#),
+        ),
+        base(
+            "stunreachability",
+            &format!(r#"{{"endpoint":{nested},"failure":{nested}}}"#),
+        ),
     ];
     let mut rows = 0;
     for raw in &cases {

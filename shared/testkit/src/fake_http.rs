@@ -21,7 +21,10 @@ pub struct Recorded {
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The path without the query string.
@@ -46,15 +49,26 @@ pub struct Reply {
 
 impl Reply {
     pub fn bytes(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status, content_type: "application/octet-stream".into(), body: body.into(), truncate_to: None }
+        Reply {
+            status,
+            content_type: "application/octet-stream".into(),
+            body: body.into(),
+            truncate_to: None,
+        }
     }
 
     pub fn text(status: u16, body: impl Into<String>) -> Reply {
-        Reply { content_type: "text/plain".into(), ..Reply::bytes(status, body.into().into_bytes()) }
+        Reply {
+            content_type: "text/plain".into(),
+            ..Reply::bytes(status, body.into().into_bytes())
+        }
     }
 
     pub fn json(status: u16, body: &serde_json::Value) -> Reply {
-        Reply { content_type: "application/json".into(), ..Reply::bytes(status, body.to_string().into_bytes()) }
+        Reply {
+            content_type: "application/json".into(),
+            ..Reply::bytes(status, body.to_string().into_bytes())
+        }
     }
 
     pub fn not_found() -> Reply {
@@ -102,7 +116,11 @@ impl FakeHttp {
                 });
             }
         });
-        FakeHttp { base_url, requests, task }
+        FakeHttp {
+            base_url,
+            requests,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -111,7 +129,10 @@ impl FakeHttp {
 
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -136,7 +157,11 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn serve(mut stream: TcpStream, handler: Arc<HandlerFn>, recorded: Arc<Mutex<Vec<Recorded>>>) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    handler: Arc<HandlerFn>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -161,7 +186,11 @@ async fn serve(mut stream: TcpStream, handler: Arc<HandlerFn>, recorded: Arc<Mut
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < length {
         let n = stream.read(&mut chunk).await?;
@@ -171,8 +200,16 @@ async fn serve(mut stream: TcpStream, handler: Arc<HandlerFn>, recorded: Arc<Mut
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
-    let req = Recorded { method, target, headers, body };
-    recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(req.clone());
+    let req = Recorded {
+        method,
+        target,
+        headers,
+        body,
+    };
+    recorded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(req.clone());
     let reply = handler(&req);
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

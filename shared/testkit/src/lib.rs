@@ -13,7 +13,9 @@ pub mod fake_http;
 pub mod fixtures;
 pub mod mmdb;
 
-use ooni_adapters::{ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, Migrator, ResourceNames, Secret};
+use ooni_adapters::{
+    ensure_resources, AwsClients, AwsOptions, ClickHouseConfig, Migrator, ResourceNames, Secret,
+};
 use ooni_platform::auth::JwtKeys;
 use ooni_platform::config::HttpConfig;
 use ooni_platform::devserver::{self, DevServer};
@@ -84,8 +86,15 @@ impl TestStack {
             trusted_proxy_hops: 0,
             stage: "test".into(),
         });
-        let ctx = Context::new(http, aws.clone(), names.clone(), clickhouse.clone()).with_jwt_keys(jwt_keys());
-        TestStack { prefix, ctx: Arc::new(ctx), aws, names, clickhouse }
+        let ctx = Context::new(http, aws.clone(), names.clone(), clickhouse.clone())
+            .with_jwt_keys(jwt_keys());
+        TestStack {
+            prefix,
+            ctx: Arc::new(ctx),
+            aws,
+            names,
+            clickhouse,
+        }
     }
 
     /// A ClickHouse client on this stack's database.
@@ -100,7 +109,10 @@ impl TestStack {
             Err(e) => panic!("cannot bind a loopback port: {e}"),
         };
         match devserver::serve(listener, service).await {
-            Ok(server) => TestServer { base_url: server.base_url(), server },
+            Ok(server) => TestServer {
+                base_url: server.base_url(),
+                server,
+            },
             Err(e) => panic!("could not build the service's handlers: {e:#}"),
         }
     }

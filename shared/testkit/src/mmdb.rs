@@ -26,7 +26,12 @@ impl Value {
     }
 
     pub fn map(pairs: &[(&str, Value)]) -> Value {
-        Value::Map(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -68,7 +73,11 @@ fn encode_control(out: &mut Vec<u8>, type_num: u8, size: usize) {
 
 fn encode_uint(out: &mut Vec<u8>, type_num: u8, v: u64, width: usize) {
     let bytes = v.to_be_bytes();
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(8).max(8 - width);
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(8)
+        .max(8 - width);
     let payload = &bytes[first..];
     encode_control(out, type_num, payload.len());
     out.extend_from_slice(payload);
@@ -103,7 +112,11 @@ pub fn encode(out: &mut Vec<u8>, v: &Value) {
 
 impl MmdbWriter {
     pub fn new(database_type: &str) -> Self {
-        MmdbWriter { database_type: database_type.to_owned(), nodes: vec![[Record::Empty; 2]], data: Vec::new() }
+        MmdbWriter {
+            database_type: database_type.to_owned(),
+            nodes: vec![[Record::Empty; 2]],
+            data: Vec::new(),
+        }
     }
 
     /// Maps `network/prefix_len` (IPv4 or IPv6) to `value`.
@@ -126,7 +139,11 @@ impl MmdbWriter {
                 Record::Node(n) => n as usize,
                 other => {
                     // Empty, or a shorter network being split: both halves keep its data.
-                    let fill = if let Record::Data(_) = other { other } else { Record::Empty };
+                    let fill = if let Record::Data(_) = other {
+                        other
+                    } else {
+                        Record::Empty
+                    };
                     self.nodes.push([fill; 2]);
                     let n = self.nodes.len() - 1;
                     self.nodes[node][bit] = Record::Node(n as u32);
@@ -162,7 +179,10 @@ impl MmdbWriter {
             ("binary_format_minor_version", Value::U16(0)),
             ("build_epoch", Value::U64(1_700_000_000)),
             ("database_type", Value::Str(self.database_type.clone())),
-            ("description", Value::map(&[("en", Value::str("test database written by ooni-testkit"))])),
+            (
+                "description",
+                Value::map(&[("en", Value::str("test database written by ooni-testkit"))]),
+            ),
             ("ip_version", Value::U16(6)),
             ("languages", Value::Array(vec![Value::str("en")])),
             ("node_count", Value::U32(node_count)),
@@ -174,14 +194,21 @@ impl MmdbWriter {
 }
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    s.parse()
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// Country record in the GeoIP2-Country layout.
 pub fn country(iso: &str) -> Value {
     Value::map(&[
         ("continent", Value::map(&[("code", Value::str("EU"))])),
-        ("country", Value::map(&[("iso_code", Value::str(iso)), ("names", Value::map(&[("en", Value::str(iso))]))])),
+        (
+            "country",
+            Value::map(&[
+                ("iso_code", Value::str(iso)),
+                ("names", Value::map(&[("en", Value::str(iso))])),
+            ]),
+        ),
     ])
 }
 

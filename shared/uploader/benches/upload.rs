@@ -104,7 +104,12 @@ async fn main() {
                 p.report_id.replace('\'', "\\'"),
                 p.input.replace('\\', "\\\\").replace('\'', "\\'")
             ));
-            sampled.push((p.uid.clone(), p.report_id.clone(), p.input.clone(), p.content.len()));
+            sampled.push((
+                p.uid.clone(),
+                p.report_id.clone(),
+                p.input.clone(),
+                p.content.len(),
+            ));
         }
         while puts.len() >= 32 {
             puts.join_next().await.unwrap().unwrap();
@@ -128,7 +133,10 @@ async fn main() {
             .unwrap();
     }
     let setup_secs = setup.elapsed().as_secs_f64();
-    eprintln!("setup: {n} objects, {:.1} MB in {setup_secs:.1} s", input_bytes as f64 / 1e6);
+    eprintln!(
+        "setup: {n} objects, {:.1} MB in {setup_secs:.1} s",
+        input_bytes as f64 / 1e6
+    );
 
     // The measured run.
     let moto_pid = pid_file("moto");
@@ -138,7 +146,10 @@ async fn main() {
         data.clone(),
         Arc::new(ClickHouseJsonl::new(stack.ch())),
         clock.clone(),
-        UploaderConfig { time_budget: None, ..UploaderConfig::default() },
+        UploaderConfig {
+            time_budget: None,
+            ..UploaderConfig::default()
+        },
     );
     let peak_reset = reset_peak_rss();
     let rss_before = peak_rss_mib();
@@ -149,15 +160,27 @@ async fn main() {
     let report = uploader.run().await.unwrap();
     let wall = wall.elapsed().as_secs_f64();
     let own = cpu_secs("self").unwrap_or(0.0) - own0;
-    let moto = moto_pid.as_deref().and_then(cpu_secs).zip(moto0).map(|(a, b)| a - b);
-    let ch = ch_pid.as_deref().and_then(cpu_secs).zip(ch0).map(|(a, b)| a - b);
+    let moto = moto_pid
+        .as_deref()
+        .and_then(cpu_secs)
+        .zip(moto0)
+        .map(|(a, b)| a - b);
+    let ch = ch_pid
+        .as_deref()
+        .and_then(cpu_secs)
+        .zip(ch0)
+        .map(|(a, b)| a - b);
     let peak = peak_rss_mib();
     assert_eq!(report.measurements as usize, n);
     let mb = report.bytes_in as f64 / 1e6;
 
     // Size overhead: each JSONL file against one gzip stream of its lines at level 6.
     let (mut multi, mut single) = (0u64, 0u64);
-    for key in keys(data.as_ref(), "raw/").await.iter().filter(|k| k.ends_with(".jsonl.gz")) {
+    for key in keys(data.as_ref(), "raw/")
+        .await
+        .iter()
+        .filter(|k| k.ends_with(".jsonl.gz"))
+    {
         let bytes = data.get(key).await.unwrap().unwrap();
         let text = gunzip(&bytes);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -168,7 +191,12 @@ async fn main() {
     let overhead = (multi as f64 / single as f64 - 1.0) * 100.0;
 
     // Lookup latency (uploaded bodies): by uid (through fastpath) and by report_id + input.
-    let lookup = BodyLookup::new(incoming, data, Arc::new(ClickHouseJsonl::new(stack.ch())), clock);
+    let lookup = BodyLookup::new(
+        incoming,
+        data,
+        Arc::new(ClickHouseJsonl::new(stack.ch())),
+        clock,
+    );
     let mut by_uid = Vec::new();
     let mut by_rid = Vec::new();
     for (uid, rid, input, len) in &sampled {
@@ -177,7 +205,11 @@ async fn main() {
         by_uid.push(t.elapsed());
         assert_eq!(body.len(), *len);
         let t = Instant::now();
-        let body = lookup.body_by_report_input(rid, input).await.unwrap().unwrap();
+        let body = lookup
+            .body_by_report_input(rid, input)
+            .await
+            .unwrap()
+            .unwrap();
         by_rid.push(t.elapsed());
         assert_eq!(body.len(), *len);
     }
@@ -197,7 +229,10 @@ async fn main() {
         own * 1e3 / mb
     );
     match moto {
-        Some(s) => println!("  AWS emulator (moto) CPU over the run: {s:.2} s = {:.1} ms/MB", s * 1e3 / mb),
+        Some(s) => println!(
+            "  AWS emulator (moto) CPU over the run: {s:.2} s = {:.1} ms/MB",
+            s * 1e3 / mb
+        ),
         None => println!("  AWS emulator CPU: pid not found (.local/moto.<port>.pid)"),
     }
     match ch {

@@ -30,7 +30,8 @@ impl Progress for Bar {
 /// Uploads hour `hour` (`YYYYMMDDHH`, must be complete) of the context's incoming bucket.
 /// Settings come from the environment as for the Lambda, without a time budget.
 pub async fn upload_hour(ctx: Arc<Context>, hour: &str) -> anyhow::Result<RunReport> {
-    let hour = Hour::parse(hour).ok_or_else(|| anyhow::anyhow!("hour must be YYYYMMDDHH, got {hour:?}"))?;
+    let hour = Hour::parse(hour)
+        .ok_or_else(|| anyhow::anyhow!("hour must be YYYYMMDDHH, got {hour:?}"))?;
     let config = UploaderConfig {
         time_budget: None,
         ..UploaderConfig::from_env(&Env::process())?
@@ -56,8 +57,10 @@ pub async fn upload_hour(ctx: Arc<Context>, hour: &str) -> anyhow::Result<RunRep
         }
         bar.set_length(total);
         bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} {msg}")?
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} {msg}",
+            )?
+            .progress_chars("=> "),
         );
     }
     let uploader = uploader_from_context(&ctx, config).with_progress(Arc::new(Bar(bar.clone())));

@@ -73,11 +73,15 @@ impl UploaderConfig {
             collector_id,
             grace: Duration::from_secs(env.parse("OONI_UPLOADER_GRACE_SECS", 300)?),
             time_budget: (budget > 0).then(|| Duration::from_secs(budget)),
-            postcan_bytes: env.parse("OONI_UPLOADER_POSTCAN_BYTES", d.postcan_bytes)?.max(1),
+            postcan_bytes: env
+                .parse("OONI_UPLOADER_POSTCAN_BYTES", d.postcan_bytes)?
+                .max(1),
             chunk_max_measurements: env
                 .parse("OONI_UPLOADER_CHUNK_MEASUREMENTS", d.chunk_max_measurements)?
                 .clamp(1, 500_000),
-            member_bytes: env.parse("OONI_UPLOADER_MEMBER_BYTES", d.member_bytes)?.max(1024),
+            member_bytes: env
+                .parse("OONI_UPLOADER_MEMBER_BYTES", d.member_bytes)?
+                .max(1024),
             fetch_concurrency: env
                 .parse("OONI_UPLOADER_FETCH_CONCURRENCY", d.fetch_concurrency)?
                 .clamp(1, 64),
@@ -101,7 +105,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]

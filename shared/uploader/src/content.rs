@@ -124,7 +124,10 @@ mod tests {
     fn the_content_is_kept_byte_for_byte_with_its_report_id_and_input() {
         let body = br#"{"format":"json","content":{"report_id":"r1","input":"https://x.org/","k":[1, 2]},"is_verified":"u"}"#;
         let e = extract(body);
-        assert_eq!(&*e.line, br#"{"report_id":"r1","input":"https://x.org/","k":[1, 2]}"#);
+        assert_eq!(
+            &*e.line,
+            br#"{"report_id":"r1","input":"https://x.org/","k":[1, 2]}"#
+        );
         assert_eq!(e.key, Some(("r1".into(), "https://x.org/".into())));
     }
 

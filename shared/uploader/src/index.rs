@@ -223,7 +223,11 @@ impl MemoryJsonl {
         let mut by_key = std::collections::BTreeMap::new();
         for r in self.raw_rows() {
             by_key.insert(
-                (r.report_id.clone(), r.input.clone(), r.measurement_uid.clone()),
+                (
+                    r.report_id.clone(),
+                    r.input.clone(),
+                    r.measurement_uid.clone(),
+                ),
                 r,
             );
         }
@@ -231,7 +235,10 @@ impl MemoryJsonl {
     }
 
     pub fn fail_next_insert(&self) {
-        *self.fail_inserts.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        *self
+            .fail_inserts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
     }
 
     fn newest(&self, pred: impl Fn(&JsonlRow) -> bool) -> Option<BodyLocation> {
@@ -247,7 +254,10 @@ impl MemoryJsonl {
 impl JsonlSink for MemoryJsonl {
     async fn insert(&self, rows: &[JsonlRow]) -> Result<(), IndexError> {
         {
-            let mut fail = self.fail_inserts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut fail = self
+                .fail_inserts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if *fail > 0 {
                 *fail -= 1;
                 return Err(IndexError::Unavailable {
@@ -315,7 +325,14 @@ mod tests {
         assert_eq!(t.raw_rows().len(), 2);
         assert_eq!(t.final_rows().len(), 1);
         assert_eq!(t.by_uid("u1").await.unwrap().unwrap().member_offset, 7);
-        assert_eq!(t.by_report_input("r", "i").await.unwrap().unwrap().member_offset, 7);
+        assert_eq!(
+            t.by_report_input("r", "i")
+                .await
+                .unwrap()
+                .unwrap()
+                .member_offset,
+            7
+        );
         assert!(t.by_uid("u2").await.unwrap().is_none());
         t.fail_next_insert();
         assert!(t.insert(&[row("u3", 0)]).await.is_err());

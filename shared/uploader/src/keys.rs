@@ -22,7 +22,11 @@ impl Hour {
     /// The hour holding `t`.
     pub fn containing(t: DateTime<Utc>) -> Hour {
         let secs = t.timestamp() - t.timestamp().rem_euclid(3600);
-        Hour(Utc.timestamp_opt(secs, 0).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+        Hour(
+            Utc.timestamp_opt(secs, 0)
+                .single()
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        )
     }
 
     /// Parses `YYYYMMDDHH`.
@@ -188,9 +192,15 @@ mod tests {
         assert!(is_hour_start(o.group.hour.start()));
         assert_eq!(o.group.cc, "IT");
         assert_eq!(o.group.test_name, "webconnectivity");
-        assert_eq!(o.uid, "20240305060708.123456_IT_webconnectivity_0123456789abcdef");
+        assert_eq!(
+            o.uid,
+            "20240305060708.123456_IT_webconnectivity_0123456789abcdef"
+        );
         assert_eq!(o.size, 42);
-        assert_eq!(o.group.incoming_prefix(), "incoming/2024030506/2024030506_IT_webconnectivity/");
+        assert_eq!(
+            o.group.incoming_prefix(),
+            "incoming/2024030506/2024030506_IT_webconnectivity/"
+        );
         assert!(KEY.starts_with(&o.group.incoming_prefix()));
     }
 
@@ -217,7 +227,10 @@ mod tests {
         );
         assert_eq!(g.marker_cnt("1", &k), Some(12));
         assert_eq!(g.marker_cnt("2", &k), None);
-        let other = Group { test_name: "web".into(), ..g.clone() };
+        let other = Group {
+            test_name: "web".into(),
+            ..g.clone()
+        };
         assert_eq!(other.marker_cnt("1", &k), None);
     }
 
@@ -230,7 +243,11 @@ mod tests {
         assert!(Hour::parse("20240305a6").is_none());
         let grace = chrono::Duration::minutes(5);
         assert!(!hour_is_complete(h, h.end(), grace));
-        assert!(!hour_is_complete(h, h.start() + chrono::Duration::minutes(30), grace));
+        assert!(!hour_is_complete(
+            h,
+            h.start() + chrono::Duration::minutes(30),
+            grace
+        ));
         assert!(hour_is_complete(h, h.end() + grace, grace));
         assert_eq!(hour_of_key(KEY), Some(h));
         assert_eq!(hour_of_key("incoming/x"), None);

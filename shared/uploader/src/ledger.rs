@@ -102,7 +102,10 @@ impl HourMarkers {
 }
 
 /// Reads one marker.
-pub async fn read_marker(store: &dyn ObjectStore, key: &str) -> Result<Option<Marker>, LedgerError> {
+pub async fn read_marker(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<Marker>, LedgerError> {
     let Some(body) = store.get(key).await? else {
         return Ok(None);
     };
@@ -141,10 +144,16 @@ mod tests {
         let m = HourMarkers::load(&store, g.hour, "1").await.unwrap();
         let mine: Vec<u32> = m.of(&g).unwrap().keys().copied().collect();
         assert_eq!(mine, vec![0, 2]);
-        let other = Group { test_name: "web".into(), ..g.clone() };
+        let other = Group {
+            test_name: "web".into(),
+            ..g.clone()
+        };
         assert_eq!(m.of(&other).unwrap().len(), 1);
         let m2 = HourMarkers::load(&store, g.hour, "2").await.unwrap();
-        assert_eq!(m2.of(&g).unwrap().keys().copied().collect::<Vec<_>>(), vec![5]);
+        assert_eq!(
+            m2.of(&g).unwrap().keys().copied().collect::<Vec<_>>(),
+            vec![5]
+        );
     }
 
     #[tokio::test]

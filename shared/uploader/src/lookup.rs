@@ -162,7 +162,10 @@ impl BodyLookup {
         Ok(Some(Bytes::copy_from_slice(&extracted.line)))
     }
 
-    async fn read_located(&self, location: Option<BodyLocation>) -> Result<Option<Bytes>, LookupError> {
+    async fn read_located(
+        &self,
+        location: Option<BodyLocation>,
+    ) -> Result<Option<Bytes>, LookupError> {
         let Some(loc) = location else {
             return Ok(None);
         };
@@ -179,7 +182,8 @@ impl BodyLookup {
                 .ok_or_else(|| dangling("object is missing".into()))?;
             member_line(&member, loc.member_line, self.max_body).map_err(read)?
         } else {
-            let linenum = u64::try_from(loc.linenum).map_err(|_| dangling("negative linenum".into()))?;
+            let linenum =
+                u64::try_from(loc.linenum).map_err(|_| dangling("negative linenum".into()))?;
             let file = self
                 .data
                 .get(&loc.s3path)

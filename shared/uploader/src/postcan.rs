@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn the_archive_holds_every_file_under_its_key() {
-        let long = format!("incoming/2024030506/2024030506_IT_webconnectivity/{}.post", "a".repeat(80));
+        let long = format!(
+            "incoming/2024030506/2024030506_IT_webconnectivity/{}.post",
+            "a".repeat(80)
+        );
         let files: Vec<(&str, &[u8])> = vec![
             ("incoming/2024030506/x/1.post", b"{\"format\":\"json\"}"),
             (long.as_str(), b"second"),

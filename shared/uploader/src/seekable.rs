@@ -227,7 +227,10 @@ mod tests {
             lengths.insert(m.index, m.bytes.len() as u64);
             file.extend_from_slice(&m.bytes);
         }
-        let with_len = positions.into_iter().map(|p| (p, lengths[&p.member])).collect();
+        let with_len = positions
+            .into_iter()
+            .map(|p| (p, lengths[&p.member]))
+            .collect();
         (file, with_len)
     }
 
@@ -241,7 +244,10 @@ mod tests {
     fn every_line_reads_back_from_its_member_alone() {
         let lines = lines();
         let (file, positions) = write_all(&lines, 16 * 1024);
-        assert!(positions.last().unwrap().0.member > 10, "several members expected");
+        assert!(
+            positions.last().unwrap().0.member > 10,
+            "several members expected"
+        );
         for (line, (pos, len)) in lines.iter().zip(&positions) {
             let start = usize::try_from(pos.member_offset).unwrap();
             let end = start + usize::try_from(*len).unwrap();
@@ -255,7 +261,9 @@ mod tests {
         let lines = lines();
         let (file, positions) = write_all(&lines, 16 * 1024);
         let mut text = Vec::new();
-        MultiGzDecoder::new(&file[..]).read_to_end(&mut text).unwrap();
+        MultiGzDecoder::new(&file[..])
+            .read_to_end(&mut text)
+            .unwrap();
         let mut expected = lines.join(&b'\n');
         expected.push(b'\n');
         assert_eq!(text, expected);
@@ -301,8 +309,14 @@ mod tests {
         let (file, positions) = write_all(&[b"{\"a\":1}".to_vec()], 1024);
         let len = usize::try_from(positions[0].1).unwrap();
         assert_eq!(member_line(&file[..len], 1, 100).unwrap(), None);
-        assert!(matches!(member_line(&file[..len], 0, 3), Err(ReadError::TooLarge(3))));
-        assert!(matches!(file_line(&file[..len], 0, 3), Err(ReadError::TooLarge(3))));
+        assert!(matches!(
+            member_line(&file[..len], 0, 3),
+            Err(ReadError::TooLarge(3))
+        ));
+        assert!(matches!(
+            file_line(&file[..len], 0, 3),
+            Err(ReadError::TooLarge(3))
+        ));
         assert!(member_line(&file[..len - 4], 0, 100).is_err());
         assert!(member_line(b"not gzip", 0, 100).is_err());
     }

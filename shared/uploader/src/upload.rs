@@ -234,7 +234,14 @@ impl Uploader {
             }
             let hour_markers = markers.as_ref().map(|(_, m)| m);
             let finished = self
-                .upload_group(&object.group, hour_markers, &mut stream, deadline, now, &mut report)
+                .upload_group(
+                    &object.group,
+                    hour_markers,
+                    &mut stream,
+                    deadline,
+                    now,
+                    &mut report,
+                )
                 .await?;
             if !finished {
                 report.stopped_early = true;
@@ -270,8 +277,15 @@ impl Uploader {
                 tracing::info!(marker = %key, keys = marker.keys.len(), "finishing deletes of a committed chunk");
                 report.recovered_deletes += marker.keys.len() as u64;
                 self.delete_keys(&marker.keys).await?;
-                self.write_marker(key, &Marker { deleted: true, keys: Vec::new(), ..marker })
-                    .await?;
+                self.write_marker(
+                    key,
+                    &Marker {
+                        deleted: true,
+                        keys: Vec::new(),
+                        ..marker
+                    },
+                )
+                .await?;
             }
         }
         // 2. The next chunk number.
@@ -279,18 +293,27 @@ impl Uploader {
             Some(highest) => highest + 1,
             None => 0,
         };
-        let trust = chrono::Duration::from_std(self.config.marker_trust)
-            .unwrap_or(chrono::Duration::MAX);
+        let trust =
+            chrono::Duration::from_std(self.config.marker_trust).unwrap_or(chrono::Duration::MAX);
         if committed.is_none() && group.hour.end() + trust < now {
             // Markers of this hour may have expired: never reuse a stored chunk number.
-            while self.data.head(&group.jsonl_key(collector, cnt)).await?.is_some()
-                || self.data.head(&group.postcan_key(collector, cnt)).await?.is_some()
+            while self
+                .data
+                .head(&group.jsonl_key(collector, cnt))
+                .await?
+                .is_some()
+                || self
+                    .data
+                    .head(&group.postcan_key(collector, cnt))
+                    .await?
+                    .is_some()
             {
                 cnt += 1;
             }
         }
         // 3. Chunks.
-        let mut fetcher = Fetcher::new(self.incoming.clone(), group.incoming_prefix(), &self.config);
+        let mut fetcher =
+            Fetcher::new(self.incoming.clone(), group.incoming_prefix(), &self.config);
         loop {
             if !fetcher.has_more(stream).await? {
                 return Ok(true);
@@ -316,10 +339,22 @@ impl Uploader {
         let collector = self.config.collector_id.as_str();
         let postcan_key = group.postcan_key(collector, cnt);
         let jsonl_key = group.jsonl_key(collector, cnt);
-        let mut postcan_up = Some(self.data.multipart(&postcan_key, GZIP, self.config.part_size));
+        let mut postcan_up = Some(
+            self.data
+                .multipart(&postcan_key, GZIP, self.config.part_size),
+        );
         let mut jsonl_up = Some(self.data.multipart(&jsonl_key, GZIP, self.config.part_size));
         let result = self
-            .fill_chunk(group, &postcan_key, &jsonl_key, &mut postcan_up, &mut jsonl_up, fetcher, stream, report)
+            .fill_chunk(
+                group,
+                &postcan_key,
+                &jsonl_key,
+                &mut postcan_up,
+                &mut jsonl_up,
+                fetcher,
+                stream,
+                report,
+            )
             .await;
         let filled = match result {
             Ok(filled) => filled,
@@ -357,8 +392,15 @@ impl Uploader {
         self.delete_keys(&marker.keys[half..]).await?;
         self.fault(Step::AllDeleted, &postcan_key)?;
         let measurements = marker.measurements;
-        self.write_marker(&marker_key, &Marker { deleted: true, keys: Vec::new(), ..marker })
-            .await?;
+        self.write_marker(
+            &marker_key,
+            &Marker {
+                deleted: true,
+                keys: Vec::new(),
+                ..marker
+            },
+        )
+        .await?;
         report.chunks += 1;
         report.measurements += measurements;
         report.rows += rows;
@@ -493,11 +535,13 @@ impl Uploader {
 
     fn fault(&self, step: Step, postcan_key: &str) -> Result<(), UploadError> {
         match &self.faults {
-            Some(hook) => hook.after(step, postcan_key).map_err(|message| UploadError::Fault {
-                step,
-                key: postcan_key.to_owned(),
-                message,
-            }),
+            Some(hook) => hook
+                .after(step, postcan_key)
+                .map_err(|message| UploadError::Fault {
+                    step,
+                    key: postcan_key.to_owned(),
+                    message,
+                }),
             None => Ok(()),
         }
     }
@@ -630,7 +674,10 @@ impl Fetcher {
     }
 
     /// The next object of the group in `stream`, if any (not yet taken).
-    async fn peek_group(&self, stream: &mut KeyStream) -> Result<Option<IncomingObject>, StoreError> {
+    async fn peek_group(
+        &self,
+        stream: &mut KeyStream,
+    ) -> Result<Option<IncomingObject>, StoreError> {
         loop {
             let Some(info) = stream.peek().await? else {
                 return Ok(None);
@@ -680,7 +727,9 @@ impl Fetcher {
             return Ok(None);
         };
         self.queued_bytes = self.queued_bytes.saturating_sub(object.size);
-        let body = task.await.map_err(|e| StoreError::Invalid(format!("fetch task failed: {e}")))??;
+        let body = task
+            .await
+            .map_err(|e| StoreError::Invalid(format!("fetch task failed: {e}")))??;
         self.fill(stream).await?;
         Ok(Some((object, body)))
     }

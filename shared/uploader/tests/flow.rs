@@ -97,7 +97,10 @@ async fn an_hour_of_mixed_measurements_round_trips_and_the_current_hour_is_left_
 
     let stored = stored(&env.data).await;
     assert_all_stored_once(&stored, &posts);
-    assert!(stored.jsonl_files.iter().all(|k| k.starts_with("raw/20240305/06/") && k.contains(".n1.0.")));
+    assert!(stored
+        .jsonl_files
+        .iter()
+        .all(|k| k.starts_with("raw/20240305/06/") && k.contains(".n1.0.")));
     env.assert_rows(&posts).await;
     env.assert_bodies(&posts).await;
     let left = keys(&env.incoming, "incoming/").await;
@@ -109,7 +112,10 @@ async fn an_hour_of_mixed_measurements_round_trips_and_the_current_hour_is_left_
     assert_eq!(left, expected, "only the current hour stays in incoming");
     let lookup = env.lookup();
     for p in &current {
-        assert_eq!(lookup.body_by_uid(&p.uid).await.unwrap().as_deref(), Some(&p.content[..]));
+        assert_eq!(
+            lookup.body_by_uid(&p.uid).await.unwrap().as_deref(),
+            Some(&p.content[..])
+        );
     }
 }
 
@@ -122,14 +128,27 @@ async fn bodies_are_found_by_report_id_and_input_and_missing_ones_are_none() {
     env.uploader(small_chunks()).run().await.unwrap();
     let lookup = env.lookup();
     for p in &posts {
-        let body = lookup.body_by_report_input(&p.report_id, &p.input).await.unwrap();
+        let body = lookup
+            .body_by_report_input(&p.report_id, &p.input)
+            .await
+            .unwrap();
         assert_eq!(body.as_deref(), Some(&p.content[..]));
     }
-    assert!(lookup.body_by_uid("20240305060708.123456_IT_webconnectivity_0123456789abcdef").await.unwrap().is_none());
+    assert!(lookup
+        .body_by_uid("20240305060708.123456_IT_webconnectivity_0123456789abcdef")
+        .await
+        .unwrap()
+        .is_none());
     assert!(lookup.body_by_uid("not-a-uid").await.unwrap().is_none());
-    assert!(lookup.body_by_report_input("nope", "").await.unwrap().is_none());
+    assert!(lookup
+        .body_by_report_input("nope", "")
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
-        lookup.require_by_uid("20240305060708.123456_IT_webconnectivity_0123456789abcdef").await,
+        lookup
+            .require_by_uid("20240305060708.123456_IT_webconnectivity_0123456789abcdef")
+            .await,
         Err(ooni_uploader::LookupError::NotFound)
     ));
 }
@@ -140,7 +159,10 @@ async fn a_large_group_is_split_into_numbered_chunks_and_members() {
     let env = Env::new(h + Span::hours(2));
     // One group: the same sample many times.
     let samples = samples();
-    let (tn, m) = samples.iter().find(|(tn, _)| tn == "web_connectivity").unwrap();
+    let (tn, m) = samples
+        .iter()
+        .find(|(tn, _)| tn == "web_connectivity")
+        .unwrap();
     let posts: Vec<Post> = (0..200)
         .map(|i| post(tn, m, h + Span::seconds(i), i as u64))
         .collect();
@@ -149,12 +171,18 @@ async fn a_large_group_is_split_into_numbered_chunks_and_members() {
     assert!(report.chunks >= 3, "{report:?}");
     let stored = stored(&env.data).await;
     assert_all_stored_once(&stored, &posts);
-    let cnts: Vec<String> = stored.jsonl_files.iter().map(|k| k.rsplit('/').next().unwrap().to_owned()).collect();
+    let cnts: Vec<String> = stored
+        .jsonl_files
+        .iter()
+        .map(|k| k.rsplit('/').next().unwrap().to_owned())
+        .collect();
     for (i, name) in cnts.iter().enumerate() {
         assert!(name.ends_with(&format!(".n1.{i}.jsonl.gz")), "{cnts:?}");
     }
     let rows = env.table.final_rows();
-    assert!(rows.iter().any(|r| r.member_offset > 0 && r.member_line == 0));
+    assert!(rows
+        .iter()
+        .any(|r| r.member_offset > 0 && r.member_line == 0));
     assert!(rows.iter().all(|r| r.member_length > 0));
     env.assert_bodies(&posts).await;
 }
@@ -188,11 +216,16 @@ async fn a_crash_after_any_step_then_a_rerun_loses_nothing_and_duplicates_nothin
             let env = Env::new(h + Span::hours(2));
             let posts = hour_of_posts(h, 90, 7);
             put_all(&env.incoming, &posts).await;
-            let crashing = env
-                .uploader(small_chunks())
-                .with_faults(Arc::new(FailAt { step, nth, seen: Mutex::new(0) }));
+            let crashing = env.uploader(small_chunks()).with_faults(Arc::new(FailAt {
+                step,
+                nth,
+                seen: Mutex::new(0),
+            }));
             let err = crashing.run().await.unwrap_err();
-            assert!(matches!(err, UploadError::Fault { step: s, .. } if s == step), "{err}");
+            assert!(
+                matches!(err, UploadError::Fault { step: s, .. } if s == step),
+                "{err}"
+            );
             // Everything is still retrievable between the crash and the rerun.
             env.assert_bodies(&posts).await;
 
@@ -202,7 +235,10 @@ async fn a_crash_after_any_step_then_a_rerun_loses_nothing_and_duplicates_nothin
             assert_all_stored_once(&stored, &posts);
             env.assert_rows(&posts).await;
             env.assert_bodies(&posts).await;
-            assert!(keys(&env.incoming, "incoming/").await.is_empty(), "{step:?} {nth}");
+            assert!(
+                keys(&env.incoming, "incoming/").await.is_empty(),
+                "{step:?} {nth}"
+            );
             // A third run has nothing to do.
             let again = env.uploader(small_chunks()).run().await.unwrap();
             assert_eq!(again.measurements, 0);
@@ -222,7 +258,10 @@ async fn a_failing_store_aborts_the_run_and_the_rerun_completes() {
     let posts = hour_of_posts(h, 40, 3);
     put_all(&env.incoming, &posts).await;
     env.table.fail_next_insert();
-    assert!(matches!(env.uploader(small_chunks()).run().await, Err(UploadError::Index(_))));
+    assert!(matches!(
+        env.uploader(small_chunks()).run().await,
+        Err(UploadError::Index(_))
+    ));
     env.data.fail_next_put();
     assert!(env.uploader(small_chunks()).run().await.is_err());
     env.uploader(small_chunks()).run().await.unwrap();
@@ -252,11 +291,19 @@ async fn a_backlog_of_hours_is_drained_across_runs_within_the_time_budget() {
         posts.extend(hour_of_posts(first + Span::hours(i), 40, i as u64));
     }
     put_all(&env.incoming, &posts).await;
-    let budget = UploaderConfig { time_budget: Some(Duration::from_millis(150)), ..small_chunks() };
+    let budget = UploaderConfig {
+        time_budget: Some(Duration::from_millis(150)),
+        ..small_chunks()
+    };
 
     let mut runs = Vec::new();
     loop {
-        let report = env.uploader(budget.clone()).with_faults(Arc::new(Slow)).run().await.unwrap();
+        let report = env
+            .uploader(budget.clone())
+            .with_faults(Arc::new(Slow))
+            .run()
+            .await
+            .unwrap();
         let stopped = report.stopped_early;
         runs.push(report);
         if !stopped {
@@ -271,8 +318,12 @@ async fn a_backlog_of_hours_is_drained_across_runs_within_the_time_budget() {
     assert_all_stored_once(&stored(&env.data).await, &posts);
     env.assert_rows(&posts).await;
 
-    let none = UploaderConfig { time_budget: Some(Duration::ZERO), ..small_chunks() };
-    env.incoming.insert(&posts[0].key, posts[0].body.clone(), "application/json");
+    let none = UploaderConfig {
+        time_budget: Some(Duration::ZERO),
+        ..small_chunks()
+    };
+    env.incoming
+        .insert(&posts[0].key, posts[0].body.clone(), "application/json");
     let idle = env.uploader(none).run().await.unwrap();
     assert!(idle.stopped_early && idle.measurements == 0);
 }
@@ -303,15 +354,25 @@ async fn without_trusted_markers_an_old_hour_never_reuses_a_stored_chunk_number(
     let samples = samples();
     let (tn, m) = &samples[0];
     let p = post(tn, m, h + Span::minutes(1), 1);
-    let group = ooni_uploader::keys::IncomingObject::parse(&p.key, 0).unwrap().group;
+    let group = ooni_uploader::keys::IncomingObject::parse(&p.key, 0)
+        .unwrap()
+        .group;
     // chunks 0 and 1 exist from an earlier upload whose markers expired.
     for cnt in [0, 1] {
         env.data.insert(&group.jsonl_key("1", cnt), vec![1u8], "x");
-        env.data.insert(&group.postcan_key("1", cnt), vec![1u8], "x");
+        env.data
+            .insert(&group.postcan_key("1", cnt), vec![1u8], "x");
     }
     put_all(&env.incoming, std::slice::from_ref(&p)).await;
     env.uploader(UploaderConfig::default()).run().await.unwrap();
-    assert_eq!(env.data.object(&group.jsonl_key("1", 0)).unwrap().body.as_ref(), &[1u8]);
+    assert_eq!(
+        env.data
+            .object(&group.jsonl_key("1", 0))
+            .unwrap()
+            .body
+            .as_ref(),
+        &[1u8]
+    );
     assert!(env.data.object(&group.jsonl_key("1", 2)).is_some());
     env.assert_bodies(std::slice::from_ref(&p)).await;
 }
@@ -331,9 +392,17 @@ async fn upload_hour_refuses_an_hour_that_is_not_over() {
     let other = hour_of_posts(h - Span::hours(1), 4, 2);
     put_all(&env.incoming, &posts).await;
     put_all(&env.incoming, &other).await;
-    let report = env.uploader(UploaderConfig::default()).upload_hour(Hour::parse("2024030506").unwrap()).await.unwrap();
+    let report = env
+        .uploader(UploaderConfig::default())
+        .upload_hour(Hour::parse("2024030506").unwrap())
+        .await
+        .unwrap();
     assert_eq!(report.measurements, 10);
-    assert_eq!(keys(&env.incoming, "incoming/").await.len(), 4, "other hours untouched");
+    assert_eq!(
+        keys(&env.incoming, "incoming/").await.len(),
+        4,
+        "other hours untouched"
+    );
 }
 
 #[tokio::test]
@@ -345,7 +414,8 @@ async fn foreign_keys_and_unreadable_posts_do_not_stop_the_upload() {
     let (tn, m) = &samples[1];
     let mut bad = post(tn, m, h + Span::minutes(59), 9);
     bad.body = bytes::Bytes::from_static(b"{\"format\":\"yaml\",\"content\":\"x\"}");
-    env.incoming.insert("incoming/2024030506/README", b"x".to_vec(), "text/plain");
+    env.incoming
+        .insert("incoming/2024030506/README", b"x".to_vec(), "text/plain");
     put_all(&env.incoming, &posts).await;
     put_all(&env.incoming, std::slice::from_ref(&bad)).await;
     let report = env.uploader(UploaderConfig::default()).run().await.unwrap();
@@ -355,11 +425,17 @@ async fn foreign_keys_and_unreadable_posts_do_not_stop_the_upload() {
     assert!(env.lookup().body_by_uid(&bad.uid).await.unwrap().is_none());
     let stored = stored(&env.data).await;
     assert!(stored.lines.contains_key(&b"{}"[..]));
-    assert_eq!(stored.entries.get(&bad.key).map(Vec::as_slice), Some(&bad.body[..]));
+    assert_eq!(
+        stored.entries.get(&bad.key).map(Vec::as_slice),
+        Some(&bad.body[..])
+    );
     bad.content = b"{}".to_vec();
     posts.push(bad);
     assert_all_stored_once(&stored, &posts);
-    assert_eq!(keys(&env.incoming, "incoming/").await, vec!["incoming/2024030506/README".to_owned()]);
+    assert_eq!(
+        keys(&env.incoming, "incoming/").await,
+        vec!["incoming/2024030506/README".to_owned()]
+    );
 }
 
 #[tokio::test]
@@ -368,7 +444,11 @@ async fn a_body_in_an_upstream_style_file_is_read_by_line_number() {
     let env = Env::new(hour(2024, 3, 5, 6));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, b"{\"a\":0}\n{\"a\":1}\n{\"a\":2}\n").unwrap();
-    env.data.insert("raw/20210709/00/MY/webconnectivity/old.jsonl.gz", gz.finish().unwrap(), "x");
+    env.data.insert(
+        "raw/20210709/00/MY/webconnectivity/old.jsonl.gz",
+        gz.finish().unwrap(),
+        "x",
+    );
     env.table
         .insert(&[ooni_uploader::JsonlRow {
             report_id: "r".into(),
@@ -407,7 +487,11 @@ async fn a_row_pointing_at_a_missing_file_is_reported_as_dangling() {
         }])
         .await
         .unwrap();
-    let err = env.lookup().body_by_report_input("r", "").await.unwrap_err();
+    let err = env
+        .lookup()
+        .body_by_report_input("r", "")
+        .await
+        .unwrap_err();
     assert!(matches!(err, ooni_uploader::LookupError::Dangling { .. }));
     assert!(!err.is_transient());
 }
@@ -416,7 +500,8 @@ async fn a_row_pointing_at_a_missing_file_is_reported_as_dangling() {
 fn the_seekable_file_costs_little_over_a_single_gzip_stream() {
     use std::io::Write;
     let posts = hour_of_posts(hour(2024, 3, 5, 6), 400, 1);
-    let mut w = ooni_uploader::seekable::SeekableWriter::new(ooni_uploader::seekable::DEFAULT_MEMBER_BYTES);
+    let mut w =
+        ooni_uploader::seekable::SeekableWriter::new(ooni_uploader::seekable::DEFAULT_MEMBER_BYTES);
     let mut multi = 0usize;
     let mut single = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     for p in &posts {

@@ -31,10 +31,16 @@ impl Live {
         let stack = TestStack::start().await;
         // Small listing pages, to go through pagination.
         let incoming = Arc::new(
-            S3ObjectStore::new(stack.aws.s3.clone(), stack.names.incoming_bucket.clone()).with_page_size(13),
+            S3ObjectStore::new(stack.aws.s3.clone(), stack.names.incoming_bucket.clone())
+                .with_page_size(13),
         );
         let data = stack.ctx.object_store(Bucket::Data);
-        Live { stack, incoming, data, clock: Arc::new(FixedClock::new(now)) }
+        Live {
+            stack,
+            incoming,
+            data,
+            clock: Arc::new(FixedClock::new(now)),
+        }
     }
 
     fn uploader(&self, config: UploaderConfig) -> Uploader {
@@ -57,16 +63,36 @@ impl Live {
     }
 
     async fn count(&self, sql: &str, like: &str) -> u64 {
-        self.stack.ch().query(sql).bind(like).fetch_one::<u64>().await.unwrap()
+        self.stack
+            .ch()
+            .query(sql)
+            .bind(like)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
     }
 
     /// Rows of the files under `prefix`: (dedup-aware with FINAL, distinct uids, raw after OPTIMIZE).
     async fn row_counts(&self, prefix: &str) -> (u64, u64, u64) {
         let like = format!("{prefix}%");
-        let final_rows = self.count("SELECT count() FROM jsonl FINAL WHERE s3path LIKE ?", &like).await;
-        let uids = self.count("SELECT uniqExact(measurement_uid) FROM jsonl WHERE s3path LIKE ?", &like).await;
-        self.stack.ch().query("OPTIMIZE TABLE jsonl FINAL").execute().await.unwrap();
-        let raw = self.count("SELECT count() FROM jsonl WHERE s3path LIKE ?", &like).await;
+        let final_rows = self
+            .count("SELECT count() FROM jsonl FINAL WHERE s3path LIKE ?", &like)
+            .await;
+        let uids = self
+            .count(
+                "SELECT uniqExact(measurement_uid) FROM jsonl WHERE s3path LIKE ?",
+                &like,
+            )
+            .await;
+        self.stack
+            .ch()
+            .query("OPTIMIZE TABLE jsonl FINAL")
+            .execute()
+            .await
+            .unwrap();
+        let raw = self
+            .count("SELECT count() FROM jsonl WHERE s3path LIKE ?", &like)
+            .await;
         (final_rows, uids, raw)
     }
 
@@ -90,12 +116,23 @@ async fn objects(store: &dyn ObjectStore, prefix: &str) -> BTreeMap<String, Vec<
 }
 
 fn small_chunks() -> UploaderConfig {
-    UploaderConfig { postcan_bytes: 20_000, member_bytes: 32 * 1024, ..UploaderConfig::default() }
+    UploaderConfig {
+        postcan_bytes: 20_000,
+        member_bytes: 32 * 1024,
+        ..UploaderConfig::default()
+    }
 }
 
 fn tool_output(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -107,7 +144,10 @@ async fn an_hour_of_real_measurements_round_trips_through_s3_and_clickhouse() {
     put_all(live.incoming.as_ref(), &posts).await;
     live.assert_bodies(&posts).await;
 
-    let config = UploaderConfig { postcan_bytes: 5_000, ..small_chunks() };
+    let config = UploaderConfig {
+        postcan_bytes: 5_000,
+        ..small_chunks()
+    };
     let report = live.uploader(config).run().await.unwrap();
     assert_eq!(report.measurements, 86);
     assert_eq!(report.hours, vec!["2024030506".to_owned()]);
@@ -115,11 +155,17 @@ async fn an_hour_of_real_measurements_round_trips_through_s3_and_clickhouse() {
 
     let stored = stored(live.data.as_ref()).await;
     assert_all_stored_once(&stored, &posts);
-    assert!(stored.jsonl_files.iter().any(|k| k.contains(".n1.1.")), "several chunks expected");
+    assert!(
+        stored.jsonl_files.iter().any(|k| k.contains(".n1.1.")),
+        "several chunks expected"
+    );
     live.assert_bodies(&posts).await;
     let lookup = live.lookup();
     for p in posts.iter().step_by(5) {
-        let body = lookup.body_by_report_input(&p.report_id, &p.input).await.unwrap();
+        let body = lookup
+            .body_by_report_input(&p.report_id, &p.input)
+            .await
+            .unwrap();
         assert_eq!(body.as_deref(), Some(&p.content[..]));
     }
     assert_eq!(live.row_counts("raw/20240305/06/").await, (86, 86, 86));
@@ -133,16 +179,25 @@ async fn an_hour_of_real_measurements_round_trips_through_s3_and_clickhouse() {
         std::fs::write(&path, &bytes).unwrap();
         let path = path.to_str().unwrap();
         let expected = gunzip(&bytes);
-        assert!(expected.split(|b| *b == b'\n').filter(|l| !l.is_empty()).all(|l| stored.lines.contains_key(l)));
+        assert!(expected
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .all(|l| stored.lines.contains_key(l)));
         assert_eq!(tool_output("zcat", &[path]), expected, "zcat {key}");
         let py = "import gzip,sys; sys.stdout.buffer.write(b''.join(gzip.open(sys.argv[1]).readlines()))";
-        assert_eq!(tool_output("python3", &["-c", py, path]), expected, "python gzip {key}");
+        assert_eq!(
+            tool_output("python3", &["-c", py, path]),
+            expected,
+            "python gzip {key}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 
     // The job handler serves the same run through the platform service.
     let job = ooni_uploader::UploaderJob::new(Arc::new(live.uploader(small_chunks())));
-    let answer = ooni_platform::JobHandler::run(&job, serde_json::json!({})).await.unwrap();
+    let answer = ooni_platform::JobHandler::run(&job, serde_json::json!({}))
+        .await
+        .unwrap();
     assert_eq!(answer["measurements"], 0);
 }
 
@@ -175,25 +230,58 @@ async fn a_crash_after_each_step_then_a_rerun_leaves_exactly_what_a_clean_run_le
         // What a clean run produces, on in-memory stores.
         let (ref_in, ref_data) = (MemoryObjectStore::new(), MemoryObjectStore::new());
         put_all(&ref_in, &posts).await;
-        Uploader::new(Arc::new(ref_in), Arc::new(ref_data.clone()), Arc::new(MemoryJsonl::new()), live.clock.clone(), small_chunks())
+        Uploader::new(
+            Arc::new(ref_in),
+            Arc::new(ref_data.clone()),
+            Arc::new(MemoryJsonl::new()),
+            live.clock.clone(),
+            small_chunks(),
+        )
+        .upload_hour(Hour::containing(h))
+        .await
+        .unwrap();
+        let prefix = format!("raw/{}/{}/", &hour_label[..8], &hour_label[8..]);
+        let expected = objects(&ref_data, &prefix).await;
+        assert!(
+            expected.keys().any(|k| k.contains(".n1.1.")),
+            "several chunks expected"
+        );
+
+        put_all(live.incoming.as_ref(), &posts).await;
+        let crashing = live
+            .uploader(small_chunks())
+            .with_faults(Arc::new(FailOnce {
+                step,
+                fired: Mutex::new(false),
+            }));
+        assert!(
+            crashing.upload_hour(Hour::containing(h)).await.is_err(),
+            "{step:?}"
+        );
+        live.assert_bodies(&posts).await;
+
+        live.uploader(small_chunks())
             .upload_hour(Hour::containing(h))
             .await
             .unwrap();
-        let prefix = format!("raw/{}/{}/", &hour_label[..8], &hour_label[8..]);
-        let expected = objects(&ref_data, &prefix).await;
-        assert!(expected.keys().any(|k| k.contains(".n1.1.")), "several chunks expected");
-
-        put_all(live.incoming.as_ref(), &posts).await;
-        let crashing = live.uploader(small_chunks()).with_faults(Arc::new(FailOnce { step, fired: Mutex::new(false) }));
-        assert!(crashing.upload_hour(Hour::containing(h)).await.is_err(), "{step:?}");
-        live.assert_bodies(&posts).await;
-
-        live.uploader(small_chunks()).upload_hour(Hour::containing(h)).await.unwrap();
-        assert_eq!(objects(live.data.as_ref(), &prefix).await, expected, "objects after a crash at {step:?}");
+        assert_eq!(
+            objects(live.data.as_ref(), &prefix).await,
+            expected,
+            "objects after a crash at {step:?}"
+        );
         assert_all_stored_once(&stored_under(live.data.as_ref(), &prefix).await, &posts);
-        assert!(keys(live.incoming.as_ref(), &Hour::containing(h).incoming_prefix()).await.is_empty());
+        assert!(keys(
+            live.incoming.as_ref(),
+            &Hour::containing(h).incoming_prefix()
+        )
+        .await
+        .is_empty());
         let (final_rows, uids, raw) = live.row_counts(&prefix).await;
-        assert_eq!((final_rows, uids, raw), (45, 45, 45), "rows after a crash at {step:?}");
+        assert_eq!(
+            (final_rows, uids, raw),
+            (45, 45, 45),
+            "rows after a crash at {step:?}"
+        );
         live.assert_bodies(&posts).await;
     }
 }

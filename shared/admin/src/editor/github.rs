@@ -51,14 +51,32 @@ pub trait GitHub: Send + Sync {
     /// The head commit of `branch` in `repo` (`owner/name`).
     async fn head(&self, repo: &str, branch: &str) -> Result<Commit, GitHubError>;
     /// A file's text at `git_ref`; `None` when it does not exist.
-    async fn file(&self, repo: &str, path: &str, git_ref: &str) -> Result<Option<String>, GitHubError>;
+    async fn file(
+        &self,
+        repo: &str,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<String>, GitHubError>;
     /// A commit on `repo` whose tree is `base`'s with `files` (path, content) replaced.
-    async fn commit_files(&self, repo: &str, base: &Commit, files: &[(String, String)], message: &str) -> Result<String, GitHubError>;
+    async fn commit_files(
+        &self,
+        repo: &str,
+        base: &Commit,
+        files: &[(String, String)],
+        message: &str,
+    ) -> Result<String, GitHubError>;
     /// Points `branch` of `repo` at `sha` (created, or force-moved).
     async fn set_branch(&self, repo: &str, branch: &str, sha: &str) -> Result<(), GitHubError>;
     /// Opens a pull request on `repo` from `head` (`owner:branch`) into `base`, or returns the
     /// open one that already exists for `head`.
-    async fn open_pull(&self, repo: &str, head: &str, base: &str, title: &str, body: &str) -> Result<Pull, GitHubError>;
+    async fn open_pull(
+        &self,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Pull, GitHubError>;
     async fn pull_state(&self, pull_url: &str) -> Result<PullState, GitHubError>;
     async fn close_pull(&self, pull_url: &str) -> Result<(), GitHubError>;
     /// Deletes `branch` of `repo`; a missing branch is fine.
@@ -116,7 +134,12 @@ impl RestGitHub {
             .user_agent("ooni-backend-test-lists-editor")
             .build()
             .unwrap_or_default();
-        RestGitHub { http, api_url: api_url.trim_end_matches('/').to_owned(), source, token: OnceCell::new() }
+        RestGitHub {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            source,
+            token: OnceCell::new(),
+        }
     }
 
     async fn token(&self) -> Result<&Secret, GitHubError> {
@@ -124,9 +147,10 @@ impl RestGitHub {
             .get_or_try_init(|| async {
                 match &self.source {
                     TokenSource::Fixed(s) => Ok(s.clone()),
-                    TokenSource::Environment(aws) => {
-                        aws.load_secret("OONI_GITHUB_TOKEN").await.map_err(|e| GitHubError::Token(e.to_string()))
-                    }
+                    TokenSource::Environment(aws) => aws
+                        .load_secret("OONI_GITHUB_TOKEN")
+                        .await
+                        .map_err(|e| GitHubError::Token(e.to_string())),
                 }
             })
             .await
@@ -155,9 +179,15 @@ impl RestGitHub {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| GitHubError::Request { op, message: e.without_url().to_string() })?;
+        let resp = req.send().await.map_err(|e| GitHubError::Request {
+            op,
+            message: e.without_url().to_string(),
+        })?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| GitHubError::Request { op, message: e.without_url().to_string() })?;
+        let bytes = resp.bytes().await.map_err(|e| GitHubError::Request {
+            op,
+            message: e.without_url().to_string(),
+        })?;
         Ok((status, bytes))
     }
 
@@ -168,37 +198,81 @@ impl RestGitHub {
         url: &str,
         body: Option<&Value>,
     ) -> Result<T, GitHubError> {
-        let (status, bytes) = self.send(op, method, url, body, "application/vnd.github+json").await?;
+        let (status, bytes) = self
+            .send(op, method, url, body, "application/vnd.github+json")
+            .await?;
         if !(200..300).contains(&status) {
             return Err(GitHubError::Status { op, status });
         }
-        serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode { op, message: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode {
+            op,
+            message: e.to_string(),
+        })
     }
 }
 
 #[async_trait]
 impl GitHub for RestGitHub {
     async fn head(&self, repo: &str, branch: &str) -> Result<Commit, GitHubError> {
-        let c: CommitBody = self.call("get head commit", reqwest::Method::GET, &self.url(&format!("/repos/{repo}/commits/{branch}")), None).await?;
-        Ok(Commit { sha: c.sha, tree: c.commit.tree.sha })
+        let c: CommitBody = self
+            .call(
+                "get head commit",
+                reqwest::Method::GET,
+                &self.url(&format!("/repos/{repo}/commits/{branch}")),
+                None,
+            )
+            .await?;
+        Ok(Commit {
+            sha: c.sha,
+            tree: c.commit.tree.sha,
+        })
     }
 
-    async fn file(&self, repo: &str, path: &str, git_ref: &str) -> Result<Option<String>, GitHubError> {
+    async fn file(
+        &self,
+        repo: &str,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<String>, GitHubError> {
         let op = "read file";
         let url = self.url(&format!("/repos/{repo}/contents/{path}?ref={git_ref}"));
-        let (status, bytes) = self.send(op, reqwest::Method::GET, &url, None, "application/vnd.github.raw+json").await?;
+        let (status, bytes) = self
+            .send(
+                op,
+                reqwest::Method::GET,
+                &url,
+                None,
+                "application/vnd.github.raw+json",
+            )
+            .await?;
         match status {
             404 => Ok(None),
-            200 => String::from_utf8(bytes.to_vec()).map(Some).map_err(|e| GitHubError::Decode { op, message: e.to_string() }),
+            200 => String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|e| GitHubError::Decode {
+                    op,
+                    message: e.to_string(),
+                }),
             s => Err(GitHubError::Status { op, status: s }),
         }
     }
 
-    async fn commit_files(&self, repo: &str, base: &Commit, files: &[(String, String)], message: &str) -> Result<String, GitHubError> {
+    async fn commit_files(
+        &self,
+        repo: &str,
+        base: &Commit,
+        files: &[(String, String)],
+        message: &str,
+    ) -> Result<String, GitHubError> {
         let tree: Vec<Value> =
             files.iter().map(|(path, content)| json!({"path": path, "mode": "100644", "type": "blob", "content": content})).collect();
         let t: ShaOnly = self
-            .call("create tree", reqwest::Method::POST, &self.url(&format!("/repos/{repo}/git/trees")), Some(&json!({"base_tree": base.tree, "tree": tree})))
+            .call(
+                "create tree",
+                reqwest::Method::POST,
+                &self.url(&format!("/repos/{repo}/git/trees")),
+                Some(&json!({"base_tree": base.tree, "tree": tree})),
+            )
             .await?;
         let c: ShaOnly = self
             .call(
@@ -239,7 +313,14 @@ impl GitHub for RestGitHub {
         }
     }
 
-    async fn open_pull(&self, repo: &str, head: &str, base: &str, title: &str, body: &str) -> Result<Pull, GitHubError> {
+    async fn open_pull(
+        &self,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Pull, GitHubError> {
         let op = "open pull request";
         let (status, bytes) = self
             .send(
@@ -251,37 +332,71 @@ impl GitHub for RestGitHub {
             )
             .await?;
         if (200..300).contains(&status) {
-            let p: PullBody = serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode { op, message: e.to_string() })?;
-            return Ok(Pull { url: p.url, number: p.number });
+            let p: PullBody = serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode {
+                op,
+                message: e.to_string(),
+            })?;
+            return Ok(Pull {
+                url: p.url,
+                number: p.number,
+            });
         }
         if status != 422 {
             return Err(GitHubError::Status { op, status });
         }
         // 422: most likely a pull request for this head exists already (a retried submit).
         let open: Vec<PullBody> = self
-            .call("list pull requests", reqwest::Method::GET, &self.url(&format!("/repos/{repo}/pulls?state=open&head={head}")), None)
+            .call(
+                "list pull requests",
+                reqwest::Method::GET,
+                &self.url(&format!("/repos/{repo}/pulls?state=open&head={head}")),
+                None,
+            )
             .await?;
-        open.into_iter().next().map(|p| Pull { url: p.url, number: p.number }).ok_or(GitHubError::Status { op, status })
+        open.into_iter()
+            .next()
+            .map(|p| Pull {
+                url: p.url,
+                number: p.number,
+            })
+            .ok_or(GitHubError::Status { op, status })
     }
 
     async fn pull_state(&self, pull_url: &str) -> Result<PullState, GitHubError> {
-        let p: PullBody = self.call("get pull request", reqwest::Method::GET, pull_url, None).await?;
-        Ok(match (p.state.as_str(), p.merged || p.merged_at.is_some()) {
-            ("open", _) => PullState::Open,
-            (_, true) => PullState::Merged,
-            _ => PullState::Closed,
-        })
+        let p: PullBody = self
+            .call("get pull request", reqwest::Method::GET, pull_url, None)
+            .await?;
+        Ok(
+            match (p.state.as_str(), p.merged || p.merged_at.is_some()) {
+                ("open", _) => PullState::Open,
+                (_, true) => PullState::Merged,
+                _ => PullState::Closed,
+            },
+        )
     }
 
     async fn close_pull(&self, pull_url: &str) -> Result<(), GitHubError> {
-        let _closed: Value = self.call("close pull request", reqwest::Method::PATCH, pull_url, Some(&json!({"state": "closed"}))).await?;
+        let _closed: Value = self
+            .call(
+                "close pull request",
+                reqwest::Method::PATCH,
+                pull_url,
+                Some(&json!({"state": "closed"})),
+            )
+            .await?;
         Ok(())
     }
 
     async fn delete_branch(&self, repo: &str, branch: &str) -> Result<(), GitHubError> {
         let op = "delete branch";
         let (status, _) = self
-            .send(op, reqwest::Method::DELETE, &self.url(&format!("/repos/{repo}/git/refs/heads/{branch}")), None, "application/vnd.github+json")
+            .send(
+                op,
+                reqwest::Method::DELETE,
+                &self.url(&format!("/repos/{repo}/git/refs/heads/{branch}")),
+                None,
+                "application/vnd.github+json",
+            )
             .await?;
         match status {
             200..=299 | 404 | 422 => Ok(()),

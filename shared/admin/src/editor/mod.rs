@@ -40,7 +40,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use store::{Draft, DraftState, EditorStore, Versioned};
-use testlist::{apply, changes_log, normalize_cc, parse_list, render_list, validate_entry, Edit, Entry, Row};
+use testlist::{
+    apply, changes_log, normalize_cc, parse_list, render_list, validate_entry, Edit, Entry, Row,
+};
 
 /// Where pull requests go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,16 +62,29 @@ impl EditorSettings {
         let repo = |name: &str, default: &str| -> Result<String, ConfigError> {
             let v = env.string(name, default);
             let ok = v.split('/').count() == 2
-                && v.split('/').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+                && v.split('/').all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                });
             if ok {
                 Ok(v)
             } else {
-                Err(ConfigError::Invalid { name: name.into(), reason: "expected owner/name".into() })
+                Err(ConfigError::Invalid {
+                    name: name.into(),
+                    reason: "expected owner/name".into(),
+                })
             }
         };
         Ok(EditorSettings {
-            api_url: env.string("OONI_GITHUB_API_URL", "https://api.github.com").trim_end_matches('/').to_owned(),
-            web_url: env.string("OONI_GITHUB_WEB_URL", "https://github.com").trim_end_matches('/').to_owned(),
+            api_url: env
+                .string("OONI_GITHUB_API_URL", "https://api.github.com")
+                .trim_end_matches('/')
+                .to_owned(),
+            web_url: env
+                .string("OONI_GITHUB_WEB_URL", "https://github.com")
+                .trim_end_matches('/')
+                .to_owned(),
             origin_repo: repo("OONI_TESTLISTS_REPO", "citizenlab/test-lists")?,
             push_repo: repo("OONI_TESTLISTS_PUSH_REPO", "ooni-bot/test-lists")?,
             base_branch: env.string("OONI_TESTLISTS_BRANCH", "master"),
@@ -118,9 +133,17 @@ impl Editor {
     /// A stored pull-request URL must be one of the origin's pull requests on the configured
     /// API (it is fetched with the token).
     fn checked_pr_url<'a>(&self, url: Option<&'a str>) -> Result<&'a str, ApiError> {
-        let prefix = format!("{}/repos/{}/pulls/", self.settings.api_url, self.settings.origin_repo);
+        let prefix = format!(
+            "{}/repos/{}/pulls/",
+            self.settings.api_url, self.settings.origin_repo
+        );
         match url {
-            Some(u) if u.strip_prefix(&prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) => Ok(u),
+            Some(u)
+                if u.strip_prefix(&prefix)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                Ok(u)
+            }
             _ => Err(OoniError::InvalidPullRequestState.api()),
         }
     }
@@ -128,14 +151,26 @@ impl Editor {
     /// The browsable URL of a pull request.
     pub fn pr_web_url(&self, api_url: &str) -> String {
         let number = api_url.rsplit('/').next().unwrap_or("");
-        format!("{}/{}/pull/{}", self.settings.web_url, self.settings.origin_repo, number)
+        format!(
+            "{}/{}/pull/{}",
+            self.settings.web_url, self.settings.origin_repo, number
+        )
     }
 
     async fn clear(&self, account_id: &str, v: &Versioned) -> Result<(), ApiError> {
-        if !self.store.clear(account_id, v.version).await.map_err(unavailable)? {
+        if !self
+            .store
+            .clear(account_id, v.version)
+            .await
+            .map_err(unavailable)?
+        {
             return Err(OoniError::CannotUpdateList.api());
         }
-        if let Err(e) = self.github.delete_branch(&self.settings.push_repo, &Self::branch(account_id)).await {
+        if let Err(e) = self
+            .github
+            .delete_branch(&self.settings.push_repo, &Self::branch(account_id))
+            .await
+        {
             tracing::warn!(error = %e, "could not delete the user branch");
         }
         Ok(())
@@ -143,7 +178,9 @@ impl Editor {
 
     /// Upstream `sync_state`: the draft, after noticing a pull request that was merged or closed.
     pub async fn synced(&self, account_id: &str) -> Result<Option<Versioned>, ApiError> {
-        let Some(mut v) = self.store.load(account_id).await.map_err(unavailable)? else { return Ok(None) };
+        let Some(mut v) = self.store.load(account_id).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
         if v.draft.state != DraftState::PrOpen {
             return Ok(Some(v));
         }
@@ -155,7 +192,11 @@ impl Editor {
                 v.draft.state = DraftState::InProgress;
                 v.draft.pr_url = None;
                 v.draft.closing = false;
-                let version = self.store.save(account_id, &v.draft, Some(v.version)).await.map_err(unavailable)?;
+                let version = self
+                    .store
+                    .save(account_id, &v.draft, Some(v.version))
+                    .await
+                    .map_err(unavailable)?;
                 v.version = version.ok_or_else(|| OoniError::CannotUpdateList.api())?;
                 Ok(Some(v))
             }
@@ -172,15 +213,26 @@ impl Editor {
         let git_ref = draft.map_or(self.settings.base_branch.as_str(), |d| d.base_sha.as_str());
         let Some(text) = self
             .github
-            .file(&self.settings.origin_repo, &format!("lists/{cc}.csv"), git_ref)
+            .file(
+                &self.settings.origin_repo,
+                &format!("lists/{cc}.csv"),
+                git_ref,
+            )
             .await
             .map_err(gh_unavailable)?
         else {
             return Ok(None);
         };
-        let mut rows = parse_list(&text).map_err(|e| ApiError::internal(anyhow::anyhow!("lists/{cc}.csv: {e}")))?;
-        for edit in draft.iter().flat_map(|d| d.edits.iter()).filter(|e| e.cc == cc) {
-            apply(&mut rows, edit).map_err(|e| ApiError::internal(anyhow::anyhow!("replaying an edit of {cc}: {e:?}")))?;
+        let mut rows = parse_list(&text)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("lists/{cc}.csv: {e}")))?;
+        for edit in draft
+            .iter()
+            .flat_map(|d| d.edits.iter())
+            .filter(|e| e.cc == cc)
+        {
+            apply(&mut rows, edit).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("replaying an edit of {cc}: {e:?}"))
+            })?;
         }
         Ok(Some(rows))
     }
@@ -191,9 +243,15 @@ impl Editor {
         let v = self.synced(account_id).await?;
         let draft = v.as_ref().map(|v| &v.draft);
         let state = draft.map_or("CLEAN", |d| d.state.as_str());
-        let pr_url = draft.filter(|d| d.state == DraftState::PrOpen).and_then(|d| d.pr_url.as_deref()).map(|u| self.pr_web_url(u));
+        let pr_url = draft
+            .filter(|d| d.state == DraftState::PrOpen)
+            .and_then(|d| d.pr_url.as_deref())
+            .map(|u| self.pr_web_url(u));
         let changes = draft.map(|d| changes_log(&d.edits)).unwrap_or_default();
-        let test_list = self.view(draft, &cc).await?.map(|rows| rows.iter().map(Row::entry).collect::<Vec<_>>());
+        let test_list = self
+            .view(draft, &cc)
+            .await?
+            .map(|rows| rows.iter().map(Row::entry).collect::<Vec<_>>());
         Ok(json!({ "test_list": test_list, "changes": changes, "state": state, "pr_url": pr_url }))
     }
 
@@ -212,7 +270,11 @@ impl Editor {
         let (mut draft, mut version) = match self.synced(account_id).await? {
             Some(v) => (v.draft, Some(v.version)),
             None => {
-                let head = self.github.head(&self.settings.origin_repo, &self.settings.base_branch).await.map_err(gh_unavailable)?;
+                let head = self
+                    .github
+                    .head(&self.settings.origin_repo, &self.settings.base_branch)
+                    .await
+                    .map_err(gh_unavailable)?;
                 let draft = Draft {
                     state: DraftState::InProgress,
                     base_sha: head.sha,
@@ -238,19 +300,30 @@ impl Editor {
             draft.closing = false;
             version = Some(self.save(account_id, &draft, version).await?);
         }
-        let mut rows = self.view(Some(&draft), &cc).await?.ok_or_else(|| OoniError::CountryNotSupported.api())?;
+        let mut rows = self
+            .view(Some(&draft), &cc)
+            .await?
+            .ok_or_else(|| OoniError::CountryNotSupported.api())?;
         if let Some(new) = &req.new_entry {
             if req.old_entry.as_ref().is_none_or(|o| o.url != new.url) {
                 let mut taken = rows.iter().any(|r| r.url == new.url);
                 if !taken && cc != "global" {
-                    taken = self.view(Some(&draft), "global").await?.is_some_and(|g| g.iter().any(|r| r.url == new.url));
+                    taken = self
+                        .view(Some(&draft), "global")
+                        .await?
+                        .is_some_and(|g| g.iter().any(|r| r.url == new.url));
                 }
                 if taken {
                     return Err(OoniError::DuplicateUrl.with_args(Some(json!({ "url": new.url }))));
                 }
             }
         }
-        let edit = Edit { cc, old: req.old_entry, new: req.new_entry.clone(), comment: req.comment };
+        let edit = Edit {
+            cc,
+            old: req.old_entry,
+            new: req.new_entry.clone(),
+            comment: req.comment,
+        };
         apply(&mut rows, &edit)?;
         draft.edits.push(edit);
         if draft.edits.len() > self.settings.max_edits {
@@ -263,13 +336,24 @@ impl Editor {
         Ok(json!({ "updated_entry": req.new_entry }))
     }
 
-    async fn save(&self, account_id: &str, draft: &Draft, expected: Option<i64>) -> Result<i64, ApiError> {
-        self.store.save(account_id, draft, expected).await.map_err(unavailable)?.ok_or_else(|| OoniError::CannotUpdateList.api())
+    async fn save(
+        &self,
+        account_id: &str,
+        draft: &Draft,
+        expected: Option<i64>,
+    ) -> Result<i64, ApiError> {
+        self.store
+            .save(account_id, draft, expected)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| OoniError::CannotUpdateList.api())
     }
 
     /// `POST /api/v1/url-submission/submit`.
     pub async fn submit(&self, account_id: &str) -> Result<Value, ApiError> {
-        let Some(v) = self.synced(account_id).await? else { return Err(OoniError::NoProposedChanges.api()) };
+        let Some(v) = self.synced(account_id).await? else {
+            return Err(OoniError::NoProposedChanges.api());
+        };
         let mut draft = v.draft.clone();
         if draft.state == DraftState::PrOpen {
             let url = self.checked_pr_url(draft.pr_url.as_deref())?;
@@ -290,11 +374,13 @@ impl Editor {
                 .await
                 .map_err(gh_unavailable)?
                 .ok_or_else(|| OoniError::CannotUpdateList.api())?;
-            let mut rows = parse_list(&original).map_err(|e| ApiError::internal(anyhow::anyhow!("{path}: {e}")))?;
+            let mut rows = parse_list(&original)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("{path}: {e}")))?;
             for e in draft.edits.iter().filter(|e| e.cc == cc) {
                 apply(&mut rows, e)?;
             }
-            let rendered = render_list(&rows).map_err(|e| ApiError::internal(anyhow::anyhow!("{path}: {e}")))?;
+            let rendered = render_list(&rows)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("{path}: {e}")))?;
             if rendered != original {
                 files.push((path, rendered));
             }
@@ -303,31 +389,65 @@ impl Editor {
             self.clear(account_id, &v).await?;
             return Err(OoniError::NoProposedChanges.api());
         }
-        let comments: Vec<&str> = draft.edits.iter().map(|e| e.comment.trim()).filter(|c| !c.is_empty()).collect();
-        let message = if comments.is_empty() { PR_TITLE.to_owned() } else { comments.join("\n") };
-        let body = comments.iter().map(|c| format!("- {c}")).collect::<Vec<_>>().join("\n");
+        let comments: Vec<&str> = draft
+            .edits
+            .iter()
+            .map(|e| e.comment.trim())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let message = if comments.is_empty() {
+            PR_TITLE.to_owned()
+        } else {
+            comments.join("\n")
+        };
+        let body = comments
+            .iter()
+            .map(|c| format!("- {c}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let propose = |e: GitHubError| {
             tracing::warn!(error = %e, "proposing the changes failed");
             OoniError::CannotProposeChanges.api()
         };
         let s = &self.settings;
-        let base = Commit { sha: draft.base_sha.clone(), tree: draft.base_tree.clone() };
+        let base = Commit {
+            sha: draft.base_sha.clone(),
+            tree: draft.base_tree.clone(),
+        };
         let branch = Self::branch(account_id);
-        let commit = self.github.commit_files(&s.push_repo, &base, &files, &message).await.map_err(propose)?;
-        self.github.set_branch(&s.push_repo, &branch, &commit).await.map_err(propose)?;
+        let commit = self
+            .github
+            .commit_files(&s.push_repo, &base, &files, &message)
+            .await
+            .map_err(propose)?;
+        self.github
+            .set_branch(&s.push_repo, &branch, &commit)
+            .await
+            .map_err(propose)?;
         let head = format!("{}:{}", self.push_owner(), branch);
-        let pull = self.github.open_pull(&s.origin_repo, &head, &s.base_branch, PR_TITLE, &body).await.map_err(propose)?;
+        let pull = self
+            .github
+            .open_pull(&s.origin_repo, &head, &s.base_branch, PR_TITLE, &body)
+            .await
+            .map_err(propose)?;
         draft.state = DraftState::PrOpen;
         draft.pr_url = Some(pull.url.clone());
         self.save(account_id, &draft, Some(v.version)).await?;
-        tracing::info!(pr = pull.number, files = files.len(), "test-list pull request opened");
+        tracing::info!(
+            pr = pull.number,
+            files = files.len(),
+            "test-list pull request opened"
+        );
         Ok(json!({ "pr_id": pull.url }))
     }
 }
 
 /// The account id as a branch-name component.
 fn account_component(account_id: &str) -> Result<&str, ApiError> {
-    if !account_id.is_empty() && account_id.len() <= 64 && account_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !account_id.is_empty()
+        && account_id.len() <= 64
+        && account_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         Ok(account_id)
     } else {
         Err(ApiError::bad_request("unsupported account id"))
@@ -341,7 +461,9 @@ pub async fn url_submission(s: Arc<State>, req: Request) -> HttpResult {
     let editor = &s.editor;
     let path = req.uri().path();
     let out = if req.method() == http::Method::GET {
-        editor.test_list(account, &path_param(&req, "country_code")?).await?
+        editor
+            .test_list(account, &path_param(&req, "country_code")?)
+            .await?
     } else if path.ends_with("/update-url") {
         editor.update(account, json_body_422(&req)?).await?
     } else if path.ends_with("/submit") {

@@ -54,7 +54,12 @@ pub trait EditorStore: Send + Sync {
     async fn load(&self, account_id: &str) -> anyhow::Result<Option<Versioned>>;
     /// Writes `draft` if the stored version is still `expected` (`None`: no draft stored).
     /// Returns the new version, or `None` on a conflict.
-    async fn save(&self, account_id: &str, draft: &Draft, expected: Option<i64>) -> anyhow::Result<Option<i64>>;
+    async fn save(
+        &self,
+        account_id: &str,
+        draft: &Draft,
+        expected: Option<i64>,
+    ) -> anyhow::Result<Option<i64>>;
     /// Deletes the draft if the stored version is still `expected`; false on a conflict.
     async fn clear(&self, account_id: &str, expected: i64) -> anyhow::Result<bool>;
 }
@@ -73,11 +78,18 @@ fn pk(account_id: &str) -> String {
 
 impl DynamoEditorStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoEditorStore { client, table: table.into() }
+        DynamoEditorStore {
+            client,
+            table: table.into(),
+        }
     }
 
     fn key(account_id: &str) -> std::collections::HashMap<String, AttributeValue> {
-        [("pk".to_owned(), AttributeValue::S(pk(account_id))), ("sk".to_owned(), AttributeValue::S(SK.into()))].into()
+        [
+            ("pk".to_owned(), AttributeValue::S(pk(account_id))),
+            ("sk".to_owned(), AttributeValue::S(SK.into())),
+        ]
+        .into()
     }
 }
 
@@ -96,23 +108,49 @@ impl EditorStore for DynamoEditorStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("DynamoDB get_item on {}: {}", self.table, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let doc = item.get("doc").and_then(|v| v.as_s().ok()).ok_or_else(|| anyhow::anyhow!("editor item without doc"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "DynamoDB get_item on {}: {}",
+                    self.table,
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let doc = item
+            .get("doc")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| anyhow::anyhow!("editor item without doc"))?;
         let version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("editor item without version"))?;
-        Ok(Some(Versioned { draft: serde_json::from_str(doc)?, version }))
+        Ok(Some(Versioned {
+            draft: serde_json::from_str(doc)?,
+            version,
+        }))
     }
 
-    async fn save(&self, account_id: &str, draft: &Draft, expected: Option<i64>) -> anyhow::Result<Option<i64>> {
+    async fn save(
+        &self,
+        account_id: &str,
+        draft: &Draft,
+        expected: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
         let version = expected.unwrap_or(0) + 1;
         let mut item = Self::key(account_id);
-        item.insert("doc".into(), AttributeValue::S(serde_json::to_string(draft)?));
+        item.insert(
+            "doc".into(),
+            AttributeValue::S(serde_json::to_string(draft)?),
+        );
         item.insert("version".into(), AttributeValue::N(version.to_string()));
-        let mut req = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         req = match expected {
             None => req.condition_expression("attribute_not_exists(pk)"),
             Some(v) => req
@@ -122,7 +160,11 @@ impl EditorStore for DynamoEditorStore {
         match req.send().await {
             Ok(_) => Ok(Some(version)),
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("DynamoDB put_item on {}: {}", self.table, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            Err(e) => Err(anyhow::anyhow!(
+                "DynamoDB put_item on {}: {}",
+                self.table,
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )),
         }
     }
 
@@ -139,7 +181,11 @@ impl EditorStore for DynamoEditorStore {
         match r {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(is_conditional_failure) => Ok(false),
-            Err(e) => Err(anyhow::anyhow!("DynamoDB delete_item on {}: {}", self.table, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+            Err(e) => Err(anyhow::anyhow!(
+                "DynamoDB delete_item on {}: {}",
+                self.table,
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )),
         }
     }
 }

@@ -43,10 +43,20 @@ pub const CATEGORY_CODES: [(&str, &str); 31] = [
 ];
 
 /// The columns of every list, in file order.
-pub const CSV_HEADER: [&str; 6] = ["url", "category_code", "category_description", "date_added", "source", "notes"];
+pub const CSV_HEADER: [&str; 6] = [
+    "url",
+    "category_code",
+    "category_description",
+    "date_added",
+    "source",
+    "notes",
+];
 
 pub fn category_description(code: &str) -> Option<&'static str> {
-    CATEGORY_CODES.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
+    CATEGORY_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, d)| *d)
 }
 
 /// An entry as the API sends and returns it.
@@ -76,7 +86,9 @@ impl Row {
         Row {
             url: e.url.clone(),
             category_code: e.category_code.clone(),
-            category_description: category_description(&e.category_code).unwrap_or("").to_owned(),
+            category_description: category_description(&e.category_code)
+                .unwrap_or("")
+                .to_owned(),
             date_added: e.date_added.clone(),
             source: e.source.clone(),
             notes: e.notes.clone(),
@@ -115,14 +127,21 @@ fn is_label(l: &str) -> bool {
 fn valid_host(h: &str) -> bool {
     let ipv4 = {
         let p: Vec<&str> = h.split('.').collect();
-        p.len() == 4 && p.iter().all(|x| (1..=3).contains(&x.len()) && x.bytes().all(|c| c.is_ascii_digit()))
+        p.len() == 4
+            && p.iter()
+                .all(|x| (1..=3).contains(&x.len()) && x.bytes().all(|c| c.is_ascii_digit()))
     };
     if ipv4 {
         return true;
     }
     let labels: Vec<&str> = h.strip_suffix('.').unwrap_or(h).split('.').collect();
-    let Some((tld, rest)) = labels.split_last() else { return false };
-    !rest.is_empty() && rest.iter().all(|l| is_label(l)) && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    let Some((tld, rest)) = labels.split_last() else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.iter().all(|l| is_label(l))
+        && tld.len() >= 2
+        && tld.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
 /// Upstream `check_url`: `http(s)://`, a hostname or dotted IPv4, an optional port and a
@@ -131,7 +150,10 @@ pub fn check_url(url: &str) -> bool {
     if url.contains(['\r', '\n', '\t', '\\']) || url.trim() != url {
         return false;
     }
-    let lower = url.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = url
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     let rest = if lower.starts_with("https://") {
         &url[8..]
     } else if lower.starts_with("http://") {
@@ -180,7 +202,9 @@ pub fn normalize_cc(country_code: &str) -> Result<String, OoniError> {
 
 /// Reads a list file (columns by header name; missing values are empty).
 pub fn parse_list(text: &str) -> Result<Vec<Row>, String> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
     let idx = |name: &str| headers.iter().position(|h| h == name);
     let cols: Vec<Option<usize>> = CSV_HEADER.iter().map(|c| idx(c)).collect();
@@ -208,8 +232,15 @@ pub fn render_list(rows: &[Row]) -> Result<String, String> {
         .from_writer(Vec::new());
     w.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
     for r in rows {
-        w.write_record([&r.url, &r.category_code, &r.category_description, &r.date_added, &r.source, &r.notes])
-            .map_err(|e| e.to_string())?;
+        w.write_record([
+            &r.url,
+            &r.category_code,
+            &r.category_description,
+            &r.date_added,
+            &r.source,
+            &r.notes,
+        ])
+        .map_err(|e| e.to_string())?;
     }
     let bytes = w.into_inner().map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|e| e.to_string())
@@ -276,7 +307,12 @@ fn logged(e: &Entry, action: &str) -> Value {
 pub fn changes_log(edits: &[Edit]) -> Map<String, Value> {
     let mut log: Map<String, Value> = Map::new();
     for e in edits {
-        let Value::Array(list) = log.entry(e.cc.clone()).or_insert_with(|| Value::Array(Vec::new())) else { continue };
+        let Value::Array(list) = log
+            .entry(e.cc.clone())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        else {
+            continue;
+        };
         let remove = |list: &mut Vec<Value>, item: &Value| {
             if let Some(i) = list.iter().position(|x| x == item) {
                 list.remove(i);
@@ -300,12 +336,23 @@ mod tests {
     use super::*;
 
     pub fn entry(url: &str, cat: &str) -> Entry {
-        Entry { category_code: cat.into(), url: url.into(), date_added: "2024-01-02".into(), notes: "n".into(), source: "s".into() }
+        Entry {
+            category_code: cat.into(),
+            url: url.into(),
+            date_added: "2024-01-02".into(),
+            notes: "n".into(),
+            source: "s".into(),
+        }
     }
 
     #[test]
     fn urls_are_checked_as_upstream_check_url() {
-        for ok in ["https://example.com/", "http://www.example.org/a?b=c", "https://1.2.3.4:8080/x", "HTTPS://EXAMPLE.COM/"] {
+        for ok in [
+            "https://example.com/",
+            "http://www.example.org/a?b=c",
+            "https://1.2.3.4:8080/x",
+            "HTTPS://EXAMPLE.COM/",
+        ] {
             assert!(check_url(ok), "{ok}");
         }
         for bad in [
@@ -327,10 +374,19 @@ mod tests {
     #[test]
     fn entries_need_a_known_category_and_a_canonical_date() {
         assert_eq!(validate_entry(&entry("https://a.org/", "NEWS")), Ok(()));
-        assert_eq!(validate_entry(&entry("https://a.org/", "XXXX")), Err(OoniError::BadCategoryCode));
-        assert_eq!(validate_entry(&entry("a.org", "NEWS")), Err(OoniError::BadUrl));
+        assert_eq!(
+            validate_entry(&entry("https://a.org/", "XXXX")),
+            Err(OoniError::BadCategoryCode)
+        );
+        assert_eq!(
+            validate_entry(&entry("a.org", "NEWS")),
+            Err(OoniError::BadUrl)
+        );
         for date in ["2024-1-02", "2024-02-30", "yesterday", "2024-01-02T00:00"] {
-            let e = Entry { date_added: date.into(), ..entry("https://a.org/", "NEWS") };
+            let e = Entry {
+                date_added: date.into(),
+                ..entry("https://a.org/", "NEWS")
+            };
             assert_eq!(validate_entry(&e), Err(OoniError::BadDate), "{date}");
         }
     }
@@ -340,7 +396,11 @@ mod tests {
         assert_eq!(normalize_cc("IT").unwrap(), "it");
         assert_eq!(normalize_cc("global").unwrap(), "global");
         for bad in ["ita", "i", "../", "1t", ""] {
-            assert_eq!(normalize_cc(bad), Err(OoniError::InvalidCountryCode), "{bad}");
+            assert_eq!(
+                normalize_cc(bad),
+                Err(OoniError::InvalidCountryCode),
+                "{bad}"
+            );
         }
     }
 
@@ -352,29 +412,70 @@ mod tests {
         let mut rows = parse_list(text).unwrap();
         assert_eq!(render_list(&rows).unwrap(), text);
         assert_eq!(rows[1].notes, "x, y");
-        let edit = |old: Option<Entry>, new: Option<Entry>| Edit { cc: "it".into(), old, new, comment: "c".into() };
-        apply(&mut rows, &edit(Some(entry("https://a.org/", "NEWS")), Some(entry("https://a2.org/", "HUMR")))).unwrap();
+        let edit = |old: Option<Entry>, new: Option<Entry>| Edit {
+            cc: "it".into(),
+            old,
+            new,
+            comment: "c".into(),
+        };
+        apply(
+            &mut rows,
+            &edit(
+                Some(entry("https://a.org/", "NEWS")),
+                Some(entry("https://a2.org/", "HUMR")),
+            ),
+        )
+        .unwrap();
         assert_eq!(rows[0].url, "https://a2.org/");
         assert_eq!(rows[0].category_description, "Human Rights Issues");
-        apply(&mut rows, &edit(None, Some(entry("https://c.org/", "MISC")))).unwrap();
+        apply(
+            &mut rows,
+            &edit(None, Some(entry("https://c.org/", "MISC"))),
+        )
+        .unwrap();
         assert_eq!(rows.last().unwrap().url, "https://c.org/");
-        apply(&mut rows, &edit(Some(entry("https://c.org/", "MISC")), None)).unwrap();
+        apply(
+            &mut rows,
+            &edit(Some(entry("https://c.org/", "MISC")), None),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(apply(&mut rows, &edit(Some(entry("https://zzz.org/", "MISC")), None)), Err(OoniError::CannotUpdateList));
+        assert_eq!(
+            apply(
+                &mut rows,
+                &edit(Some(entry("https://zzz.org/", "MISC")), None)
+            ),
+            Err(OoniError::CannotUpdateList)
+        );
     }
 
     #[test]
     fn the_changes_log_cancels_an_added_then_deleted_entry_as_upstream() {
-        let e = |old: Option<Entry>, new: Option<Entry>| Edit { cc: "it".into(), old, new, comment: String::new() };
+        let e = |old: Option<Entry>, new: Option<Entry>| Edit {
+            cc: "it".into(),
+            old,
+            new,
+            comment: String::new(),
+        };
         let a = entry("https://a.org/", "NEWS");
         let b = entry("https://b.org/", "NEWS");
         let log = changes_log(&[e(None, Some(a.clone())), e(Some(b.clone()), None)]);
-        let actions: Vec<(&str, &str)> =
-            log["it"].as_array().unwrap().iter().map(|v| (v["url"].as_str().unwrap(), v["action"].as_str().unwrap())).collect();
-        assert_eq!(actions, [("https://a.org/", "add"), ("https://b.org/", "delete")]);
+        let actions: Vec<(&str, &str)> = log["it"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["url"].as_str().unwrap(), v["action"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            actions,
+            [("https://a.org/", "add"), ("https://b.org/", "delete")]
+        );
         assert_eq!(log["it"][0]["category_description"], "News Media");
         let log = changes_log(&[e(None, Some(a.clone())), e(Some(a.clone()), None)]);
-        assert_eq!(log["it"], json!([{"url": "https://a.org/", "category_code": "NEWS", "category_description": "News Media", "date_added": "2024-01-02", "source": "s", "notes": "n", "action": "delete"}]));
+        assert_eq!(
+            log["it"],
+            json!([{"url": "https://a.org/", "category_code": "NEWS", "category_description": "News Media", "date_added": "2024-01-02", "source": "s", "notes": "n", "action": "delete"}])
+        );
         let log = changes_log(&[e(Some(b.clone()), None), e(None, Some(b))]);
         assert_eq!(log["it"].as_array().unwrap().len(), 1);
         assert_eq!(log["it"][0]["action"], "add");

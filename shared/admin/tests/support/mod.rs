@@ -58,7 +58,11 @@ impl Gh {
 
     /// Files of a commit (or of master for `master`).
     pub fn files_at(&self, git_ref: &str) -> Option<&HashMap<String, String>> {
-        let sha = if git_ref == "master" { &self.master } else { git_ref };
+        let sha = if git_ref == "master" {
+            &self.master
+        } else {
+            git_ref
+        };
         self.commits.get(sha).and_then(|t| self.trees.get(t))
     }
 
@@ -92,14 +96,22 @@ impl Gh {
         let query: HashMap<String, String> = r
             .target
             .split_once('?')
-            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .map(|(_, q)| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         let origin = format!("/repos/{ORIGIN}");
         let push = format!("/repos/{PUSH}");
         match (r.method.as_str(), path.as_str()) {
             ("GET", p) if p == format!("{origin}/commits/master") => {
                 let tree = self.commits[&self.master].clone();
-                Reply::json(200, &json!({"sha": self.master, "commit": {"tree": {"sha": tree}}}))
+                Reply::json(
+                    200,
+                    &json!({"sha": self.master, "commit": {"tree": {"sha": tree}}}),
+                )
             }
             ("GET", p) if p.starts_with(&format!("{origin}/contents/")) => {
                 let file = &p[format!("{origin}/contents/").len()..];
@@ -114,7 +126,10 @@ impl Gh {
                 let base = body["base_tree"].as_str().unwrap_or("");
                 let mut files = self.trees.get(base).cloned().unwrap_or_default();
                 for entry in body["tree"].as_array().unwrap() {
-                    files.insert(entry["path"].as_str().unwrap().to_owned(), entry["content"].as_str().unwrap().to_owned());
+                    files.insert(
+                        entry["path"].as_str().unwrap().to_owned(),
+                        entry["content"].as_str().unwrap().to_owned(),
+                    );
                 }
                 let sha = self.id("tree");
                 self.trees.insert(sha.clone(), files);
@@ -122,7 +137,8 @@ impl Gh {
             }
             ("POST", p) if p == format!("{push}/git/commits") => {
                 let sha = self.id("commit");
-                self.commits.insert(sha.clone(), body["tree"].as_str().unwrap().to_owned());
+                self.commits
+                    .insert(sha.clone(), body["tree"].as_str().unwrap().to_owned());
                 Reply::json(201, &json!({"sha": sha}))
             }
             ("PATCH", p) if p.starts_with(&format!("{push}/git/refs/heads/")) => {
@@ -136,8 +152,13 @@ impl Gh {
                 }
             }
             ("POST", p) if p == format!("{push}/git/refs") => {
-                let name = body["ref"].as_str().unwrap().trim_start_matches("refs/heads/").to_owned();
-                self.refs.insert(name, body["sha"].as_str().unwrap().to_owned());
+                let name = body["ref"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("refs/heads/")
+                    .to_owned();
+                self.refs
+                    .insert(name, body["sha"].as_str().unwrap().to_owned());
                 Reply::json(201, &json!({"ref": body["ref"]}))
             }
             ("DELETE", p) if p.starts_with(&format!("{push}/git/refs/heads/")) => {
@@ -147,7 +168,11 @@ impl Gh {
             }
             ("POST", p) if p == format!("{origin}/pulls") => {
                 let head = body["head"].as_str().unwrap().to_owned();
-                if self.pulls.iter().any(|x| x.head == head && x.state == "open") {
+                if self
+                    .pulls
+                    .iter()
+                    .any(|x| x.head == head && x.state == "open")
+                {
                     return Reply::json(422, &json!({"message": "A pull request already exists"}));
                 }
                 let number = self.pulls.len() as u64 + 1;
@@ -165,13 +190,19 @@ impl Gh {
             }
             ("GET", p) if p == format!("{origin}/pulls") => {
                 let head = query.get("head").cloned().unwrap_or_default();
-                let open: Vec<Value> =
-                    self.pulls.iter().filter(|x| x.state == "open" && x.head == head).map(|x| self.pull_json(x)).collect();
+                let open: Vec<Value> = self
+                    .pulls
+                    .iter()
+                    .filter(|x| x.state == "open" && x.head == head)
+                    .map(|x| self.pull_json(x))
+                    .collect();
                 Reply::json(200, &Value::Array(open))
             }
             (m, p) if p.starts_with(&format!("{origin}/pulls/")) => {
                 let n: usize = p.rsplit('/').next().unwrap().parse().unwrap();
-                let Some(pull) = self.pulls.get(n - 1).cloned() else { return Reply::not_found() };
+                let Some(pull) = self.pulls.get(n - 1).cloned() else {
+                    return Reply::not_found();
+                };
                 match m {
                     "GET" => Reply::json(200, &self.pull_json(&pull)),
                     "PATCH" if pull.merged => Reply::json(422, &json!({"message": "merged"})),
@@ -205,7 +236,11 @@ impl Admin {
             let mut g = gh.lock().unwrap();
             g.base_url = github.base_url.clone();
             g.commit_master(
-                [("lists/it.csv".to_owned(), IT_CSV.to_owned()), ("lists/global.csv".to_owned(), GLOBAL_CSV.to_owned())].into(),
+                [
+                    ("lists/it.csv".to_owned(), IT_CSV.to_owned()),
+                    ("lists/global.csv".to_owned(), GLOBAL_CSV.to_owned()),
+                ]
+                .into(),
             );
         }
         let settings = EditorSettings {
@@ -216,10 +251,20 @@ impl Admin {
             base_branch: "master".into(),
             max_edits: 20,
         };
-        let state = State::new(stack.ctx.clone(), settings, Some(ooni_adapters::Secret::new(TOKEN)));
+        let state = State::new(
+            stack.ctx.clone(),
+            settings,
+            Some(ooni_adapters::Secret::new(TOKEN)),
+        );
         let service = AdminService::with_state(stack.ctx.clone(), state);
         let server = stack.serve(Arc::new(service)).await;
-        Admin { stack, server, github, gh, http: reqwest::Client::new() }
+        Admin {
+            stack,
+            server,
+            github,
+            gh,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn token(&self, account_id: &str, role: Role) -> String {
@@ -248,7 +293,11 @@ impl Admin {
     pub async fn get_text(&self, path: &str) -> (u16, String, String) {
         let resp = self.http.get(self.server.url(path)).send().await.unwrap();
         let status = resp.status().as_u16();
-        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         (status, ct, resp.text().await.unwrap())
     }
 
@@ -269,7 +318,10 @@ async fn finish(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A random 32-hex-character account id.

@@ -12,7 +12,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// One line of `samples.jsonl`.
@@ -33,7 +35,10 @@ impl Sample {
 
     /// The body the submit function stores: the POST envelope with `is_verified` added.
     pub fn stored_body(&self) -> String {
-        format!("{{\"format\":\"json\",\"content\":{},\"is_verified\":\"u\"}}", self.measurement)
+        format!(
+            "{{\"format\":\"json\",\"content\":{},\"is_verified\":\"u\"}}",
+            self.measurement
+        )
     }
 }
 
@@ -44,7 +49,12 @@ pub fn samples() -> Vec<Sample> {
             let v: Value = serde_json::from_str(line).unwrap();
             // The measurement's text byte for byte, as a probe sent it.
             let measurement = extract_measurement(line);
-            Sample { idx: v["idx"].as_u64().unwrap(), uid: v["measurement_uid"].as_str().unwrap().to_owned(), measurement, line: line.to_owned() }
+            Sample {
+                idx: v["idx"].as_u64().unwrap(),
+                uid: v["measurement_uid"].as_str().unwrap().to_owned(),
+                measurement,
+                line: line.to_owned(),
+            }
         })
         .collect()
 }
@@ -60,31 +70,52 @@ fn extract_measurement(line: &str) -> String {
 }
 
 pub fn sample(idx: u64) -> Sample {
-    samples().into_iter().find(|s| s.idx == idx).unwrap_or_else(|| panic!("no sample {idx}"))
+    samples()
+        .into_iter()
+        .find(|s| s.idx == idx)
+        .unwrap_or_else(|| panic!("no sample {idx}"))
 }
 
 /// Upstream's output for sample `idx`.
 pub fn expected(idx: u64) -> Value {
     let text = std::fs::read_to_string(fixture("expected.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|v| v["idx"].as_u64() == Some(idx)).unwrap()
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["idx"].as_u64() == Some(idx))
+        .unwrap()
 }
 
 /// A real envelope for `s`, its body inline when it fits the default limit.
-pub fn envelope(s: &Sample, client_cc: Option<&str>, client_asn: Option<u32>) -> SubmissionEnvelope {
+pub fn envelope(
+    s: &Sample,
+    client_cc: Option<&str>,
+    client_asn: Option<u32>,
+) -> SubmissionEnvelope {
     let uid = MeasurementUid::parse(&s.uid).unwrap();
-    let mut env = SubmissionEnvelope::new(uid, s.report_id(), client_cc.map(str::to_owned), client_asn);
-    env.attach_body_if_fits(s.stored_body().as_bytes(), DEFAULT_INLINE_LIMIT).unwrap();
+    let mut env =
+        SubmissionEnvelope::new(uid, s.report_id(), client_cc.map(str::to_owned), client_asn);
+    env.attach_body_if_fits(s.stored_body().as_bytes(), DEFAULT_INLINE_LIMIT)
+        .unwrap();
     env
 }
 
 /// Like [`envelope`], never inlining the body, and stores the body in the incoming bucket.
-pub async fn envelope_via_bucket(stack: &TestStack, s: &Sample, client_cc: Option<&str>, client_asn: Option<u32>) -> SubmissionEnvelope {
+pub async fn envelope_via_bucket(
+    stack: &TestStack,
+    s: &Sample,
+    client_cc: Option<&str>,
+    client_asn: Option<u32>,
+) -> SubmissionEnvelope {
     let uid = MeasurementUid::parse(&s.uid).unwrap();
     let env = SubmissionEnvelope::new(uid, s.report_id(), client_cc.map(str::to_owned), client_asn);
     stack
         .ctx
         .object_store(Bucket::Incoming)
-        .put(&env.object_key, Bytes::from(s.stored_body()), "application/json")
+        .put(
+            &env.object_key,
+            Bytes::from(s.stored_body()),
+            "application/json",
+        )
         .await
         .unwrap();
     env
@@ -96,8 +127,10 @@ pub fn record(message_id: &str, body: &str, receive_count: u32) -> SqsMessage {
     m.receipt_handle = Some(format!("handle-{message_id}"));
     m.body = Some(body.to_owned());
     m.event_source = Some("aws:sqs".into());
-    m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
-    m.attributes.insert("SentTimestamp".into(), "1709618828000".into());
+    m.attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    m.attributes
+        .insert("SentTimestamp".into(), "1709618828000".into());
     m
 }
 
@@ -109,11 +142,20 @@ pub fn event(records: Vec<SqsMessage>) -> SqsEvent {
 
 /// An event with one record per envelope, message ids `m0`, `m1`, ...
 pub fn event_of(envs: &[SubmissionEnvelope]) -> SqsEvent {
-    event(envs.iter().enumerate().map(|(i, e)| record(&format!("m{i}"), &e.to_json().unwrap(), 1)).collect())
+    event(
+        envs.iter()
+            .enumerate()
+            .map(|(i, e)| record(&format!("m{i}"), &e.to_json().unwrap(), 1))
+            .collect(),
+    )
 }
 
 pub fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
-    let mut ids: Vec<String> = r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let mut ids: Vec<String> = r
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
     ids.sort();
     ids
 }
@@ -122,7 +164,9 @@ pub fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
 pub async fn load_fingerprints(stack: &TestStack) {
     for table in ["fingerprints_dns", "fingerprints_http"] {
         let csv = std::fs::read(fixture(&format!("{table}.csv"))).unwrap();
-        let mut insert = stack.ch().insert_formatted_with(format!("INSERT INTO {table} FORMAT CSVWithNames"));
+        let mut insert = stack
+            .ch()
+            .insert_formatted_with(format!("INSERT INTO {table} FORMAT CSVWithNames"));
         insert.send(Bytes::from(csv)).await.unwrap();
         insert.end().await.unwrap();
     }
@@ -130,12 +174,25 @@ pub async fn load_fingerprints(stack: &TestStack) {
 
 /// Physical rows of `table` (no FINAL) whose uid column equals `uid`.
 pub async fn raw_count(stack: &TestStack, table: &str, uid: &str) -> u64 {
-    stack.ch().query(&format!("SELECT count() FROM {table} WHERE measurement_uid = ?")).bind(uid).fetch_one::<u64>().await.unwrap()
+    stack
+        .ch()
+        .query(&format!(
+            "SELECT count() FROM {table} WHERE measurement_uid = ?"
+        ))
+        .bind(uid)
+        .fetch_one::<u64>()
+        .await
+        .unwrap()
 }
 
 /// Physical rows of `fastpath`, and distinct uids.
 pub async fn fastpath_counts(stack: &TestStack) -> (u64, u64) {
-    stack.ch().query("SELECT count(), uniqExact(measurement_uid) FROM fastpath").fetch_one::<(u64, u64)>().await.unwrap()
+    stack
+        .ch()
+        .query("SELECT count(), uniqExact(measurement_uid) FROM fastpath")
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap()
 }
 
 /// A loopback port nothing listens on.

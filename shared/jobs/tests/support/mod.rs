@@ -42,7 +42,14 @@ impl Harness {
         let stack = TestStack::start().await;
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let r = routes.clone();
-        let fake = FakeHttp::start(move |req| r.lock().unwrap().get(req.path()).cloned().unwrap_or_else(Reply::not_found)).await;
+        let fake = FakeHttp::start(move |req| {
+            r.lock()
+                .unwrap()
+                .get(req.path())
+                .cloned()
+                .unwrap_or_else(Reply::not_found)
+        })
+        .await;
         let mut settings = JobSettings::defaults().unwrap();
         settings.fingerprints_dns_url = fake.url(DNS);
         settings.fingerprints_http_url = fake.url(HTTP);
@@ -59,7 +66,14 @@ impl Harness {
         settings.vpn_ca_url = fake.url(CA);
         settings.vpn_cert_url = fake.url(CERT);
         let (sink, metrics) = MetricsSink::memory();
-        Harness { stack, fake, routes, metrics, sink, settings }
+        Harness {
+            stack,
+            fake,
+            routes,
+            metrics,
+            sink,
+            settings,
+        }
     }
 
     /// Serves `reply` at `path` from now on.
@@ -116,7 +130,11 @@ impl Harness {
     }
 
     pub async fn count(&self, table: &str) -> u64 {
-        self.ch().query(&format!("SELECT count() FROM {table}")).fetch_one::<u64>().await.unwrap()
+        self.ch()
+            .query(&format!("SELECT count() FROM {table}"))
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
     }
 
     pub async fn strings(&self, sql: &str) -> Vec<String> {
@@ -145,7 +163,12 @@ pub struct StopAt {
 
 impl StopAt {
     fn new(at: Stop, hang: bool) -> Self {
-        StopAt { at, hang, hits: AtomicUsize::new(0), notify: tokio::sync::Notify::new() }
+        StopAt {
+            at,
+            hang,
+            hits: AtomicUsize::new(0),
+            notify: tokio::sync::Notify::new(),
+        }
     }
 
     fn hit(&self) -> bool {
@@ -192,7 +215,13 @@ pub fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, format!("test-lists-master/{name}"), content.as_bytes()).unwrap();
+        builder
+            .append_data(
+                &mut header,
+                format!("test-lists-master/{name}"),
+                content.as_bytes(),
+            )
+            .unwrap();
     }
     gzip(&builder.into_inner().unwrap())
 }
@@ -230,8 +259,20 @@ pub fn asnmeta_doc(asns: u32, tag: &str) -> String {
         m.insert(
             asn.to_string(),
             serde_json::json!([
-                [format!("{tag} Org {asn}"), "US", "20040604", format!("AS-{asn}"), "ARIN"],
-                [format!("{tag} Org {asn} LLC"), "IT", "20180220", format!("AS-{asn}"), "RIPE"],
+                [
+                    format!("{tag} Org {asn}"),
+                    "US",
+                    "20040604",
+                    format!("AS-{asn}"),
+                    "ARIN"
+                ],
+                [
+                    format!("{tag} Org {asn} LLC"),
+                    "IT",
+                    "20180220",
+                    format!("AS-{asn}"),
+                    "RIPE"
+                ],
             ]),
         );
     }

@@ -24,8 +24,14 @@ pub fn now() -> DateTime<Utc> {
 
 const FIXTURES: [(&str, &str); 3] = [
     ("citizenlab", ooni_testkit::fixtures::CITIZENLAB_SQL),
-    ("fastpath", include_str!("../fixtures/2_clickhouse_populate_fastpath.sql")),
-    ("jsonl", include_str!("../fixtures/3_clickhouse_populate_jsonl.sql")),
+    (
+        "fastpath",
+        include_str!("../fixtures/2_clickhouse_populate_fastpath.sql"),
+    ),
+    (
+        "jsonl",
+        include_str!("../fixtures/3_clickhouse_populate_jsonl.sql"),
+    ),
 ];
 
 /// Loads the upstream fixture rows, batching each file's `INSERT … VALUES (…);` statements
@@ -49,7 +55,10 @@ pub async fn load_fixtures(ch: &clickhouse::Client) {
         for (cols, values) in groups {
             for chunk in values.chunks(500) {
                 let sql = format!("INSERT INTO {table} {cols} VALUES {}", chunk.join(","));
-                ch.query_raw(&sql).execute().await.unwrap_or_else(|e| panic!("loading {table}: {e}"));
+                ch.query_raw(&sql)
+                    .execute()
+                    .await
+                    .unwrap_or_else(|e| panic!("loading {table}: {e}"));
             }
         }
     }
@@ -69,7 +78,17 @@ pub fn body(report_id: &str, input: &str, marker: &str) -> String {
 
 /// Inserts one fastpath row (the columns the API reads; the rest default).
 #[allow(clippy::too_many_arguments)]
-pub async fn insert_fastpath(ch: &clickhouse::Client, uid: &str, rid: &str, input: &str, cc: &str, asn: u32, test: &str, t: DateTime<Utc>, anomaly: &str) {
+pub async fn insert_fastpath(
+    ch: &clickhouse::Client,
+    uid: &str,
+    rid: &str,
+    input: &str,
+    cc: &str,
+    asn: u32,
+    test: &str,
+    t: DateTime<Utc>,
+    anomaly: &str,
+) {
     let domain = input.split('/').nth(2).unwrap_or("").to_owned();
     ch.query(
         "INSERT INTO fastpath (measurement_uid, report_id, input, probe_cc, probe_asn, test_name, test_start_time, \
@@ -121,7 +140,11 @@ impl Api {
     /// GET `path`; returns status, headers and body text.
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         // A client per call: a pooled connection must not outlive the test runtime that made it.
-        let resp = reqwest::Client::new().get(self.url(path)).send().await.unwrap();
+        let resp = reqwest::Client::new()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         (status, headers, resp.text().await.unwrap())
@@ -131,7 +154,13 @@ impl Api {
     pub async fn json(&self, path: &str) -> Value {
         let (status, headers, text) = self.get(path).await;
         assert_eq!(status, 200, "{path}: {text}");
-        assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
     }
 
@@ -186,7 +215,9 @@ pub async fn seed(stack: &TestStack, clock_now: DateTime<Utc>) -> Seeded {
         let half = lines.len() / 2;
         let mut bytes = gz(&(lines[..half].join("\n") + "\n"));
         bytes.extend(gz(&(lines[half..].join("\n") + "\n")));
-        data.put(path, bytes.into(), "application/gzip").await.unwrap();
+        data.put(path, bytes.into(), "application/gzip")
+            .await
+            .unwrap();
     }
 
     // Our uploader's layout: one gzip member per measurement, located by member offset/line.
@@ -201,8 +232,21 @@ pub async fn seed(stack: &TestStack, clock_now: DateTime<Utc>) -> Seeded {
         // Two lines per member: the body is member_line 1 (line 0 is another measurement).
         let b = body(&rid, &input, &format!("seekable-{i}"));
         let member = gz(&format!("{{\"other\":{i}}}\n{b}\n"));
-        let uid = MeasurementUid::generate(t, "IT", "webconnectivity", b.as_bytes()).unwrap().into_string();
-        insert_fastpath(&ch, &uid, &rid, &input, "IT", 30722, "web_connectivity", t, "f").await;
+        let uid = MeasurementUid::generate(t, "IT", "webconnectivity", b.as_bytes())
+            .unwrap()
+            .into_string();
+        insert_fastpath(
+            &ch,
+            &uid,
+            &rid,
+            &input,
+            "IT",
+            30722,
+            "web_connectivity",
+            t,
+            "f",
+        )
+        .await;
         ch.query(
             "INSERT INTO jsonl (report_id, input, s3path, linenum, measurement_uid, member_offset, member_length, member_line) \
              VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
@@ -220,7 +264,9 @@ pub async fn seed(stack: &TestStack, clock_now: DateTime<Utc>) -> Seeded {
         file.extend(member);
         seekable.push((uid, rid, input, b));
     }
-    data.put(path, file.into(), "application/gzip").await.unwrap();
+    data.put(path, file.into(), "application/gzip")
+        .await
+        .unwrap();
 
     // Not uploaded yet: the `.post` in the incoming bucket.
     let t = clock_now - Duration::minutes(10);
@@ -229,27 +275,71 @@ pub async fn seed(stack: &TestStack, clock_now: DateTime<Utc>) -> Seeded {
     let b = body(&rid, &input, "incoming");
     let uid = MeasurementUid::generate(t, "DE", "webconnectivity", b.as_bytes()).unwrap();
     let post = format!(r#"{{"format":"json","content":{b},"is_verified":"u"}}"#);
-    incoming.put(&incoming_object_key(&uid), post.into_bytes().into(), "application/json").await.unwrap();
-    insert_fastpath(&ch, uid.as_str(), &rid, &input, "DE", 3320, "web_connectivity", t, "f").await;
+    incoming
+        .put(
+            &incoming_object_key(&uid),
+            post.into_bytes().into(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    insert_fastpath(
+        &ch,
+        uid.as_str(),
+        &rid,
+        &input,
+        "DE",
+        3320,
+        "web_connectivity",
+        t,
+        "f",
+    )
+    .await;
 
     // A row whose body is nowhere.
     let t2 = clock_now - Duration::minutes(5);
     let rid2 = "20240105T115500Z_webconnectivity_DE_3320_n1_bodiless00000001".to_string();
-    let uid2 = MeasurementUid::generate(t2, "DE", "webconnectivity", b"nothing").unwrap().into_string();
-    insert_fastpath(&ch, &uid2, &rid2, "https://nobody.example.org/", "DE", 3320, "web_connectivity", t2, "f").await;
+    let uid2 = MeasurementUid::generate(t2, "DE", "webconnectivity", b"nothing")
+        .unwrap()
+        .into_string();
+    insert_fastpath(
+        &ch,
+        &uid2,
+        &rid2,
+        "https://nobody.example.org/",
+        "DE",
+        3320,
+        "web_connectivity",
+        t2,
+        "f",
+    )
+    .await;
 
-    Seeded { seekable, incoming: (uid.into_string(), rid, input, b), bodiless: (uid2, rid2), upstream }
+    Seeded {
+        seekable,
+        incoming: (uid.into_string(), rid, input, b),
+        bodiless: (uid2, rid2),
+        upstream,
+    }
 }
 
 /// Generous budgets so the functional tests never hit a quota.
 pub fn roomy_quotas() -> QuotaConfig {
-    QuotaConfig { ip_budget_ms: [u64::MAX / 4; 3], account_budget_ms: [u64::MAX / 4; 3], ..QuotaConfig::default() }
+    QuotaConfig {
+        ip_budget_ms: [u64::MAX / 4; 3],
+        account_budget_ms: [u64::MAX / 4; 3],
+        ..QuotaConfig::default()
+    }
 }
 
 /// A new stack with the fixtures and seeded bodies, served with `options` (the clock defaults
 /// to [`now`]). The caller's runtime must outlive the server.
 pub async fn start(mut options: ApiOptions) -> (TestStack, TestServer, Seeded) {
-    let stack = TestStack::start_with(|h| ooni_platform::config::HttpConfig { trusted_proxy_hops: 1, ..h }).await;
+    let stack = TestStack::start_with(|h| ooni_platform::config::HttpConfig {
+        trusted_proxy_hops: 1,
+        ..h
+    })
+    .await;
     load_fixtures(&stack.ch()).await;
     let clock_now = options.clock.as_ref().map(|c| c.now()).unwrap_or_else(now);
     if options.clock.is_none() {
@@ -271,7 +361,11 @@ pub fn shared() -> &'static Api {
     SHARED.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let (stack, server, seeded) = start(ApiOptions::default()).await;
                 let api = Api {

@@ -40,17 +40,26 @@ struct RegisterRequest {
 }
 
 fn unauthorized(detail: &str) -> ApiError {
-    ApiError::new(http::StatusCode::UNAUTHORIZED, ErrorBody::Detail(detail.into()))
+    ApiError::new(
+        http::StatusCode::UNAUTHORIZED,
+        ErrorBody::Detail(detail.into()),
+    )
 }
 
 /// `POST /api/v1/register`: a fresh `client_id`.
 pub async fn register(s: Arc<State>, req: Request) -> HttpResult {
     let _request: RegisterRequest = json_body_422(&req)?;
     let keys = s.jwt_keys().await?;
-    let claims = ClientIdClaims { iat: s.ports.clock.now().timestamp(), aud: AUD_PROBE_LOGIN.into() };
+    let claims = ClientIdClaims {
+        iat: s.ports.clock.now().timestamp(),
+        aud: AUD_PROBE_LOGIN.into(),
+    };
     let client_id = keys.probe.sign(&claims)?;
     tracing::info!(counter = "probe_register", "register successful");
-    json(&serde_json::json!({ "client_id": client_id }), Cache::Private)
+    json(
+        &serde_json::json!({ "client_id": client_id }),
+        Cache::Private,
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -85,14 +94,31 @@ pub async fn login(s: Arc<State>, req: Request) -> HttpResult {
     };
     let keys = s.jwt_keys().await?;
     let registration_time = if shaped_like_a_jwt(&username) {
-        let claims: ClientIdClaims = keys.probe.verify(&username, AUD_PROBE_LOGIN, false).map_err(|_| {
-            tracing::info!(counter = "probe_login", state = "failed", "probe login: invalid client_id");
-            unauthorized("Invalid credentials")
-        })?;
-        tracing::info!(counter = "probe_login", state = "successful", login = "standard", "probe login");
+        let claims: ClientIdClaims = keys
+            .probe
+            .verify(&username, AUD_PROBE_LOGIN, false)
+            .map_err(|_| {
+                tracing::info!(
+                    counter = "probe_login",
+                    state = "failed",
+                    "probe login: invalid client_id"
+                );
+                unauthorized("Invalid credentials")
+            })?;
+        tracing::info!(
+            counter = "probe_login",
+            state = "successful",
+            login = "standard",
+            "probe login"
+        );
         Some(claims.iat)
     } else {
-        tracing::info!(counter = "probe_login", state = "successful", login = "legacy", "probe login");
+        tracing::info!(
+            counter = "probe_login",
+            state = "successful",
+            login = "legacy",
+            "probe login"
+        );
         None
     };
     let now = s.ports.clock.now();
@@ -115,9 +141,18 @@ pub async fn update(_s: Arc<State>, req: Request) -> HttpResult {
     let _client_id = path_param(&req, "client_id")?;
     let body: serde_json::Value = json_body_422(&req)?;
     let Some(obj) = body.as_object() else {
-        return Err(ApiError::unprocessable("the request body must be a JSON object"));
+        return Err(ApiError::unprocessable(
+            "the request body must be a JSON object",
+        ));
     };
-    let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("").chars().take(64).collect::<String>();
+    let field = |k: &str| {
+        obj.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect::<String>()
+    };
     tracing::info!(
         counter = "probe_update",
         probe_cc = %field("probe_cc"),
@@ -138,7 +173,8 @@ mod tests {
         assert!(!shaped_like_a_jwt("BOGUSBOGUS"));
         assert!(!shaped_like_a_jwt("a.b.c"));
         assert!(!shaped_like_a_jwt(""));
-        let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjEsImF1ZCI6InByb2JlX2xvZ2luIn0.c2ln";
+        let forged =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjEsImF1ZCI6InByb2JlX2xvZ2luIn0.c2ln";
         assert!(shaped_like_a_jwt(forged));
     }
 }

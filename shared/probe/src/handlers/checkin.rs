@@ -8,11 +8,11 @@
 //! helpers from the helper document, and each of the 21 tests gets a report id.
 
 use crate::handlers::helpers::render_test_helpers;
+use crate::prio_cache::PrioritizedList;
 use crate::state::State;
 use lambda_http::Request;
 use ooni_domain::checkin::{checkin_report_ids, url_limit, utc_time, FlagContext, TestHelper};
 use ooni_domain::client_addr::quota_bucket;
-use crate::prio_cache::PrioritizedList;
 use ooni_domain::prio::TestListItem;
 use ooni_platform::request::json_body_422;
 use ooni_platform::response::json;
@@ -89,17 +89,29 @@ fn category_codes(conf: Option<WebConnectivityConf>) -> Result<Vec<String>, ApiE
     let codes = match conf.and_then(|c| c.category_codes) {
         None => Vec::new(),
         Some(CategoryCodes::List(v)) => v,
-        Some(CategoryCodes::Comma(s)) => s.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        Some(CategoryCodes::Comma(s)) => s
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
-    if let Some(bad) = codes.iter().find(|c| c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphabetic())) {
-        return Err(ApiError::unprocessable(format!("invalid category code {bad:?}")));
+    if let Some(bad) = codes
+        .iter()
+        .find(|c| c.is_empty() || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "invalid category code {bad:?}"
+        )));
     }
     Ok(codes)
 }
 
 /// `AS123` (any case) → 123.
 fn parse_asn(asn: &str) -> Option<u32> {
-    let digits = asn.get(..2).filter(|p| p.eq_ignore_ascii_case("AS")).and(asn.get(2..))?;
+    let digits = asn
+        .get(..2)
+        .filter(|p| p.eq_ignore_ascii_case("AS"))
+        .and(asn.get(2..))?;
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -131,10 +143,16 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
     let mut probe_cc = body.probe_cc.to_uppercase();
     let mut probe_asn = body.probe_asn.clone();
     if probe_cc != "ZZ" && probe_cc != db_cc {
-        tracing::info!(counter = "geoip_cc_differs", "probe_cc differs from the GeoIP country");
+        tracing::info!(
+            counter = "geoip_cc_differs",
+            "probe_cc differs from the GeoIP country"
+        );
     }
     if probe_asn != "AS0" && probe_asn != db_asn {
-        tracing::info!(counter = "geoip_asn_differs", "probe_asn differs from the GeoIP ASN");
+        tracing::info!(
+            counter = "geoip_asn_differs",
+            "probe_asn differs from the GeoIP ASN"
+        );
     }
     // Keep the probe's values unless it sent none: a circumvention tool may make the address
     // we see differ from the probe's network.
@@ -142,9 +160,12 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
         probe_cc = db_cc.clone();
         probe_asn = db_asn.clone();
     }
-    let asn = parse_asn(&probe_asn).ok_or_else(|| ApiError::unprocessable(format!("invalid probe_asn {probe_asn:?}")))?;
+    let asn = parse_asn(&probe_asn)
+        .ok_or_else(|| ApiError::unprocessable(format!("invalid probe_asn {probe_asn:?}")))?;
     if probe_cc.len() != 2 || !probe_cc.bytes().all(|c| c.is_ascii_alphabetic()) {
-        return Err(ApiError::unprocessable(format!("invalid probe_cc {probe_cc:?}")));
+        return Err(ApiError::unprocessable(format!(
+            "invalid probe_cc {probe_cc:?}"
+        )));
     }
     let codes = category_codes(body.web_connectivity)?;
     let limit = url_limit(&body.run_type, body.charging) as usize;
@@ -155,7 +176,9 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
         Some(_) => None,
         None => Some(s.failover_list().await),
     };
-    let client_key = client_ip.map(|ip| quota_bucket(ip).to_string()).unwrap_or_default();
+    let client_key = client_ip
+        .map(|ip| quota_bucket(ip).to_string())
+        .unwrap_or_default();
     let features = s.feature_flags().await.evaluate(&FlagContext {
         probe_cc: &probe_cc,
         probe_asn: asn,
@@ -178,7 +201,11 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
     let tests = checkin_report_ids(now, &probe_cc, asn, &s.settings.collector_id, &mut rng)
         .into_iter()
         .map(|(tn, report_id)| {
-            let urls = if tn == "web_connectivity" { urls.take() } else { None };
+            let urls = if tn == "web_connectivity" {
+                urls.take()
+            } else {
+                None
+            };
             (tn, TestConf { report_id, urls })
         })
         .collect();
@@ -197,7 +224,10 @@ pub async fn check_in(s: Arc<State>, req: Request) -> HttpResult {
             probe_asn: db_asn,
             probe_network_name: geo.as_name,
             utc_time: utc_time(now),
-            conf: Conf { features, test_helpers },
+            conf: Conf {
+                features,
+                test_helpers,
+            },
             tests,
         },
         Cache::NoCache,
@@ -220,12 +250,18 @@ mod tests {
 
     #[test]
     fn category_codes_come_as_a_list_or_a_comma_string_and_must_be_alphabetic() {
-        let list = WebConnectivityConf { category_codes: Some(CategoryCodes::List(vec!["NEWS".into(), "HUMR".into()])) };
+        let list = WebConnectivityConf {
+            category_codes: Some(CategoryCodes::List(vec!["NEWS".into(), "HUMR".into()])),
+        };
         assert_eq!(category_codes(Some(list)).unwrap(), ["NEWS", "HUMR"]);
-        let comma = WebConnectivityConf { category_codes: Some(CategoryCodes::Comma("NEWS,HUMR,".into())) };
+        let comma = WebConnectivityConf {
+            category_codes: Some(CategoryCodes::Comma("NEWS,HUMR,".into())),
+        };
         assert_eq!(category_codes(Some(comma)).unwrap(), ["NEWS", "HUMR"]);
         assert!(category_codes(None).unwrap().is_empty());
-        let bad = WebConnectivityConf { category_codes: Some(CategoryCodes::List(vec!["NE WS".into()])) };
+        let bad = WebConnectivityConf {
+            category_codes: Some(CategoryCodes::List(vec!["NE WS".into()])),
+        };
         assert_eq!(category_codes(Some(bad)).unwrap_err().status, 422);
     }
 }

@@ -26,7 +26,10 @@ pub fn render_test_helpers<R: rand::Rng + ?Sized>(
             if kind == "web-connectivity" {
                 let (https, fronted): (Vec<TestHelper>, Vec<TestHelper>) =
                     list.iter().cloned().partition(|h| h.kind == "https");
-                (kind.clone(), web_connectivity_helpers(&https, &fronted, doc.canary.as_ref(), client_ip, rng))
+                (
+                    kind.clone(),
+                    web_connectivity_helpers(&https, &fronted, doc.canary.as_ref(), client_ip, rng),
+                )
             } else {
                 (kind.clone(), list.clone())
             }
@@ -112,8 +115,11 @@ pub async fn bouncer_net_tests(_s: Arc<State>, req: Request) -> HttpResult {
     if body.is_empty() {
         return Err(ApiError::bad_request_detail("missing request body"));
     }
-    let r: NetTestsRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request_detail(format!("invalid request: {e}")))?;
-    let first = r.net_tests.first().ok_or_else(|| ApiError::bad_request_detail("invalid net-tests request"))?;
+    let r: NetTestsRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request_detail(format!("invalid request: {e}")))?;
+    let first = r
+        .net_tests
+        .first()
+        .ok_or_else(|| ApiError::bad_request_detail("invalid net-tests request"))?;
     json(&bouncer_answer(&first.name, &first.version), Cache::NoCache)
 }

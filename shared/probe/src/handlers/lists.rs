@@ -53,34 +53,57 @@ fn urls_query(req: &Request) -> Result<UrlsQuery, ApiError> {
         Some(c) if !c.bytes().all(|b| b.is_ascii_uppercase() || b == b',') => {
             return Err(ApiError::unprocessable("category_codes must match [A-Z,]*"));
         }
-        Some(c) => c.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+        Some(c) => c
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => Vec::new(),
     };
     // New upstream takes `probe_cc`, legacy `country_code`; both are accepted.
-    let cc = query(req, "probe_cc").or_else(|| query(req, "country_code")).unwrap_or_else(|| "ZZ".into());
+    let cc = query(req, "probe_cc")
+        .or_else(|| query(req, "country_code"))
+        .unwrap_or_else(|| "ZZ".into());
     if cc.chars().count() != 2 {
         return Err(ApiError::unprocessable("probe_cc must be two characters"));
     }
     let limit = match query(req, "limit") {
         None => -1,
-        Some(l) => l.trim().parse::<i64>().map_err(|_| ApiError::unprocessable("limit must be an integer"))?,
+        Some(l) => l
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::unprocessable("limit must be an integer"))?,
     };
     if limit > 9999 {
         return Err(ApiError::unprocessable("limit must be at most 9999"));
     }
-    let limit = if limit == -1 { 9999 } else { usize::try_from(limit).unwrap_or(0) };
+    let limit = if limit == -1 {
+        9999
+    } else {
+        usize::try_from(limit).unwrap_or(0)
+    };
     let debug = match query(req, "debug") {
         None => false,
-        Some(d) => parse_bool(&d).ok_or_else(|| ApiError::unprocessable("debug must be a boolean"))?,
+        Some(d) => {
+            parse_bool(&d).ok_or_else(|| ApiError::unprocessable("debug must be a boolean"))?
+        }
     };
-    Ok(UrlsQuery { cc: cc.to_uppercase(), category_codes, limit, debug })
+    Ok(UrlsQuery {
+        cc: cc.to_uppercase(),
+        category_codes,
+        limit,
+        debug,
+    })
 }
 
 /// `GET /api/v1/test-list/urls`: the prioritised list for a country (all ASNs), or the random
 /// global sample when ClickHouse fails.
 pub async fn test_list_urls(s: Arc<State>, req: Request) -> HttpResult {
     let q = urls_query(&req)?;
-    let (entries, rules) = tokio::join!(s.ports.db.citizenlab(&q.cc, 0), s.ports.db.prio_rules(&q.cc));
+    let (entries, rules) = tokio::join!(
+        s.ports.db.citizenlab(&q.cc, 0),
+        s.ports.db.prio_rules(&q.cc)
+    );
     let failover;
     let results = match (&entries, &rules) {
         (Ok(e), Ok(r)) => generate_test_list(e, r, &q.category_codes, q.limit, q.debug),
@@ -91,7 +114,13 @@ pub async fn test_list_urls(s: Arc<State>, req: Request) -> HttpResult {
         }
     };
     let out = TestListResponse {
-        metadata: Metadata { count: results.len(), current_page: -1, limit: -1, next_url: "", pages: 1 },
+        metadata: Metadata {
+            count: results.len(),
+            current_page: -1,
+            limit: -1,
+            next_url: "",
+            pages: 1,
+        },
         results,
     };
     json(&out, Cache::MaxAge(1))
@@ -101,14 +130,24 @@ pub async fn test_list_urls(s: Arc<State>, req: Request) -> HttpResult {
 pub async fn tor_targets(s: Arc<State>, req: Request) -> HttpResult {
     require_probe_token(&req, s.jwt_keys().await?)?;
     let doc = s.tor_targets().await?;
-    raw(StatusCode::OK, "application/json", doc.get(), Cache::Private)
+    raw(
+        StatusCode::OK,
+        "application/json",
+        doc.get(),
+        Cache::Private,
+    )
 }
 
 /// `GET /api/v1/test-list/psiphon-config`.
 pub async fn psiphon_config(s: Arc<State>, req: Request) -> HttpResult {
     require_probe_token(&req, s.jwt_keys().await?)?;
     let doc = s.psiphon_config().await?;
-    raw(StatusCode::OK, "application/json", doc.get(), Cache::Private)
+    raw(
+        StatusCode::OK,
+        "application/json",
+        doc.get(),
+        Cache::Private,
+    )
 }
 
 #[cfg(test)]
@@ -118,20 +157,42 @@ mod tests {
     use std::collections::HashMap;
 
     fn req(pairs: &[(&str, &str)]) -> Request {
-        let q: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        http::Request::builder().body(lambda_http::Body::Empty).unwrap().with_query_string_parameters(q)
+        let q: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        http::Request::builder()
+            .body(lambda_http::Body::Empty)
+            .unwrap()
+            .with_query_string_parameters(q)
     }
 
     #[test]
     fn defaults_are_zz_all_categories_and_9999_urls() {
         let q = urls_query(&req(&[])).unwrap();
-        assert_eq!(q, UrlsQuery { cc: "ZZ".into(), category_codes: vec![], limit: 9999, debug: false });
+        assert_eq!(
+            q,
+            UrlsQuery {
+                cc: "ZZ".into(),
+                category_codes: vec![],
+                limit: 9999,
+                debug: false
+            }
+        );
     }
 
     #[test]
     fn country_code_and_probe_cc_are_both_accepted() {
-        assert_eq!(urls_query(&req(&[("country_code", "us")])).unwrap().cc, "US");
-        assert_eq!(urls_query(&req(&[("probe_cc", "IT"), ("country_code", "US")])).unwrap().cc, "IT");
+        assert_eq!(
+            urls_query(&req(&[("country_code", "us")])).unwrap().cc,
+            "US"
+        );
+        assert_eq!(
+            urls_query(&req(&[("probe_cc", "IT"), ("country_code", "US")]))
+                .unwrap()
+                .cc,
+            "IT"
+        );
     }
 
     #[test]
@@ -143,13 +204,22 @@ mod tests {
             vec![("limit", "ten")],
             vec![("debug", "maybe")],
         ] {
-            assert_eq!(urls_query(&req(&pairs)).unwrap_err().status, 422, "{pairs:?}");
+            assert_eq!(
+                urls_query(&req(&pairs)).unwrap_err().status,
+                422,
+                "{pairs:?}"
+            );
         }
     }
 
     #[test]
     fn categories_limit_and_debug_are_read() {
-        let q = urls_query(&req(&[("category_codes", "NEWS,HUMR"), ("limit", "100"), ("debug", "true")])).unwrap();
+        let q = urls_query(&req(&[
+            ("category_codes", "NEWS,HUMR"),
+            ("limit", "100"),
+            ("debug", "true"),
+        ]))
+        .unwrap();
         assert_eq!(q.category_codes, ["NEWS", "HUMR"]);
         assert_eq!(q.limit, 100);
         assert!(q.debug);

@@ -33,12 +33,18 @@ struct GeoLookupResult {
 pub async fn geolookup(s: Arc<State>, req: Request) -> HttpResult {
     let body: GeoLookupRequest = json_body_422(&req)?;
     if body.addresses.len() > MAX_GEOLOOKUP_ADDRESSES {
-        return Err(ApiError::unprocessable(format!("at most {MAX_GEOLOOKUP_ADDRESSES} addresses per request")));
+        return Err(ApiError::unprocessable(format!(
+            "at most {MAX_GEOLOOKUP_ADDRESSES} addresses per request"
+        )));
     }
     let ips = body
         .addresses
         .iter()
-        .map(|a| a.trim().parse::<IpAddr>().map_err(|_| ApiError::unprocessable(format!("invalid IP address {a:?}"))))
+        .map(|a| {
+            a.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| ApiError::unprocessable(format!("invalid IP address {a:?}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let geoip = s.geoip().await;
     let geolocation: BTreeMap<String, GeoLookupResult> = ips
@@ -53,12 +59,20 @@ pub async fn geolookup(s: Arc<State>, req: Request) -> HttpResult {
             (ip.to_string(), result)
         })
         .collect();
-    json(&serde_json::json!({ "v": 1, "geolocation": geolocation }), Cache::NoCache)
+    json(
+        &serde_json::json!({ "v": 1, "geolocation": geolocation }),
+        Cache::NoCache,
+    )
 }
 
 /// `GET /api/_/check_report_id`: always found (kept for probe bug ooni/probe#1034).
 pub async fn check_report_id(_s: Arc<State>, _req: Request) -> HttpResult {
-    raw(StatusCode::OK, "application/json", r#"{"v":0,"found":true}"#, Cache::MaxAge(1))
+    raw(
+        StatusCode::OK,
+        "application/json",
+        r#"{"v":0,"found":true}"#,
+        Cache::MaxAge(1),
+    )
 }
 
 pub const ROBOTS_TXT: &str = "User-agent: *
@@ -77,7 +91,12 @@ Crawl-delay: 300
 
 /// `GET /robots.txt`.
 pub async fn robots_txt(_s: Arc<State>, _req: Request) -> HttpResult {
-    raw(StatusCode::OK, "text/plain", ROBOTS_TXT, Cache::MaxAge(86400))
+    raw(
+        StatusCode::OK,
+        "text/plain",
+        ROBOTS_TXT,
+        Cache::MaxAge(86400),
+    )
 }
 
 #[derive(Serialize)]
@@ -94,13 +113,21 @@ pub async fn health(s: Arc<State>, _req: Request) -> HttpResult {
     const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
     let config_probe = async {
         // Any answer about a key, present or not, proves the bucket is reachable.
-        match tokio::time::timeout(PROBE_TIMEOUT, s.ports.config.head(crate::config_docs::TEST_HELPERS_KEY)).await {
+        match tokio::time::timeout(
+            PROBE_TIMEOUT,
+            s.ports.config.head(crate::config_docs::TEST_HELPERS_KEY),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("timed out".to_string()),
         }
     };
-    let (db, config) = tokio::join!(tokio::time::timeout(PROBE_TIMEOUT, s.ports.db.ping()), config_probe);
+    let (db, config) = tokio::join!(
+        tokio::time::timeout(PROBE_TIMEOUT, s.ports.db.ping()),
+        config_probe
+    );
     let mut errors = Vec::new();
     match db {
         Ok(Ok(())) => {}
@@ -117,10 +144,19 @@ pub async fn health(s: Arc<State>, _req: Request) -> HttpResult {
         tracing::error!(error = %e, "health: config bucket unreachable");
         errors.push("config_bucket");
     }
-    let (status, code) = if errors.is_empty() { ("ok", StatusCode::OK) } else { ("degraded", StatusCode::SERVICE_UNAVAILABLE) };
+    let (status, code) = if errors.is_empty() {
+        ("ok", StatusCode::OK)
+    } else {
+        ("degraded", StatusCode::SERVICE_UNAVAILABLE)
+    };
     json_status(
         code,
-        &Health { status, errors, version: s.settings.version, build_label: &s.settings.build_label },
+        &Health {
+            status,
+            errors,
+            version: s.settings.version,
+            build_label: &s.settings.build_label,
+        },
         Cache::NoCache,
     )
 }
@@ -140,13 +176,21 @@ const VPN_ENDPOINTS: usize = 4;
 pub async fn vpn_config(s: Arc<State>, req: Request) -> HttpResult {
     let provider = path_param(&req, "provider")?;
     if provider != "riseupvpn" {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorBody::Detail("provider not found".into())));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorBody::Detail("provider not found".into()),
+        ));
     }
     let doc = s.riseupvpn().await?;
     let endpoints: Vec<String> = doc
         .endpoints
         .choose_multiple(&mut rand::rng(), VPN_ENDPOINTS)
-        .map(|e| format!("openvpn://{provider}.corp/?address={}&transport={}", e.address, e.transport))
+        .map(|e| {
+            format!(
+                "openvpn://{provider}.corp/?address={}&transport={}",
+                e.address, e.transport
+            )
+        })
         .collect();
     json(
         &serde_json::json!({

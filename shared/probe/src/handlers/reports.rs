@@ -32,7 +32,8 @@ use std::sync::Arc;
 /// An error answer with an exact JSON body (FastAPI's `{"detail": ...}` from the domain).
 fn rejected(r: &Rejected) -> ApiError {
     let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = serde_json::from_str(&r.body_json()).unwrap_or_else(|_| serde_json::json!({"detail": "Incorrect format"}));
+    let body = serde_json::from_str(&r.body_json())
+        .unwrap_or_else(|_| serde_json::json!({"detail": "Incorrect format"}));
     ApiError::new(status, ErrorBody::Exact(body))
 }
 
@@ -50,9 +51,12 @@ struct OpenReport {
 pub async fn open_report(s: Arc<State>, req: Request) -> HttpResult {
     let body: serde_json::Value = ooni_platform::request::json_body_422(&req)?;
     if !body.is_object() {
-        return Err(ApiError::unprocessable("the request body must be a JSON object"));
+        return Err(ApiError::unprocessable(
+            "the request body must be a JSON object",
+        ));
     }
-    let r: OpenReport = serde_json::from_value(body).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let r: OpenReport =
+        serde_json::from_value(body).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let meta = normalize_open_report(
         r.probe_cc.as_deref().unwrap_or("ZZ"),
         r.probe_asn.as_deref().unwrap_or("AS0"),
@@ -90,7 +94,12 @@ pub async fn close_report(_s: Arc<State>, _req: Request) -> HttpResult {
 /// Upstream's answer for ZZ/AS0 report ids: 200 `{}`, nothing stored, one counter line.
 fn discarded(why: DiscardReason, report_id: &str) -> HttpResult {
     tracing::info!(counter = "submission_discarded", reason = why.reason(), %report_id, "submission discarded");
-    raw(StatusCode::OK, "application/json", why.body_json(), Cache::NoCache)
+    raw(
+        StatusCode::OK,
+        "application/json",
+        why.body_json(),
+        Cache::NoCache,
+    )
 }
 
 /// `POST /report/{report_id}`: validate, store, enqueue, answer the uid.
@@ -110,11 +119,22 @@ pub async fn submit(s: Arc<State>, req: Request) -> HttpResult {
     let limit = s.settings.max_submission_bytes;
     if body.len() > limit {
         // Refused before decompressing anything.
-        tracing::info!(counter = "submission_rejected", reason = "too_large", raw_len = body.len(), "submission rejected");
+        tracing::info!(
+            counter = "submission_rejected",
+            reason = "too_large",
+            raw_len = body.len(),
+            "submission rejected"
+        );
         return Err(rejected(&Rejected::TooLarge { limit }));
     }
     let now = s.ports.clock.now();
-    let outcome = validate_submission(&report_id, header(&req, "content-encoding"), body, limit, now);
+    let outcome = validate_submission(
+        &report_id,
+        header(&req, "content-encoding"),
+        body,
+        limit,
+        now,
+    );
     let accepted = match outcome {
         Ok(Outcome::Accepted(a)) => a,
         Ok(Outcome::Discarded(why)) => return discarded(why, &report_id),
@@ -139,7 +159,11 @@ pub async fn submit(s: Arc<State>, req: Request) -> HttpResult {
 /// `inline_limit`. The body was validated as JSON by `validate_submission`, so it is appended
 /// as the last field without being parsed again (the message parses back with
 /// `SubmissionEnvelope::from_json`, see the tests).
-pub fn envelope_message(env: &SubmissionEnvelope, body: &[u8], inline_limit: usize) -> Result<String, ApiError> {
+pub fn envelope_message(
+    env: &SubmissionEnvelope,
+    body: &[u8],
+    inline_limit: usize,
+) -> Result<String, ApiError> {
     let head = env.to_json().map_err(ApiError::internal)?;
     let with_body = head.len() + 8 + body.len();
     if with_body > inline_limit || env.body.is_some() {
@@ -149,7 +173,9 @@ pub fn envelope_message(env: &SubmissionEnvelope, body: &[u8], inline_limit: usi
         return Ok(head);
     };
     let Some(open) = head.strip_suffix('}') else {
-        return Err(ApiError::internal(anyhow::anyhow!("envelope is not a JSON object")));
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "envelope is not a JSON object"
+        )));
     };
     let mut msg = String::with_capacity(with_body);
     msg.push_str(open);
@@ -167,11 +193,9 @@ pub async fn store_and_enqueue(
     client_cc: Option<String>,
     client_asn: Option<u32>,
 ) -> Result<MeasurementUid, ApiError> {
-    let queue = s
-        .ports
-        .queue
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable(anyhow::anyhow!("the submissions queue is not configured")))?;
+    let queue = s.ports.queue.as_ref().ok_or_else(|| {
+        ApiError::unavailable(anyhow::anyhow!("the submissions queue is not configured"))
+    })?;
     let uid = accepted.measurement_uid;
     let key = incoming_object_key(&uid);
     let body = Bytes::from(accepted.body);

@@ -22,8 +22,10 @@ pub use ooni_testkit::fixtures::CITIZENLAB_SQL;
 pub const URL_PRIORITIES_JSON: &str = include_str!("../fixtures/url_priorities_us.json");
 pub const TOR_TARGETS_JSON: &str = include_str!("../fixtures/tor-targets.json");
 pub const PSIPHON_JSON: &str = include_str!("../fixtures/psiphon-config.json");
-pub const WEB_CONNECTIVITY_BODY: &[u8] = include_bytes!("../fixtures/web_connectivity_it_30722.post.json");
-pub const WEB_CONNECTIVITY_RID: &str = "20240214T090617Z_webconnectivity_IT_30722_n1_1IvUiXNWHooB5rmD";
+pub const WEB_CONNECTIVITY_BODY: &[u8] =
+    include_bytes!("../fixtures/web_connectivity_it_30722.post.json");
+pub const WEB_CONNECTIVITY_RID: &str =
+    "20240214T090617Z_webconnectivity_IT_30722_n1_1IvUiXNWHooB5rmD";
 
 pub const UID_RE_HELP: &str = r"\d{14}\.\d{6}_[A-Z]{2}_[a-z0-9]+_[0-9a-f]{16}";
 
@@ -38,7 +40,9 @@ pub fn is_uid(s: &str, cc: &str, tn: &str) -> bool {
     head_ok
         && s[21..].starts_with(&tail)
         && s.len() == 21 + tail.len() + 16
-        && s[21 + tail.len()..].bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && s[21 + tail.len()..]
+            .bytes()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The `(domain, url, cc, category_code)` tuples of the citizenlab fixture.
@@ -46,11 +50,25 @@ pub fn citizenlab_rows() -> Vec<(String, String, String, String)> {
     CITIZENLAB_SQL
         .lines()
         .filter_map(|l| {
-            let values = l.split_once("VALUES")?.1.trim().trim_end_matches(';').trim();
+            let values = l
+                .split_once("VALUES")?
+                .1
+                .trim()
+                .trim_end_matches(';')
+                .trim();
             let inner = values.strip_prefix('(')?.strip_suffix(')')?;
-            let parts: Vec<String> =
-                inner.split("',").map(|p| p.trim().trim_matches('\'').to_owned()).collect();
-            (parts.len() == 4).then(|| (parts[0].clone(), parts[1].clone(), parts[2].clone(), parts[3].clone()))
+            let parts: Vec<String> = inner
+                .split("',")
+                .map(|p| p.trim().trim_matches('\'').to_owned())
+                .collect();
+            (parts.len() == 4).then(|| {
+                (
+                    parts[0].clone(),
+                    parts[1].clone(),
+                    parts[2].clone(),
+                    parts[3].clone(),
+                )
+            })
         })
         .collect()
 }
@@ -58,7 +76,13 @@ pub fn citizenlab_rows() -> Vec<(String, String, String, String)> {
 pub fn citizenlab_entries() -> Vec<CitizenlabEntry> {
     citizenlab_rows()
         .into_iter()
-        .map(|(domain, url, cc, category_code)| CitizenlabEntry { category_code, domain, url, cc, msmt_cnt: 0 })
+        .map(|(domain, url, cc, category_code)| CitizenlabEntry {
+            category_code,
+            domain,
+            url,
+            cc,
+            msmt_cnt: 0,
+        })
         .collect()
 }
 
@@ -82,7 +106,10 @@ pub async fn load_citizenlab(ch: &clickhouse::Client) {
         .iter()
         .map(|(d, u, cc, cat)| format!("('{}','{}','{}','{}')", esc(d), esc(u), esc(cc), esc(cat)))
         .collect();
-    let sql = format!("INSERT INTO citizenlab (domain, url, cc, category_code) VALUES {}", values.join(","));
+    let sql = format!(
+        "INSERT INTO citizenlab (domain, url, cc, category_code) VALUES {}",
+        values.join(",")
+    );
     ch.query(&sql.replace('?', "??")).execute().await.unwrap();
 }
 
@@ -90,9 +117,17 @@ pub async fn load_citizenlab(ch: &clickhouse::Client) {
 pub async fn insert_rules(ch: &clickhouse::Client, rules: &[PrioRule], sign: i8) {
     let values: Vec<String> = rules
         .iter()
-        .map(|r| format!("({sign},'{}','{}','{}','{}',{})", r.category_code, r.cc, r.domain, r.url, r.priority))
+        .map(|r| {
+            format!(
+                "({sign},'{}','{}','{}','{}',{})",
+                r.category_code, r.cc, r.domain, r.url, r.priority
+            )
+        })
         .collect();
-    let sql = format!("INSERT INTO url_priorities (sign, category_code, cc, domain, url, priority) VALUES {}", values.join(","));
+    let sql = format!(
+        "INSERT INTO url_priorities (sign, category_code, cc, domain, url, priority) VALUES {}",
+        values.join(",")
+    );
     ch.query(&sql.replace('?', "??")).execute().await.unwrap();
 }
 
@@ -146,13 +181,17 @@ pub fn fake_service(settings: Settings) -> (ProbeService, Fakes) {
         db: Arc::new(fakes.db.clone()),
         clock: fakes.clock.clone(),
     };
-    let geoip = GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap();
+    let geoip =
+        GeoIp::from_bytes(Some(mmdb::sample_country_db()), Some(mmdb::sample_asn_db())).unwrap();
     let state = State::new(settings, ports, Some(jwt_keys()), None).with_geoip(geoip);
     (ProbeService::with_state(Arc::new(state)), fakes)
 }
 
 pub fn settings() -> Settings {
-    Settings { trusted_proxy_hops: 1, ..Settings::default() }
+    Settings {
+        trusted_proxy_hops: 1,
+        ..Settings::default()
+    }
 }
 
 /// A response as the client sees it.
@@ -165,7 +204,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -175,7 +215,13 @@ impl Resp {
 
 /// Routes and dispatches one request in-process, the way the dev server does. `peer` is the
 /// TCP peer (API Gateway's `sourceIp`).
-pub async fn call(service: &ProbeService, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub async fn call(
+    service: &ProbeService,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let m = Method::parse(method).unwrap();
     let path = uri.split('?').next().unwrap();
     let RouteMatch::Found { route, params } = Router::default().find(m, path) else {
@@ -200,11 +246,22 @@ pub async fn call(service: &ProbeService, method: &str, uri: &str, headers: &[(&
         lambda_http::Body::Binary(b) => b,
         _ => Vec::new(),
     };
-    Resp { status: parts.status.as_u16(), headers: parts.headers, body }
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
 }
 
 pub async fn post_json(service: &ProbeService, uri: &str, body: &serde_json::Value) -> Resp {
-    call(service, "POST", uri, &[("content-type", "application/json")], &serde_json::to_vec(body).unwrap()).await
+    call(
+        service,
+        "POST",
+        uri,
+        &[("content-type", "application/json")],
+        &serde_json::to_vec(body).unwrap(),
+    )
+    .await
 }
 
 pub async fn get(service: &ProbeService, uri: &str) -> Resp {

@@ -18,7 +18,10 @@ pub fn samples() -> Vec<(String, Value)> {
     text.lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
-            (v["test_name"].as_str().unwrap().to_owned(), v["measurement"].clone())
+            (
+                v["test_name"].as_str().unwrap().to_owned(),
+                v["measurement"].clone(),
+            )
         })
         .collect()
 }
@@ -41,7 +44,11 @@ pub fn post(test_name: &str, measurement: &Value, at: DateTime<Utc>, salt: u64) 
     let report_id = format!("{}_{salt}", m["report_id"].as_str().unwrap_or("rid"));
     m["report_id"] = Value::String(report_id.clone());
     let cc = m["probe_cc"].as_str().unwrap_or("ZZ").to_owned();
-    let cc = if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) { cc } else { "ZZ".into() };
+    let cc = if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) {
+        cc
+    } else {
+        "ZZ".into()
+    };
     let content = serde_json::to_vec(&m).unwrap();
     let mut body = b"{\"format\":\"json\",\"content\":".to_vec();
     body.extend_from_slice(&content);
@@ -69,7 +76,8 @@ pub fn hour_of_posts(hour: DateTime<Utc>, n: usize, salt: u64) -> Vec<Post> {
     (0..n)
         .map(|i| {
             let (tn, m) = &samples[i % samples.len()];
-            let at = hour + Duration::microseconds(((i as i64) * 3_599_000_000 / n.max(1) as i64) + 1);
+            let at =
+                hour + Duration::microseconds(((i as i64) * 3_599_000_000 / n.max(1) as i64) + 1);
             post(tn, m, at, salt * 1_000_000 + i as u64)
         })
         .collect()
@@ -81,19 +89,30 @@ pub fn hour(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
 
 pub async fn put_all(store: &dyn ObjectStore, posts: &[Post]) {
     for p in posts {
-        store.put(&p.key, p.body.clone(), "application/json").await.unwrap();
+        store
+            .put(&p.key, p.body.clone(), "application/json")
+            .await
+            .unwrap();
     }
 }
 
 /// Every key of a store under `prefix`.
 pub async fn keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
-    store.list(prefix, usize::MAX).await.unwrap().into_iter().map(|o| o.key).collect()
+    store
+        .list(prefix, usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
 }
 
 /// Inflates a whole (multi-member) gzip file.
 pub fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).unwrap();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -124,24 +143,47 @@ pub struct Stored {
 
 pub async fn stored(data: &dyn ObjectStore) -> Stored {
     let all = keys(data, "raw/").await;
-    let jsonl_files: Vec<String> = all.iter().filter(|k| k.ends_with(".jsonl.gz")).cloned().collect();
-    let postcans: Vec<String> = all.iter().filter(|k| k.ends_with(".tar.gz")).cloned().collect();
-    assert_eq!(all.len(), jsonl_files.len() + postcans.len(), "unexpected objects: {all:?}");
+    let jsonl_files: Vec<String> = all
+        .iter()
+        .filter(|k| k.ends_with(".jsonl.gz"))
+        .cloned()
+        .collect();
+    let postcans: Vec<String> = all
+        .iter()
+        .filter(|k| k.ends_with(".tar.gz"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        all.len(),
+        jsonl_files.len() + postcans.len(),
+        "unexpected objects: {all:?}"
+    );
     let mut lines = BTreeMap::new();
     for f in &jsonl_files {
         let text = gunzip(&data.get(f).await.unwrap().unwrap());
         assert!(text.ends_with(b"\n"));
         for line in text[..text.len() - 1].split(|b| *b == b'\n') {
-            assert!(lines.insert(line.to_vec(), f.clone()).is_none(), "line stored twice (in {f})");
+            assert!(
+                lines.insert(line.to_vec(), f.clone()).is_none(),
+                "line stored twice (in {f})"
+            );
         }
     }
     let mut entries = BTreeMap::new();
     for f in &postcans {
         for (path, body) in untar(&data.get(f).await.unwrap().unwrap()) {
-            assert!(entries.insert(path, body).is_none(), "post stored twice (in {f})");
+            assert!(
+                entries.insert(path, body).is_none(),
+                "post stored twice (in {f})"
+            );
         }
     }
-    Stored { jsonl_files, postcans, lines, entries }
+    Stored {
+        jsonl_files,
+        postcans,
+        lines,
+        entries,
+    }
 }
 
 /// Asserts every post is stored exactly once, with its body in a postcan and its content as
@@ -150,11 +192,28 @@ pub fn assert_all_stored_once(stored: &Stored, posts: &[Post]) {
     assert_eq!(stored.entries.len(), posts.len(), "postcan entries");
     assert_eq!(stored.lines.len(), posts.len(), "jsonl lines");
     for p in posts {
-        assert_eq!(stored.entries.get(&p.key).map(Vec::as_slice), Some(&p.body[..]), "{}", p.key);
-        assert!(stored.lines.contains_key(&p.content), "content of {} missing", p.uid);
+        assert_eq!(
+            stored.entries.get(&p.key).map(Vec::as_slice),
+            Some(&p.body[..]),
+            "{}",
+            p.key
+        );
+        assert!(
+            stored.lines.contains_key(&p.content),
+            "content of {} missing",
+            p.uid
+        );
     }
-    let tars: Vec<String> = stored.postcans.iter().map(|k| k.replace(".tar.gz", "")).collect();
-    let jsonls: Vec<String> = stored.jsonl_files.iter().map(|k| k.replace(".jsonl.gz", "")).collect();
+    let tars: Vec<String> = stored
+        .postcans
+        .iter()
+        .map(|k| k.replace(".tar.gz", ""))
+        .collect();
+    let jsonls: Vec<String> = stored
+        .jsonl_files
+        .iter()
+        .map(|k| k.replace(".jsonl.gz", ""))
+        .collect();
     assert_eq!(tars, jsonls, "every chunk has both files");
 }
 
@@ -162,9 +221,19 @@ pub fn assert_all_stored_once(stored: &Stored, posts: &[Post]) {
 /// posts cycling over every fixture: one big group next to many small ones.
 pub fn mixed_hour(hour: DateTime<Utc>, n: usize, mixed: usize, salt: u64) -> Vec<Post> {
     let samples = samples();
-    let (tn, m) = samples.iter().find(|(tn, _)| tn == "web_connectivity").unwrap();
+    let (tn, m) = samples
+        .iter()
+        .find(|(tn, _)| tn == "web_connectivity")
+        .unwrap();
     let mut posts: Vec<Post> = (0..n)
-        .map(|i| post(tn, m, hour + Duration::seconds(i as i64 + 1), salt * 1_000_000 + 500_000 + i as u64))
+        .map(|i| {
+            post(
+                tn,
+                m,
+                hour + Duration::seconds(i as i64 + 1),
+                salt * 1_000_000 + 500_000 + i as u64,
+            )
+        })
         .collect();
     posts.extend(hour_of_posts(hour, mixed, salt));
     posts
