@@ -19,7 +19,7 @@ pub fn thread_cpu() -> Duration {
 }
 
 /// Operations per second of the best round, by each clock.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Rate {
     /// Per wall-clock second.
     pub wall: f64,
@@ -30,10 +30,7 @@ pub struct Rate {
 /// Calls `f` (each call doing `ops_per_call` operations) for `rounds` rounds of about `round`
 /// of wall time each, after one warm-up round, and returns the best rate seen by each clock.
 pub fn measure(rounds: usize, round: Duration, ops_per_call: u64, mut f: impl FnMut()) -> Rate {
-    let mut best = Rate {
-        wall: 0.0,
-        cpu: 0.0,
-    };
+    let mut best = Rate::default();
     for r in 0..=rounds {
         let (wall0, cpu0) = (Instant::now(), thread_cpu());
         let mut calls = 0u64;
