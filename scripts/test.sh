@@ -42,7 +42,7 @@ record cargo-test $s \
   "$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed' .local/test.log | awk '{s+=$4} END {print s+0}')" \
   "$(grep -Eo 'test result: [a-z]+\. [0-9]+ passed; [0-9]+ failed' .local/test.log | awk '{s+=$6} END {print s+0}')"
 
-stage "operations scripts (rollback against the AWS emulator)"
+stage "operations scripts (rollback, on a private AWS emulator)"
 python3 -m unittest -v scripts/test_rollback.py 2>&1 | tee .local/test-ops.log
 s=${PIPESTATUS[0]}
 record ops $s "$(grep -c ' \.\.\. ok$' .local/test-ops.log)" "$(grep -Ec ' \.\.\. (FAIL|ERROR)$' .local/test-ops.log)"

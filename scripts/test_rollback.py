@@ -1,11 +1,17 @@
-"""Tests of scripts/rollback.py against the local AWS emulator (AWS_ENDPOINT_URL must point at
-it; scripts/test.sh runs this with its private stack). Each test deploys functions of its own
-stage name, so runs never see each other's functions."""
+"""Tests of scripts/rollback.py against the AWS emulator. The tests start a private moto server
+on a free loopback port: once moto has held a Lambda function, its state dump
+(`/moto-api/data.json`, which other tests read) fails without a Docker engine, so Lambda
+functions are never created on a shared emulator. Each test deploys functions of its own stage."""
 
 import io
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 import unittest
+import urllib.request
 import uuid
 import zipfile
 from contextlib import redirect_stdout
@@ -24,14 +30,41 @@ def code_zip() -> bytes:
 class RollbackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.environ.get("AWS_ENDPOINT_URL"):
-            raise RuntimeError("AWS_ENDPOINT_URL must point at the local AWS emulator")
+        moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.saved_endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        os.environ.setdefault("AWS_REGION", "us-east-1")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or cls.moto.poll() is not None:
+                    cls.moto.kill()
+                    raise RuntimeError("the private moto server did not start")
+                time.sleep(0.1)
         iam = rollback.client("iam")
         cls.role = iam.create_role(
             RoleName=f"ooni-rollback-test-{uuid.uuid4().hex[:8]}",
             AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}',
         )["Role"]["Arn"]
         cls.lam = rollback.client("lambda")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto.terminate()
+        cls.moto.wait(timeout=10)
+        if cls.saved_endpoint is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = cls.saved_endpoint
 
     def deploy(self, name: str, versions: int, canary: float | None = None) -> None:
         """A function with `versions` published versions and `live` on the last (or, with a
