@@ -11,9 +11,15 @@ source scripts/env.sh
 rm -rf "$OONI_CLICKHOUSE_DATA"
 infra/local/stack.sh start
 trap 'infra/local/stack.sh stop' EXIT
-cargo build -q --bin ooni
-target/debug/ooni migrate
-target/debug/ooni seed
+# The `ooni` CLI drives the emulator: OONI_BIN reuses one already built (`make test` passes the
+# one its `cargo test --workspace` built, whose feature set a lone `cargo build --bin ooni` would
+# not match, rebuilding every dependency).
+if [ -z "${OONI_BIN:-}" ]; then
+  cargo build -q --bin ooni
+  OONI_BIN=target/debug/ooni
+fi
+"$OONI_BIN" migrate
+"$OONI_BIN" seed
 # The queue URL the template passes to every function (moto's account id is 123456789012).
 export OONI_SUBMISSIONS_QUEUE_URL="${AWS_ENDPOINT_URL}/123456789012/ooni-local-submissions"
 # The fetching jobs read stand-ins for their upstream sources from a local file server: the
@@ -35,4 +41,4 @@ export OONI_VPN_EIP_SERVICE_URL="$src/vpn/eip-service.json" OONI_VPN_CA_URL="$sr
 for _ in $(seq 50); do curl -fs -o /dev/null "$OONI_FINGERPRINTS_DNS_URL" && break; sleep 0.1; done
 # JobGeoip needs the monthly DB-IP databases and JobTestHelperRotation the DigitalOcean API:
 # their black-box tests in shared/jobs run them against recording fake upstreams instead.
-target/debug/ooni smoketest --skip JobGeoip --skip JobTestHelperRotation "$@"
+"$OONI_BIN" smoketest --skip JobGeoip --skip JobTestHelperRotation "$@"

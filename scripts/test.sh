@@ -60,7 +60,7 @@ fi
 
 if [ "${OONI_TEST_SMOKE:-1}" != 0 ]; then
   stage "smoke test: release artifacts (x86_64) under a Lambda Runtime API emulator"
-  { make build ARCH=x86_64 && scripts/smoketest.sh; } 2>&1 | tee .local/test-smoke.log
+  { make build ARCH=x86_64 && OONI_BIN=target/debug/ooni scripts/smoketest.sh; } 2>&1 | tee .local/test-smoke.log
   s=${PIPESTATUS[0]}
   line=$(grep -E '^smoketest: [0-9]+ passed, [0-9]+ failed$' .local/test-smoke.log | tail -1)
   smoke_passed=$(echo "$line" | awk '{print $2+0}')
