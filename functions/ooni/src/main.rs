@@ -69,16 +69,10 @@ enum Command {
     },
     /// Run one timer job now (e.g. `ooni job JobFingerprints`).
     Job { name: String },
-    /// Load a day's ClickHouse backup (JobBackup) from the backup bucket into `<table><suffix>`.
-    Restore {
-        /// Backup day, YYYY-MM-DD.
-        date: String,
-        /// Tables to restore (repeatable; default: every table of the day's manifest).
-        #[arg(long = "table")]
-        tables: Vec<String>,
-        /// Suffix of the tables loaded (created like the live ones); "" appends to the live tables.
-        #[arg(long, default_value = "_restored")]
-        suffix: String,
+    /// ClickHouse backups (JobBackup) in the backup bucket.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
     },
     /// Add synthetic fastpath rows (realistic countries, networks, tests, anomalies over the last
     /// year) to the configured database, for the query benchmarks and load tests.
@@ -101,6 +95,21 @@ enum Command {
         /// Leave out functions whose binary was not built instead of failing.
         #[arg(long)]
         allow_missing: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Load a day's backup from the backup bucket into `<table><suffix>` (checksum-verified).
+    Restore {
+        /// Backup day, YYYY-MM-DD.
+        date: String,
+        /// Tables to restore (repeatable; default: every table of the day's manifest).
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Suffix of the tables loaded (created like the live ones); "" appends to the live tables.
+        #[arg(long, default_value = "_restored")]
+        suffix: String,
     },
 }
 
@@ -253,10 +262,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        Command::Restore {
-            date,
-            tables,
-            suffix,
+        Command::Backup {
+            command:
+                BackupCommand::Restore {
+                    date,
+                    tables,
+                    suffix,
+                },
         } => {
             let ctx = Arc::new(local::context(false).await?);
             let store = ctx.object_store(ooni_platform::functions::Bucket::Backup);

@@ -43,17 +43,9 @@ pub struct State {
 }
 
 impl State {
-    /// Production state of a context; the GitHub token is read from `OONI_GITHUB_TOKEN`
-    /// (or its SSM parameter) unless `github_token` is given.
-    pub fn new(
-        ctx: Arc<Context>,
-        settings: EditorSettings,
-        github_token: Option<ooni_adapters::Secret>,
-    ) -> State {
-        let source = match github_token {
-            Some(t) => TokenSource::Fixed(t),
-            None => TokenSource::Environment(ctx.aws.clone()),
-        };
+    /// The state of a context, with the GitHub token from `source` (in production
+    /// [`TokenSource::from_env`]: `OONI_GITHUB_TOKEN` or its SSM parameter).
+    pub fn new(ctx: Arc<Context>, settings: EditorSettings, source: TokenSource) -> State {
         let editor = Editor {
             github: Arc::new(RestGitHub::new(&settings.api_url, source)),
             store: Arc::new(DynamoEditorStore::new(
@@ -106,7 +98,11 @@ impl AdminService {
         self.state
             .get_or_try_init(|| async {
                 let settings = EditorSettings::from_env(&Env::process())?;
-                Ok::<_, anyhow::Error>(Arc::new(State::new(self.ctx.clone(), settings, None)))
+                Ok::<_, anyhow::Error>(Arc::new(State::new(
+                    self.ctx.clone(),
+                    settings,
+                    TokenSource::from_env(self.ctx.aws.clone()),
+                )))
             })
             .await
             .cloned()

@@ -7,10 +7,12 @@
 
 mod support;
 
+use ooni_admin::editor::github::TokenSource;
 use ooni_admin::editor::store::{DraftState, DynamoEditorStore, EditorStore};
 use ooni_platform::auth::Role;
 use ooni_platform::functions::Table;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use support::*;
 
 // ---- Prioritization rules ------------------------------------------------------------------
@@ -748,4 +750,51 @@ async fn every_sample_event_of_an_admin_function_is_served_by_its_handler() {
         }
     }
     assert_eq!(seen, 7);
+}
+
+/// The GitHub token as production loads it: `OONI_GITHUB_TOKEN_SSM_PARAMETER` names an SSM
+/// SecureString (here in the AWS emulator), read with decryption on first use; while the
+/// parameter is missing the editor answers 503 without calling GitHub.
+#[tokio::test]
+async fn the_github_token_is_read_from_the_ssm_parameter_the_environment_names() {
+    let parameter = format!("/ooni/test/github-token-{}", uuid::Uuid::new_v4().simple());
+    let p = parameter.clone();
+    let a = Admin::start_with(move |stack| TokenSource::Environment {
+        aws: stack.ctx.aws.clone(),
+        lookup: Arc::new(move |k| (k == "OONI_GITHUB_TOKEN_SSM_PARAMETER").then(|| p.clone())),
+    })
+    .await;
+    let user = a.token(&account(), Role::User);
+    let (status, body) = a
+        .get("/api/_/url-submission/test-list/it", Some(&user))
+        .await;
+    assert_eq!(status, 503, "no parameter yet: {body}");
+    assert_eq!(
+        a.github.requests().len(),
+        0,
+        "GitHub is not called without a token"
+    );
+
+    a.stack
+        .ctx
+        .aws
+        .ssm
+        .put_parameter()
+        .name(&parameter)
+        .value(TOKEN)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = a
+        .get("/api/_/url-submission/test-list/it", Some(&user))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(a.gh().unauthorized, 0);
+    assert!(a
+        .github
+        .requests()
+        .iter()
+        .all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))));
+    assert!(!body.to_string().contains(TOKEN));
 }

@@ -866,11 +866,12 @@ async fn a_monthly_source_not_yet_published_falls_back_to_last_month() {
 
 // ---- Backup and exports --------------------------------------------------------------------
 
-fn gunzip_lines(b: &[u8]) -> Vec<Value> {
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(b), &mut text).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+/// A dump (zstd'd CSVWithNames) as records of column name → value.
+fn csv_records(b: &[u8]) -> Vec<std::collections::HashMap<String, String>> {
+    let text = zstd::decode_all(b).unwrap();
+    csv::Reader::from_reader(&text[..])
+        .deserialize()
+        .map(|r| r.unwrap())
         .collect()
 }
 
@@ -920,7 +921,7 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
     assert_eq!(prio.rows, live_rows);
     assert!(prio.create.starts_with("CREATE TABLE"));
     let body = backup.get(&prio.key).await.unwrap().unwrap();
-    assert_eq!(gunzip_lines(&body).len() as u64, live_rows);
+    assert_eq!(csv_records(&body).len() as u64, live_rows);
     assert_eq!(prio.bytes, body.len() as u64);
     let feedback = manifest
         .tables
@@ -928,7 +929,7 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
         .find(|t| t.table == "msmt_feedback")
         .unwrap();
     assert_eq!(
-        gunzip_lines(&backup.get(&feedback.key).await.unwrap().unwrap())[0]["comment"],
+        csv_records(&backup.get(&feedback.key).await.unwrap().unwrap())[0]["comment"],
         "it's fine"
     );
 
@@ -936,16 +937,16 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
         .stack
         .ctx
         .object_store(ooni_platform::functions::Bucket::Data);
-    let export = gunzip_lines(
+    let export = csv_records(
         &data
-            .get("exports/citizenlab.jsonl.gz")
+            .get("exports/citizenlab.csv.zst")
             .await
             .unwrap()
             .unwrap(),
     );
     assert_eq!(export.len(), 5);
     assert!(data
-        .get("exports/fingerprints_dns.jsonl.gz")
+        .get("exports/fingerprints_dns.csv.zst")
         .await
         .unwrap()
         .is_some());
@@ -978,7 +979,7 @@ async fn a_daily_backup_with_manifest_and_public_exports_is_written_once_and_res
             .unwrap()
     );
 
-    // The whole day, as the runbook's `ooni restore DATE` does it: every table of the manifest.
+    // The whole day, as the runbook's `ooni backup restore DATE` does it: every table of the manifest.
     let all = ooni_jobs::backup::restore_day(&h.ch(), backup.as_ref(), &date, &[], "_all")
         .await
         .unwrap();
@@ -1007,7 +1008,7 @@ async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrup
     let h = Harness::start().await;
     seed_state_tables(&h).await;
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let first_key = format!("clickhouse/{date}/url_priorities.jsonl.gz");
+    let first_key = format!("clickhouse/{date}/url_priorities.csv.zst");
     let first_key: &'static str = Box::leak(first_key.into_boxed_str());
     h.run_killed_at(Job::Backup, stop(Step::Stored, Some(first_key)))
         .await;
@@ -1044,7 +1045,7 @@ async fn a_backup_killed_before_its_manifest_is_redone_by_the_rerun_and_a_corrup
         .put(
             first_key,
             bytes::Bytes::from_static(b"tampered"),
-            "application/gzip",
+            "application/zstd",
         )
         .await
         .unwrap();

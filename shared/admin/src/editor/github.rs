@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ooni_adapters::{AwsClients, Secret};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -83,12 +84,29 @@ pub trait GitHub: Send + Sync {
     async fn delete_branch(&self, repo: &str, branch: &str) -> Result<(), GitHubError>;
 }
 
+/// Reads an environment variable (`std::env::var` in production).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where the token comes from.
 #[derive(Clone)]
 pub enum TokenSource {
     Fixed(Secret),
-    /// `OONI_GITHUB_TOKEN` or `OONI_GITHUB_TOKEN_SSM_PARAMETER`, loaded on first use.
-    Environment(AwsClients),
+    /// `OONI_GITHUB_TOKEN` or the SSM parameter named by `OONI_GITHUB_TOKEN_SSM_PARAMETER`
+    /// (read with decryption), as seen through `lookup`; loaded on first use.
+    Environment {
+        aws: AwsClients,
+        lookup: EnvLookup,
+    },
+}
+
+impl TokenSource {
+    /// The production source: the process environment, then SSM.
+    pub fn from_env(aws: AwsClients) -> TokenSource {
+        TokenSource::Environment {
+            aws,
+            lookup: Arc::new(|k| std::env::var(k).ok()),
+        }
+    }
 }
 
 /// [`GitHub`] over the REST API at `api_url`.
@@ -147,8 +165,8 @@ impl RestGitHub {
             .get_or_try_init(|| async {
                 match &self.source {
                     TokenSource::Fixed(s) => Ok(s.clone()),
-                    TokenSource::Environment(aws) => aws
-                        .load_secret("OONI_GITHUB_TOKEN")
+                    TokenSource::Environment { aws, lookup } => aws
+                        .load_secret_with("OONI_GITHUB_TOKEN", |k| lookup(k))
                         .await
                         .map_err(|e| GitHubError::Token(e.to_string())),
                 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use ooni_admin::editor::github::TokenSource;
 use ooni_admin::editor::EditorSettings;
 use ooni_admin::{AdminService, State};
 use ooni_platform::auth::{Role, UserClaims, AUD_USER_AUTH};
@@ -228,6 +229,12 @@ pub struct Admin {
 
 impl Admin {
     pub async fn start() -> Admin {
+        Admin::start_with(|_| TokenSource::Fixed(ooni_adapters::Secret::new(TOKEN))).await
+    }
+
+    /// Like [`Admin::start`], with the GitHub token from the source `token` builds for the
+    /// stack's AWS clients.
+    pub async fn start_with(token: impl FnOnce(&TestStack) -> TokenSource) -> Admin {
         let stack = TestStack::start().await;
         let gh = Arc::new(Mutex::new(Gh::default()));
         let g = gh.clone();
@@ -251,11 +258,8 @@ impl Admin {
             base_branch: "master".into(),
             max_edits: 20,
         };
-        let state = State::new(
-            stack.ctx.clone(),
-            settings,
-            Some(ooni_adapters::Secret::new(TOKEN)),
-        );
+        let source = token(&stack);
+        let state = State::new(stack.ctx.clone(), settings, source);
         let service = AdminService::with_state(stack.ctx.clone(), state);
         let server = stack.serve(Arc::new(service)).await;
         Admin {
