@@ -28,6 +28,8 @@ SOURCES="$REPO_ROOT/.local/smoke-sources"
 rm -rf "$SOURCES" && mkdir -p "$SOURCES"
 cp infra/seed/fingerprints_dns.csv infra/seed/fingerprints_http.csv "$SOURCES/"
 cp -r infra/smoke/asnmeta.json infra/smoke/vpn "$SOURCES/"
+gzip -c infra/smoke/geoip/cc.mmdb >"$SOURCES/cc.mmdb.gz" # the db-ip monthly files are gzip'd
+cp infra/smoke/geoip/asn.mmdb "$SOURCES/"
 tar -czf "$SOURCES/test-lists.tar.gz" -C infra/smoke test-lists-master
 SEED_PORT="${OONI_SMOKE_SEED_PORT:-28180}"
 python3 -m http.server "$SEED_PORT" --bind 127.0.0.1 --directory "$SOURCES" >/dev/null 2>&1 &
@@ -37,8 +39,10 @@ src="http://127.0.0.1:${SEED_PORT}"
 export OONI_FINGERPRINTS_DNS_URL="$src/fingerprints_dns.csv" OONI_FINGERPRINTS_HTTP_URL="$src/fingerprints_http.csv"
 export OONI_CITIZENLAB_ARCHIVE_URL="$src/test-lists.tar.gz" OONI_CITIZENLAB_MIN_ROWS=1
 export OONI_ASNMETA_URL="$src/asnmeta.json" OONI_ASNMETA_MIN_ROWS=1
+export OONI_GEOIP_CC_URL="$src/cc.mmdb.gz" OONI_GEOIP_ASN_URL="$src/asn.mmdb"
+export OONI_GEOIP_PROBE_IP=93.57.1.1 OONI_GEOIP_PROBE_CC=IT OONI_GEOIP_PROBE_ASN=30722
 export OONI_VPN_EIP_SERVICE_URL="$src/vpn/eip-service.json" OONI_VPN_CA_URL="$src/vpn/ca.crt" OONI_VPN_CERT_URL="$src/vpn/cert"
 for _ in $(seq 50); do curl -fs -o /dev/null "$OONI_FINGERPRINTS_DNS_URL" && break; sleep 0.1; done
-# JobGeoip needs the monthly DB-IP databases and JobTestHelperRotation the DigitalOcean API:
-# their black-box tests in shared/jobs run them against recording fake upstreams instead.
-"$OONI_BIN" smoketest --skip JobGeoip --skip JobTestHelperRotation "$@"
+# JobTestHelperRotation needs the DigitalOcean API and an ACME CA: its black-box tests in
+# shared/jobs run it against a stateful fake DigitalOcean API and a local ACME server instead.
+"$OONI_BIN" smoketest --skip JobTestHelperRotation "$@"
