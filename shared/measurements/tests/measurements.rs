@@ -529,3 +529,194 @@ async fn every_metered_response_carries_the_remaining_quota() {
     let (_, headers, _) = shared().get("/api/v1/measurements?order=nope").await;
     assert!(headers.get("x-ratelimit-remaining").is_some(), "errors too");
 }
+
+/// The measurement_uids ClickHouse itself returns for the listing's window and default
+/// exclusions plus `cond` — the oracle the API's filtered listing must equal.
+async fn uids_where(since: &str, until: &str, cond: &str) -> std::collections::BTreeSet<String> {
+    let sql = format!(
+        "SELECT DISTINCT measurement_uid FROM fastpath FINAL \
+         WHERE measurement_start_time > toDateTime('{since}') \
+         AND measurement_start_time <= toDateTime('{until}') \
+         AND probe_cc != 'ZZ' AND probe_asn != 0 AND {cond}"
+    );
+    shared()
+        .ch()
+        .query(&sql)
+        .fetch_all::<String>()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .collect()
+}
+
+async fn listed_uids(query: &str) -> std::collections::BTreeSet<String> {
+    let v = shared()
+        .json(&format!("/api/v1/measurements?{query}&limit=1000"))
+        .await;
+    results(&v)
+        .iter()
+        .map(|r| r["measurement_uid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Equal sets, reported by their sizes and differences (not thousands of ids).
+fn same_uids(
+    got: std::collections::BTreeSet<String>,
+    expected: std::collections::BTreeSet<String>,
+    what: &str,
+) {
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: listed {} rows, ClickHouse {}; missing {missing:?}, extra {extra:?}",
+        got.len(),
+        expected.len()
+    );
+}
+
+/// One value of `column` present in the window (the most common one, so the filter keeps rows).
+async fn a_value_of(column: &str, since: &str, until: &str) -> String {
+    shared()
+        .ch()
+        .query(&format!(
+            "SELECT toString({column}) FROM fastpath FINAL \
+             WHERE measurement_start_time > toDateTime('{since}') \
+             AND measurement_start_time <= toDateTime('{until}') \
+             AND probe_cc != 'ZZ' AND probe_asn != 0 AND {column} != '' \
+             GROUP BY {column} ORDER BY count() DESC, {column} LIMIT 1"
+        ))
+        .fetch_one::<String>()
+        .await
+        .unwrap()
+}
+
+/// Every other filter of the listing, on the fixture rows of real ClickHouse: each returns
+/// exactly the rows ClickHouse selects for the same condition, and narrows the listing.
+#[tokio::test]
+async fn every_other_filter_returns_exactly_the_rows_clickhouse_selects() {
+    // Under the 1000-row page: the fixture's first 30 seconds of 2024 (~440 rows).
+    let (since, until) = ("2023-12-01 00:00:00", "2024-01-01 00:00:30");
+    let window = format!("since={}&until={}", enc(since), enc(until));
+    let everything = uids_where(since, until, "1").await;
+    assert!(
+        everything.len() > 100 && everything.len() < 1000,
+        "{}",
+        everything.len()
+    );
+    same_uids(listed_uids(&window).await, everything.clone(), "no filter");
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "\\'"));
+    let mut cases: Vec<(String, String)> = vec![
+        ("anomaly=true".into(), "anomaly = 't'".into()),
+        ("anomaly=false".into(), "anomaly = 'f'".into()),
+        ("confirmed=false".into(), "confirmed = 'f'".into()),
+        ("failure=true".into(), "msm_failure = 't'".into()),
+        ("failure=false".into(), "msm_failure = 'f'".into()),
+    ];
+    for column in [
+        "software_version",
+        "test_version",
+        "engine_version",
+        "report_id",
+        "input",
+    ] {
+        let value = a_value_of(column, since, until).await;
+        cases.push((
+            format!("{column}={}", enc(&value)),
+            format!("{column} = {}", quoted(&value)),
+        ));
+    }
+    // Two values of a comma-separated list filter match either.
+    let sv = a_value_of("software_version", since, until).await;
+    cases.push((
+        format!("software_version={},0.0.0-none", enc(&sv)),
+        format!("software_version IN ({}, '0.0.0-none')", quoted(&sv)),
+    ));
+    // A category keeps the inputs the test lists file under it.
+    let category: String = shared()
+        .ch()
+        .query(&format!(
+            "SELECT category_code FROM citizenlab WHERE url IN (SELECT input FROM fastpath \
+             WHERE measurement_start_time > toDateTime('{since}') \
+             AND measurement_start_time <= toDateTime('{until}')) \
+             GROUP BY category_code ORDER BY count() DESC, category_code LIMIT 1"
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    cases.push((
+        format!("category_code={category}"),
+        format!(
+            "input IN (SELECT url FROM citizenlab WHERE category_code = {})",
+            quoted(&category)
+        ),
+    ));
+    for (filter, cond) in cases {
+        let expected = uids_where(since, until, &cond).await;
+        assert!(
+            !expected.is_empty(),
+            "{filter}: no fixture row matches {cond}"
+        );
+        assert!(
+            expected.len() < everything.len(),
+            "{filter} does not narrow the fixture window"
+        );
+        same_uids(
+            listed_uids(&format!("{window}&{filter}")).await,
+            expected,
+            &filter,
+        );
+    }
+}
+
+/// `ooni_run_link_id` (the fixtures have none): rows of two OONI Run links and one without, in
+/// a window of their own; one id or both select exactly their rows, and ids are validated.
+#[tokio::test]
+async fn the_ooni_run_link_id_filter_selects_the_rows_of_those_links() {
+    let ch = shared().ch();
+    for (uid, link) in [
+        (
+            "20190302000000.000001_IT_webconnectivity_0000000000000001",
+            "10001",
+        ),
+        (
+            "20190302000000.000002_IT_webconnectivity_0000000000000002",
+            "10002",
+        ),
+        (
+            "20190302000000.000003_IT_webconnectivity_0000000000000003",
+            "NULL",
+        ),
+    ] {
+        ch.query(&format!(
+            "INSERT INTO fastpath (measurement_uid, report_id, input, probe_cc, probe_asn, \
+             test_name, test_start_time, measurement_start_time, scores, anomaly, confirmed, \
+             msm_failure, ooni_run_link_id) VALUES ('{uid}', \
+             '20190302T000000Z_webconnectivity_IT_30722_n1_runlinkfilter00001', \
+             'https://example.org/', 'IT', 30722, 'web_connectivity', '2019-03-02 00:00:00', \
+             '2019-03-02 00:00:00', '{{}}', 'f', 'f', 'f', {link})"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    }
+    let window = "since=2019-03-01&until=2019-03-03";
+    assert_eq!(listed_uids(window).await.len(), 3);
+    let one = listed_uids(&format!("{window}&ooni_run_link_id=10001")).await;
+    assert_eq!(
+        one.into_iter().collect::<Vec<_>>(),
+        ["20190302000000.000001_IT_webconnectivity_0000000000000001"]
+    );
+    assert_eq!(
+        listed_uids(&format!("{window}&ooni_run_link_id=10001,10002"))
+            .await
+            .len(),
+        2
+    );
+    let (status, _, body) = shared()
+        .get(&format!(
+            "/api/v1/measurements?{window}&ooni_run_link_id=abc"
+        ))
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
