@@ -8,6 +8,8 @@ export OONI_CLICKHOUSE_PORT="${OONI_SMOKE_CLICKHOUSE_PORT:-28123}"
 export OONI_AWS_PORT="${OONI_SMOKE_AWS_PORT:-25000}"
 export OONI_CLICKHOUSE_DATA="$REPO_ROOT/.local/smoke-clickhouse-data"
 source scripts/env.sh
+# An error of the CLI says what went wrong in one line; a backtrace would push it out of view.
+export RUST_BACKTRACE=0
 rm -rf "$OONI_CLICKHOUSE_DATA"
 infra/local/stack.sh start
 trap 'infra/local/stack.sh stop' EXIT

@@ -68,6 +68,19 @@ if [ "${OONI_TEST_SMOKE:-1}" != 0 ]; then
   record smoketest $s "$smoke_passed" "$smoke_failed"
 fi
 
+# CI shows only the end of this output: repeat why each failed stage failed (its log's error
+# lines, without backtrace frames) right above the summary.
+declare -A stage_log=([template-lint]="" [cargo-test]=.local/test.log [ops]=.local/test-ops.log
+  [fuzz]=.local/test-fuzz.log [smoketest]=.local/test-smoke.log)
+for s in "${failed_stages[@]}"; do
+  log="${stage_log[$s]:-}"
+  [ -n "$log" ] && [ -f "$log" ] || continue
+  echo
+  echo "== why $s failed (from $log)"
+  grep -vE '^ *[0-9]+: |^ +at |^stack backtrace:|^Stack backtrace:' "$log" \
+    | grep -iE -A3 'error|panicked|fail|refused|timed out' | grep -vE '^(ok|test .* ok)$' | tail -40
+done
+
 echo
 echo "make test took $(( $(date +%s) - start )) s"
 if [ "${#failed_stages[@]}" -gt 0 ]; then echo "failed stages: ${failed_stages[*]}"; fi

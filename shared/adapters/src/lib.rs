@@ -7,6 +7,7 @@
 //! - [`dynamo`]: `DynamoTable`, a typed helper over (`pk`, `sk`) tables.
 //! - [`clickhouse`]: connection settings, `ensure_database`, `health`, `Migrator`.
 //! - [`clock`]: the `Clock` port.
+//! - [`prio`]: the ClickHouse reads behind URL prioritization.
 //! - [`bootstrap`]: resource names and idempotent local provisioning.
 //! - [`fakes`]: in-memory fakes with fault injection.
 
@@ -19,6 +20,7 @@ pub mod clock;
 pub mod dynamo;
 pub mod fakes;
 pub mod object_store;
+pub mod prio;
 pub mod queue;
 pub mod secret;
 

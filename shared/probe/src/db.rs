@@ -1,17 +1,10 @@
 //! The ClickHouse queries of the probe services, behind the narrow [`TestListDb`] port, with
 //! the real adapter ([`ClickHouseTestListDb`]) and an in-memory fake ([`MemoryTestListDb`]).
 //!
-//! Queries (contract §6):
-//! * citizenlab URLs of the country (lowercase cc), of the uppercase cc and the global `ZZ`
-//!   list, each with the measurements of the last two weeks from `counters_asn_test_list`
-//!   (for one ASN unless the ASN is 0). Rows come in a fixed order (`url, cc, category_code`)
-//!   so that equal weights keep a reproducible order (upstream had none);
-//! * the prioritisation rules of the country: `url_priorities FINAL`, grouped, keeping only
-//!   rules whose `sum(sign) > 0` (upstream read the collapsing table without `FINAL` and
-//!   without looking at `sign`, so deleted and edited rules still counted);
-//! * the global (`ZZ`) URLs for the failover list.
+//! The queries (contract §6) are `ooni_adapters::prio`'s, run here under a timeout.
 
 use async_trait::async_trait;
+use ooni_adapters::prio;
 use ooni_domain::prio::{CitizenlabEntry, PrioRule};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,105 +67,24 @@ impl ClickHouseTestListDb {
     }
 }
 
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct CitizenlabRow {
-    category_code: String,
-    domain: String,
-    url: String,
-    cc: String,
-    msmt_cnt: u64,
-}
-
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct RuleRow {
-    category_code: String,
-    cc: String,
-    domain: String,
-    url: String,
-    priority: i32,
-}
-
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct GlobalRow {
-    category_code: String,
-    url: String,
-}
-
-const CITIZENLAB_SQL: &str = "\
-SELECT category_code, domain, url, cc, toUInt64(COALESCE(cnt.msmt_cnt, 0)) AS msmt_cnt
-FROM (
-    SELECT DISTINCT category_code, domain, url, replaceAll(toString(cc), char(0), '') AS cc
-    FROM citizenlab FINAL
-    WHERE cc IN (?, ?, 'ZZ')
-) AS citiz
-LEFT JOIN (
-    SELECT input, sum(msmt_cnt) AS msmt_cnt
-    FROM counters_asn_test_list
-    WHERE probe_cc = ?
-      AND week IN (toStartOfWeek(now()), toStartOfWeek(now() - toIntervalWeek(1)))
-      AND (? = 0 OR probe_asn = ?)
-    GROUP BY input
-) AS cnt ON citiz.url = cnt.input
-ORDER BY url, cc, category_code";
-
-const RULES_SQL: &str = "\
-SELECT category_code, cc, domain, url, priority
-FROM url_priorities FINAL
-WHERE cc = ? OR cc = '*' OR cc = ''
-GROUP BY category_code, cc, domain, url, priority
-HAVING sum(sign) > 0
-ORDER BY category_code, cc, domain, url, priority";
-
-const GLOBAL_SQL: &str = "\
-SELECT DISTINCT category_code, url FROM citizenlab FINAL WHERE cc = 'ZZ' ORDER BY category_code, url";
-
 #[async_trait]
 impl TestListDb for ClickHouseTestListDb {
     async fn citizenlab(&self, cc: &str, asn: u32) -> Result<Vec<CitizenlabEntry>, DbError> {
-        let q = self
-            .client
-            .query(CITIZENLAB_SQL)
-            .bind(cc.to_lowercase())
-            .bind(cc)
-            .bind(cc)
-            .bind(asn)
-            .bind(asn);
-        let rows: Vec<CitizenlabRow> = self.run("citizenlab", q.fetch_all()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| CitizenlabEntry {
-                category_code: r.category_code,
-                domain: r.domain,
-                url: r.url,
-                cc: r.cc,
-                msmt_cnt: r.msmt_cnt,
-            })
-            .collect())
+        self.run(
+            "citizenlab",
+            prio::citizenlab_entries(&self.client, cc, asn),
+        )
+        .await
     }
 
     async fn prio_rules(&self, cc: &str) -> Result<Vec<PrioRule>, DbError> {
-        let q = self.client.query(RULES_SQL).bind(cc);
-        let rows: Vec<RuleRow> = self.run("url_priorities", q.fetch_all()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PrioRule {
-                category_code: r.category_code,
-                cc: r.cc,
-                domain: r.domain,
-                url: r.url,
-                priority: i64::from(r.priority),
-            })
-            .collect())
+        self.run("url_priorities", prio::prio_rules(&self.client, cc))
+            .await
     }
 
     async fn global_urls(&self) -> Result<Vec<(String, String)>, DbError> {
-        let rows: Vec<GlobalRow> = self
-            .run(
-                "global citizenlab",
-                self.client.query(GLOBAL_SQL).fetch_all(),
-            )
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.category_code, r.url)).collect())
+        self.run("global citizenlab", prio::global_urls(&self.client))
+            .await
     }
 
     async fn ping(&self) -> Result<(), DbError> {

@@ -41,6 +41,60 @@ pub fn jwt_keys() -> JwtKeys {
     }
 }
 
+/// Test databases older than this are dropped by the next stack that starts: a test run
+/// leaves its databases behind (shared fixtures live for the whole process), and a long-lived
+/// dev server that collects thousands of them runs out of file descriptors.
+const STALE_AFTER_SECS: u64 = 6 * 3600;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `test_<prefix>_<created, unix seconds>`.
+fn database_name(prefix: &str, created: u64) -> String {
+    format!("test_{prefix}_{created}")
+}
+
+/// When a test database was created, from its name (`None`: not one of ours).
+fn created_at(database: &str) -> Option<u64> {
+    let rest = database.strip_prefix("test_t")?;
+    let (id, created) = rest.split_once('_')?;
+    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| created.parse().ok())
+        .flatten()
+}
+
+/// Drops the test databases older than [`STALE_AFTER_SECS`], once per process; best effort.
+async fn drop_stale_databases(ch_url: &str) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let client = clickhouse::Client::default().with_url(ch_url);
+        let names: Vec<String> = match client
+            .query("SELECT name FROM system.databases WHERE name LIKE 'test\\_t%'")
+            .fetch_all()
+            .await
+        {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let now = unix_now();
+        for name in names {
+            if created_at(&name).is_some_and(|c| now.saturating_sub(c) > STALE_AFTER_SECS) {
+                let dropped = client
+                    .query(&format!("DROP DATABASE IF EXISTS `{name}` SYNC"))
+                    .execute()
+                    .await;
+                if let Err(e) = dropped {
+                    eprintln!("testkit: could not drop the stale database {name}: {e}");
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// A private slice of the local services.
 pub struct TestStack {
     /// Unique prefix of every resource name (and the ClickHouse database name).
@@ -62,7 +116,8 @@ impl TestStack {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("t{}", &id[..12]);
         let ch_url = clickhouse_url();
-        let clickhouse = ClickHouseConfig::new(&ch_url, format!("test_{prefix}"));
+        drop_stale_databases(&ch_url).await;
+        let clickhouse = ClickHouseConfig::new(&ch_url, database_name(&prefix, unix_now()));
         if let Err(e) = clickhouse.ensure_database().await {
             panic!("ClickHouse is not reachable at {ch_url} ({e}). Start it with `infra/local/stack.sh start` or set OONI_TEST_CLICKHOUSE_URL");
         }
@@ -127,5 +182,20 @@ pub struct TestServer {
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_database_names_carry_a_creation_time() {
+        let name = database_name("t0123456789ab", 1_795_000_000);
+        assert_eq!(name, "test_t0123456789ab_1795000000");
+        assert_eq!(created_at(&name), Some(1_795_000_000));
+        assert_eq!(created_at("test_t0123456789ab"), None);
+        assert_eq!(created_at("test_tnothexnothex_1"), None);
+        assert_eq!(created_at("ooni"), None);
     }
 }
