@@ -32,6 +32,7 @@ pub mod job;
 pub mod metrics;
 pub mod migrate;
 pub mod rotation;
+pub mod rotation_tls;
 pub mod service;
 pub mod settings;
 pub mod swap;
