@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pebble;
+
 use async_trait::async_trait;
 use ooni_jobs::checkpoint::{Checkpoints, NoCheckpoints, Point, Step};
 use ooni_jobs::metrics::MetricsSink;
