@@ -12,17 +12,26 @@
 //! 2. destroys helpers drained for longer than `drain` (droplet first, then the row gets
 //!    `destroyed_at`: a run killed in between finishes on the next run, and no droplet is
 //!    ever left running without a row);
-//! 3. looks at pending droplets (ours, not in the table): one that answers the end-to-end
-//!    check on `https://<ip>/` (Host `<rdn>.<zone>`, the upstream probe of `oohelperd`) becomes
-//!    active — its row is inserted and the previous helper of that rdn is drained; one that is
-//!    still not healthy after `spawn_timeout` is destroyed;
+//! 3. looks at pending droplets (ours, not in the table): one that passes the end-to-end check
+//!    becomes active — its row is inserted and the previous helper of that rdn is drained; one
+//!    that is still not healthy after `spawn_timeout` is destroyed. The check (the upstream
+//!    probe of `oohelperd`) connects to `https://<rdn>.<zone>/` resolved to the droplet's
+//!    address only, verifies TLS for that name, and requires the leaf of the stored certificate;
 //! 4. drains all but the newest active row of an rdn (repairs a run killed mid-activation);
 //! 5. reconciles the DNS A/AAAA records of every active rdn (idempotent);
 //! 6. when nothing is pending, spawns a droplet for a missing rdn, or to replace the oldest
 //!    active helper once it is older than `max_age` — one at a time (no helper draining) and
-//!    staggered (the newest helper at least `max_age / active_count` old). The first-boot script
-//!    (`user_data`) is the config-bucket object `setup_key` (installs and configures
-//!    `oohelperd` and its TLS certificate; upstream did this over SSH);
+//!    staggered (the newest helper at least `max_age / active_count` old). Before spawning, the
+//!    TLS step ([`crate::rotation_tls`]) makes sure the wildcard certificate `*.<zone>` stored
+//!    in the config bucket (`rotation/tls/<zone>.json`, this job's only) is valid for more than
+//!    `renew_before`, else orders a new one from the ACME CA with a DNS-01 challenge whose TXT
+//!    record goes through the [`Cloud`] port and is removed afterwards (upstream: certbot
+//!    `--dns-digitalocean`). An ACME failure fails the run before any droplet exists; a run
+//!    killed mid-order leaves the stored certificate as it was, and the rerun removes the stale
+//!    TXT record and orders again. The first-boot script (`user_data`) writes the certificate
+//!    and key to `/etc/ssl/private/th_fullchain.pem` and `th_privkey.pem` (mode 600), then runs
+//!    the config-bucket object `setup_key` with its own `#!` interpreter (installs and configures
+//!    `oohelperd`; upstream did both over SSH);
 //! 7. publishes the helpers probes are given: in the config bucket's `test-helpers.json` (what
 //!    check-in and `/api/v1/test-helpers` serve), the web-connectivity `https` helpers of the
 //!    rotation's zone become exactly `https://<rdn>.<zone>` of the active rdns; every other
@@ -38,7 +47,12 @@
 //! `OONI_ROTATION_DRAIN_MINUTES` (240), `OONI_ROTATION_SPAWN_TIMEOUT_MINUTES` (60),
 //! `OONI_ROTATION_SIZE` (`s-1vcpu-1gb`), `OONI_ROTATION_IMAGE` (`debian-12-x64`),
 //! `OONI_ROTATION_REGIONS` (`ams3,fra1,lon1,nyc3,sfo3,tor1`), `OONI_ROTATION_SETUP_KEY`
-//! (`rotation/setup.sh`), `OONI_ROTATION_CHECK_URL` (`https://{ip}/`; `{ip}` is replaced).
+//! (`rotation/setup.sh`), `OONI_ROTATION_CHECK_URL` (`https://{fqdn}/`; `{fqdn}` and `{ip}` are
+//! replaced; `{fqdn}` resolves to the droplet), `OONI_ROTATION_CHECK_CA_PEM` (an extra trusted
+//! root, tests only); TLS: `OONI_ROTATION_ACME_DIRECTORY` (Let's Encrypt production),
+//! `OONI_ROTATION_ACME_EMAIL`, `OONI_ROTATION_TLS_RENEW_DAYS` (30),
+//! `OONI_ROTATION_ACME_PROPAGATION_SECONDS` (30), `OONI_ROTATION_ACME_TIMEOUT_SECONDS` (180),
+//! `OONI_ROTATION_ACME_CA_PEM` (an extra root for the ACME server, tests only).
 
 use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};

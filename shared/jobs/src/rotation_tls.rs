@@ -266,6 +266,9 @@ pub async fn ensure_certificate(
         .put(&cert_key(zone), body.into(), "application/json")
         .await?;
     tracing::info!(zone, %not_after, "TLS certificate issued and stored");
+    if !cert.fresh(zone, now, tls.renew_before) {
+        tracing::warn!(zone, %not_after, "the new certificate is already within OONI_ROTATION_TLS_RENEW_DAYS of its expiry; every spawn will renew it");
+    }
     Ok((cert, CertSource::Issued))
 }
 
