@@ -12,10 +12,12 @@
 //! [`ensure_certificate`] reuses the stored certificate while it is valid for more than
 //! `renew_before`, and otherwise orders a new one. It is idempotent: a run killed mid-order
 //! leaves at most a stale TXT record (removed before the next order) and an abandoned order at
-//! the CA; the rerun starts a new order. The stored document is replaced in one write, only
+//! the CA; the rerun starts a new order (checkpoints: `Stored` of `_acme-challenge` once the
+//! record is written, `Stored` of the certificate's key once stored). The stored document is replaced in one write, only
 //! once the new certificate is complete, so a reader sees the old pair or the new one.
 //! The private key is never logged.
 
+use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError};
 use crate::rotation::{Cloud, CloudError};
 use bytes::Bytes;
@@ -239,7 +241,7 @@ pub async fn ensure_certificate(
     }
     let http = AcmeHttp::new(tls.acme_ca_pem.as_deref())?;
     let account = account(env, &http).await?;
-    let issued = order(env.cloud.as_ref(), &account, zone, tls).await;
+    let issued = order(env, &account, zone).await;
     // The challenge record is removed whatever the outcome.
     let cleaned = remove_challenge_records(env.cloud.as_ref(), zone).await;
     let (cert_pem, key_pem) = issued?;
@@ -262,8 +264,16 @@ pub async fn ensure_certificate(
     };
     let body = serde_json::to_vec(&cert)
         .map_err(|e| TlsError::Certificate(format!("encoding the stored certificate: {e}")))?;
+    let key = cert_key(zone);
     env.config_bucket
-        .put(&cert_key(zone), body.into(), "application/json")
+        .put(&key, body.into(), "application/json")
+        .await?;
+    env.checkpoints
+        .reached(Point {
+            job: crate::rotation::JOB,
+            step: Step::Stored,
+            target: Some(&key),
+        })
         .await?;
     tracing::info!(zone, %not_after, "TLS certificate issued and stored");
     if !cert.fresh(zone, now, tls.renew_before) {
@@ -339,12 +349,8 @@ async fn remove_challenge_records(cloud: &dyn Cloud, zone: &str) -> Result<(), T
 }
 
 /// One DNS-01 order for `*.<zone>`: returns the chain and the new private key (PEM).
-async fn order(
-    cloud: &dyn Cloud,
-    account: &Account,
-    zone: &str,
-    tls: &TlsSettings,
-) -> Result<(String, String), TlsError> {
+async fn order(env: &JobEnv, account: &Account, zone: &str) -> Result<(String, String), JobError> {
+    let (cloud, tls) = (env.cloud.as_ref(), &env.settings.rotation.tls);
     remove_challenge_records(cloud, zone).await?;
     let identifiers = [Identifier::Dns(format!("*.{zone}"))];
     let mut order = account
@@ -365,7 +371,8 @@ async fn order(
                     return Err(TlsError::Acme {
                         step: "authorization",
                         message: format!("authorization is {other:?}"),
-                    })
+                    }
+                    .into())
                 }
             }
             let challenge =
@@ -378,6 +385,14 @@ async fn order(
             let value = challenge.key_authorization().dns_value();
             cloud
                 .create_record(zone, "TXT", CHALLENGE_NAME, &value)
+                .await
+                .map_err(TlsError::from)?;
+            env.checkpoints
+                .reached(Point {
+                    job: crate::rotation::JOB,
+                    step: Step::Stored,
+                    target: Some(CHALLENGE_NAME),
+                })
                 .await?;
             ready.push(challenge.url.clone());
         }
@@ -405,7 +420,8 @@ async fn order(
         return Err(TlsError::Acme {
             step: "validation",
             message: format!("the order is {status:?} (the DNS-01 record was not accepted)"),
-        });
+        }
+        .into());
     }
     let key = rcgen::KeyPair::generate()
         .map_err(|e| TlsError::Certificate(format!("generating the key: {e}")))?;

@@ -1685,8 +1685,7 @@ async fn rotation_tls_the_first_spawn_obtains_a_wildcard_certificate_over_dns01_
 }
 
 #[tokio::test]
-async fn rotation_tls_a_failed_dns01_validation_spawns_nothing_and_the_rerun_after_a_kill_mid_order_succeeds(
-) {
+async fn rotation_tls_a_failed_dns01_validation_spawns_nothing_and_removes_its_record() {
     let r = Rotation::start().await;
     r.cloud().hide_txt = true;
     let err = ooni_jobs::job::run_named(&r.env(None), Job::TestHelperRotation)
@@ -1713,15 +1712,8 @@ async fn rotation_tls_a_failed_dns01_validation_spawns_nothing_and_the_rerun_aft
             .object_store(ooni_platform::functions::Bucket::Config);
     assert!(config.get("test-helpers.json").await.unwrap().is_none());
 
-    // A run killed mid-order left its TXT record: the rerun removes it and orders anew.
-    {
-        let mut c = r.cloud();
-        c.hide_txt = false;
-        c.next += 1;
-        let id = c.next;
-        c.records
-            .push((id, "TXT".into(), "_acme-challenge".into(), "stale".into()));
-    }
+    // Once the zone serves the record, the next run gets the certificate and spawns.
+    r.cloud().hide_txt = false;
     let report = r.run().await;
     assert_eq!(
         (actions(&report), report["certificate"].as_str()),
@@ -1729,6 +1721,40 @@ async fn rotation_tls_a_failed_dns01_validation_spawns_nothing_and_the_rerun_aft
     );
     assert_eq!(r.cloud().txt_records(), 0);
     assert!(r.stored_cert().await.is_some());
+}
+
+#[tokio::test]
+async fn rotation_tls_a_run_killed_mid_order_or_before_the_spawn_is_finished_by_the_rerun() {
+    let r = Rotation::start().await;
+    let kill_at = |target: &'static str| {
+        support::run_killed_with(
+            |hook| r.env(Some(hook)),
+            Job::TestHelperRotation,
+            stop(Step::Stored, Some(target)),
+        )
+    };
+    kill_at("_acme-challenge").await;
+    assert_eq!(
+        r.cloud().txt_records(),
+        1,
+        "killed with its challenge record published"
+    );
+    assert!(r.stored_cert().await.is_none());
+    kill_at("rotation/tls/th.test.json").await;
+    assert_eq!(
+        r.cloud().txt_records(),
+        0,
+        "the rerun removed the stale record and its own"
+    );
+    let cert = r.stored_cert().await.expect("stored before the kill");
+    assert!(r.cloud().droplets.is_empty(), "killed before the spawn");
+    let report = r.run().await;
+    assert_eq!(
+        (actions(&report), report["certificate"].as_str()),
+        (vec!["spawned 0".to_owned()], Some("stored"))
+    );
+    assert_eq!(r.cloud().txt_created, 2, "no third order");
+    assert!(r.cloud().user_data[0].contains(&cert.cert_pem));
 }
 
 /// A TLS "helper" on 127.0.0.1 serving `cert` and answering every request like `oohelperd`.
