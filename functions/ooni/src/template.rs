@@ -4,7 +4,8 @@
 //! `ooni template --check` (run by the tests) fails when the committed file is stale.
 
 use ooni_platform::functions::{
-    Access, Binary, Bucket, FunctionSpec, Table, Tier, Trigger, FUNCTIONS,
+    private_prefixes_of_others, Access, Binary, Bucket, FunctionSpec, Table, Tier, Trigger,
+    FUNCTIONS,
 };
 /// Appends one formatted line (writing to a String cannot fail).
 macro_rules! wl {
@@ -109,6 +110,10 @@ fn policies(f: &FunctionSpec) -> String {
                 &[format!("!GetAtt {}.Arn", table_ref(t))],
             ),
             Access::SendEmail => stmt(&["ses:SendEmail"], &["'*'".into()]),
+            Access::Private(b, prefix) => stmt(
+                &["s3:GetObject", "s3:PutObject"],
+                &[format!("!Sub '${{{}.Arn}}/{prefix}*'", bucket_ref(b))],
+            ),
         }
     }
     if needs_jwt(f) {
@@ -130,6 +135,32 @@ fn policies(f: &FunctionSpec) -> String {
             .map(|p| format!("!Sub 'arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{p}}}'"))
             .collect();
         stmt(&["ssm:GetParameter"], &resources);
+    }
+    // Another function's private prefixes: denied (an explicit Deny beats the bucket-wide Allow).
+    let mut buckets: Vec<Bucket> = f
+        .access
+        .iter()
+        .filter_map(|a| match *a {
+            Access::Read(b) | Access::Write(b) | Access::Delete(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    buckets.sort();
+    buckets.dedup();
+    for b in buckets {
+        for prefix in private_prefixes_of_others(f.name, b) {
+            wl!(out, "            - Effect: Deny");
+            wl!(
+                out,
+                "              Action: [s3:GetObject, s3:PutObject, s3:DeleteObject]"
+            );
+            wl!(out, "              Resource:");
+            wl!(
+                out,
+                "                - !Sub '${{{}.Arn}}/{prefix}*'",
+                bucket_ref(b)
+            );
+        }
     }
     out
 }
@@ -302,12 +333,49 @@ mod tests {
         }
     }
 
+    /// The block of one function in the template.
+    fn block(t: &str, name: &str) -> String {
+        let start = t.find(&format!("\n  {name}Function:")).unwrap();
+        let end = t[start + 1..]
+            .find(&format!("\n  {name}ErrorsAlarm:"))
+            .unwrap()
+            + start;
+        t[start..end].to_owned()
+    }
+
+    #[test]
+    fn only_the_rotation_job_may_touch_the_helpers_tls_key() {
+        let t = render();
+        let deny = "- Effect: Deny\n              Action: [s3:GetObject, s3:PutObject, s3:DeleteObject]\n              Resource:\n                - !Sub '${ConfigBucket.Arn}/rotation/tls/*'";
+        let rotation = block(&t, "JobTestHelperRotation");
+        assert!(!rotation.contains("Effect: Deny"));
+        assert!(rotation.contains("!Sub '${ConfigBucket.Arn}/rotation/tls/*'"));
+        let readers = FUNCTIONS
+            .iter()
+            .filter(|f| f.name != "JobTestHelperRotation")
+            .filter(|f| {
+                f.access.iter().any(|a| {
+                    matches!(
+                        a,
+                        Access::Read(Bucket::Config) | Access::Write(Bucket::Config)
+                    )
+                })
+            });
+        let mut n = 0;
+        for f in readers {
+            assert!(block(&t, f.name).contains(deny), "{}", f.name);
+            n += 1;
+        }
+        assert!(
+            n > 3,
+            "the probe functions and the other config jobs read the config bucket"
+        );
+    }
+
     #[test]
     fn the_probe_submit_function_may_write_incoming_but_touch_no_table_or_data_bucket() {
         let t = render();
-        let start = t.find("\n  ReportSubmitFunction:").unwrap();
-        let end = t[start + 1..].find("\n  ReportSubmitErrorsAlarm:").unwrap() + start;
-        let block = &t[start..end];
+        let block = block(&t, "ReportSubmit");
         assert!(block.contains("s3:PutObject"));
         assert!(block.contains("sqs:SendMessage"));
         assert!(!block.contains("dynamodb:"));

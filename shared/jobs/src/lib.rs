@@ -9,7 +9,7 @@
 //! | `JobGeoip` | [`geoip`] | country/ASN MMDB files → config bucket `geoip/*.mmdb` |
 //! | `JobVpnCredentials` | [`vpn`] | riseup credentials → config bucket `vpn/riseupvpn.json` |
 //! | `JobBackup` | [`backup`] | state tables → backup bucket; reference tables → public exports |
-//! | `JobTestHelperRotation` | [`rotation`] | DigitalOcean test helpers, `test_helper_instances`, DNS |
+//! | `JobTestHelperRotation` | [`rotation`], [`rotation_tls`] | DigitalOcean test helpers, `test_helper_instances`, DNS, their ACME certificate |
 //! | `Migrate` | [`migrate`] | embedded ClickHouse migrations (custom resource or plain invoke) |
 //!
 //! Every job is idempotent and safe to kill at any point: ClickHouse tables are replaced by
@@ -32,6 +32,7 @@ pub mod job;
 pub mod metrics;
 pub mod migrate;
 pub mod rotation;
+pub mod rotation_tls;
 pub mod service;
 pub mod settings;
 pub mod swap;

@@ -12,17 +12,26 @@
 //! 2. destroys helpers drained for longer than `drain` (droplet first, then the row gets
 //!    `destroyed_at`: a run killed in between finishes on the next run, and no droplet is
 //!    ever left running without a row);
-//! 3. looks at pending droplets (ours, not in the table): one that answers the end-to-end
-//!    check on `https://<ip>/` (Host `<rdn>.<zone>`, the upstream probe of `oohelperd`) becomes
-//!    active — its row is inserted and the previous helper of that rdn is drained; one that is
-//!    still not healthy after `spawn_timeout` is destroyed;
+//! 3. looks at pending droplets (ours, not in the table): one that passes the end-to-end check
+//!    becomes active — its row is inserted and the previous helper of that rdn is drained; one
+//!    that is still not healthy after `spawn_timeout` is destroyed. The check (the upstream
+//!    probe of `oohelperd`) connects to `https://<rdn>.<zone>/` resolved to the droplet's
+//!    address only, verifies TLS for that name, and requires the leaf of the stored certificate;
 //! 4. drains all but the newest active row of an rdn (repairs a run killed mid-activation);
 //! 5. reconciles the DNS A/AAAA records of every active rdn (idempotent);
 //! 6. when nothing is pending, spawns a droplet for a missing rdn, or to replace the oldest
 //!    active helper once it is older than `max_age` — one at a time (no helper draining) and
-//!    staggered (the newest helper at least `max_age / active_count` old). The first-boot script
-//!    (`user_data`) is the config-bucket object `setup_key` (installs and configures
-//!    `oohelperd` and its TLS certificate; upstream did this over SSH);
+//!    staggered (the newest helper at least `max_age / active_count` old). Before spawning, the
+//!    TLS step ([`crate::rotation_tls`]) makes sure the wildcard certificate `*.<zone>` stored
+//!    in the config bucket (`rotation/tls/<zone>.json`, this job's only) is valid for more than
+//!    `renew_before`, else orders a new one from the ACME CA with a DNS-01 challenge whose TXT
+//!    record goes through the [`Cloud`] port and is removed afterwards (upstream: certbot
+//!    `--dns-digitalocean`). An ACME failure fails the run before any droplet exists; a run
+//!    killed mid-order leaves the stored certificate as it was, and the rerun removes the stale
+//!    TXT record and orders again. The first-boot script (`user_data`) writes the certificate
+//!    and key to `/etc/ssl/private/th_fullchain.pem` and `th_privkey.pem` (mode 600), then runs
+//!    the config-bucket object `setup_key` with its own `#!` interpreter (installs and configures
+//!    `oohelperd`; upstream did both over SSH);
 //! 7. publishes the helpers probes are given: in the config bucket's `test-helpers.json` (what
 //!    check-in and `/api/v1/test-helpers` serve), the web-connectivity `https` helpers of the
 //!    rotation's zone become exactly `https://<rdn>.<zone>` of the active rdns; every other
@@ -38,11 +47,19 @@
 //! `OONI_ROTATION_DRAIN_MINUTES` (240), `OONI_ROTATION_SPAWN_TIMEOUT_MINUTES` (60),
 //! `OONI_ROTATION_SIZE` (`s-1vcpu-1gb`), `OONI_ROTATION_IMAGE` (`debian-12-x64`),
 //! `OONI_ROTATION_REGIONS` (`ams3,fra1,lon1,nyc3,sfo3,tor1`), `OONI_ROTATION_SETUP_KEY`
-//! (`rotation/setup.sh`), `OONI_ROTATION_CHECK_URL` (`https://{ip}/`; `{ip}` is replaced).
+//! (`rotation/setup.sh`), `OONI_ROTATION_CHECK_URL` (`https://{fqdn}/`; `{fqdn}` and `{ip}` are
+//! replaced; `{fqdn}` resolves to the droplet), `OONI_ROTATION_CHECK_CA_PEM` (an extra trusted
+//! root, tests only); TLS: `OONI_ROTATION_ACME_DIRECTORY` (Let's Encrypt production),
+//! `OONI_ROTATION_ACME_EMAIL`, `OONI_ROTATION_TLS_RENEW_DAYS` (30),
+//! `OONI_ROTATION_ACME_PROPAGATION_SECONDS` (30), `OONI_ROTATION_ACME_TIMEOUT_SECONDS` (180),
+//! `OONI_ROTATION_ACME_CA_PEM` (an extra root for the ACME server, tests only).
 
 use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};
 use crate::metrics::Outcome;
+use crate::rotation_tls::{
+    ensure_certificate, leaf_der, stored_certificate, TlsError, TlsSettings,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use ooni_adapters::{AwsClients, Secret};
@@ -76,6 +93,7 @@ pub struct RotationSettings {
     pub regions: Vec<String>,
     pub setup_key: String,
     pub check_url: String,
+    pub tls: TlsSettings,
 }
 
 impl RotationSettings {
@@ -113,7 +131,8 @@ impl RotationSettings {
                 regions
             },
             setup_key: env.string("OONI_ROTATION_SETUP_KEY", "rotation/setup.sh"),
-            check_url: env.string("OONI_ROTATION_CHECK_URL", "https://{ip}/"),
+            check_url: env.string("OONI_ROTATION_CHECK_URL", "https://{fqdn}/"),
+            tls: TlsSettings::from_env(env)?,
         })
     }
 }
@@ -179,12 +198,15 @@ pub trait Cloud: Send + Sync {
         data: &str,
     ) -> Result<(), CloudError>;
     async fn update_record(&self, zone: &str, id: u64, data: &str) -> Result<(), CloudError>;
+    /// Deletes a record; a missing one is fine.
+    async fn delete_record(&self, zone: &str, id: u64) -> Result<(), CloudError>;
 }
 
-/// The end-to-end test of a new helper.
+/// The end-to-end test of a new helper at `ip`, reached as `fqdn`, which must present the leaf
+/// of `cert_pem` (the stored certificate it was given).
 #[async_trait]
 pub trait HelperCheck: Send + Sync {
-    async fn healthy(&self, ip: IpAddr, fqdn: &str) -> bool;
+    async fn healthy(&self, ip: IpAddr, fqdn: &str, cert_pem: &str) -> bool;
 }
 
 // ---- DigitalOcean adapter -------------------------------------------------------------------
@@ -278,6 +300,14 @@ impl DigitalOcean {
             Ok(value)
         } else {
             Err(CloudError::Status { op, status })
+        }
+    }
+
+    /// A DELETE where 404 (already gone) is success.
+    async fn delete(&self, op: &'static str, path: &str) -> Result<(), CloudError> {
+        match self.call(op, reqwest::Method::DELETE, path, None).await? {
+            (200..=299 | 404, _) => Ok(()),
+            (status, _) => Err(CloudError::Status { op, status }),
         }
     }
 }
@@ -379,19 +409,8 @@ impl Cloud for DigitalOcean {
     }
 
     async fn destroy_droplet(&self, id: u64) -> Result<(), CloudError> {
-        let op = "destroy droplet";
-        match self
-            .call(
-                op,
-                reqwest::Method::DELETE,
-                &format!("/v2/droplets/{id}"),
-                None,
-            )
-            .await?
-        {
-            (200..=299 | 404, _) => Ok(()),
-            (status, _) => Err(CloudError::Status { op, status }),
-        }
+        self.delete("destroy droplet", &format!("/v2/droplets/{id}"))
+            .await
     }
 
     async fn records(&self, zone: &str) -> Result<Vec<DnsRecord>, CloudError> {
@@ -456,42 +475,78 @@ impl Cloud for DigitalOcean {
         .await
         .map(drop)
     }
+
+    async fn delete_record(&self, zone: &str, id: u64) -> Result<(), CloudError> {
+        self.delete(
+            "delete DNS record",
+            &format!("/v2/domains/{zone}/records/{id}"),
+        )
+        .await
+    }
 }
 
 /// [`HelperCheck`] over HTTP(S): upstream's end-to-end test (`http_request` + `tcp_connect`
-/// sent to the new helper's address with its future host name; certificate not verified, as
-/// the address is an IP).
+/// sent to the new helper). With `{fqdn}` in the URL template (the default `https://{fqdn}/`)
+/// the name resolves to the helper's address only, so TLS is verified for that name against
+/// the web PKI roots (plus `extra_root_pem`), and the presented leaf must be the stored one.
+/// `{ip}` templates reach the address with `Host: <fqdn>` (plain-HTTP tests).
 pub struct HttpHelperCheck {
-    http: reqwest::Client,
     url_template: String,
+    extra_root: Option<reqwest::Certificate>,
 }
 
 impl HttpHelperCheck {
-    pub fn new(url_template: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap_or_default();
+    pub fn new(url_template: &str, extra_root_pem: Option<&str>) -> Self {
+        let extra_root = extra_root_pem.and_then(|pem| {
+            reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| tracing::error!(error = %e, "OONI_ROTATION_CHECK_CA_PEM ignored"))
+                .ok()
+        });
         HttpHelperCheck {
-            http,
             url_template: url_template.to_owned(),
+            extra_root,
         }
+    }
+
+    fn client(&self, url: &url::Url, ip: IpAddr, fqdn: &str) -> reqwest::Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .tls_info(true);
+        if url.host_str() == Some(fqdn) {
+            b = b.resolve(fqdn, std::net::SocketAddr::new(ip, 0));
+        }
+        if let Some(root) = &self.extra_root {
+            b = b.add_root_certificate(root.clone());
+        }
+        b.build()
     }
 }
 
 #[async_trait]
 impl HelperCheck for HttpHelperCheck {
-    async fn healthy(&self, ip: IpAddr, fqdn: &str) -> bool {
+    async fn healthy(&self, ip: IpAddr, fqdn: &str, cert_pem: &str) -> bool {
         let host = match ip {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        let url = self.url_template.replace("{ip}", &host);
+        let url = self
+            .url_template
+            .replace("{ip}", &host)
+            .replace("{fqdn}", fqdn);
+        let (Ok(parsed), Some(expected)) = (url::Url::parse(&url), leaf_der(cert_pem)) else {
+            tracing::error!(%ip, "helper check: bad check URL or no stored certificate");
+            return false;
+        };
+        let client = match self.client(&parsed, ip, fqdn) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "helper check: HTTP client");
+                return false;
+            }
+        };
         let body = json!({"http_request": "https://google.com/", "http_request_headers": {}, "tcp_connect": ["8.8.8.8:443"]});
-        let resp = match self
-            .http
-            .post(&url)
+        let resp = match client
+            .post(parsed.clone())
             .header("host", fqdn)
             .header("pragma", "no-cache")
             .json(&body)
@@ -508,6 +563,16 @@ impl HelperCheck for HttpHelperCheck {
                 return false;
             }
         };
+        if parsed.scheme() == "https" {
+            let leaf = resp
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|t| t.peer_certificate());
+            if leaf != Some(expected.as_slice()) {
+                tracing::warn!(%ip, fqdn, "helper check: the helper does not present the stored certificate");
+                return false;
+            }
+        }
         match resp.json::<Value>().await {
             Ok(v) => ["dns", "http_request", "tcp_connect"]
                 .iter()
@@ -647,6 +712,8 @@ pub enum RotationError {
     HelpersDoc(String),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    #[error("the TLS certificate step failed: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Runs the job.
@@ -714,8 +781,11 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         *row = gone;
     }
 
-    // 3. Pending droplets: activate the healthy ones, destroy the ones that never got healthy.
+    // 3. Pending droplets: activate the healthy ones (serving the stored certificate), destroy
+    //    the ones that never got healthy.
     let mut pending = 0;
+    let stored_cert = stored_certificate(env, zone).await?;
+    let served_pem = stored_cert.as_ref().map_or("", |c| c.cert_pem.as_str());
     for d in &droplets {
         if rows.iter().any(|r| r.name == d.name) {
             continue;
@@ -726,7 +796,11 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         };
         let host = fqdn(rdn, zone);
         let healthy = match (d.status.as_str(), d.ipv4) {
-            ("active", Some(ip)) => env.helper_check.healthy(IpAddr::V4(ip), &host).await,
+            ("active", Some(ip)) => {
+                env.helper_check
+                    .healthy(IpAddr::V4(ip), &host, served_pem)
+                    .await
+            }
             _ => false,
         };
         if !healthy {
@@ -835,6 +909,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     // 6. Spawn when nothing is pending: a missing rdn first; else replace the oldest helper once
     //    it is older than max_age, one at a time (none draining) and staggered (the newest
     //    helper at least max_age / active_count old), so probes never see several change at once.
+    let mut certificate = "not needed";
     if pending == 0 {
         let active: Vec<&Instance> = active_by_rdn.values().filter_map(|l| l.first()).collect();
         let missing = (0..s.active_count)
@@ -861,11 +936,17 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
             _ => None,
         };
         if let Some((rdn, why)) = target {
-            let user_data = env
+            let setup = env
                 .config_bucket
                 .get(&s.setup_key)
                 .await?
                 .ok_or_else(|| RotationError::NoSetupScript(s.setup_key.clone()))?;
+            // A helper is only spawned with a certificate valid long enough (ordered now if
+            // needed; an ACME failure stops the run before any droplet exists).
+            let (cert, source) = ensure_certificate(env, zone).await?;
+            certificate = source.as_str();
+            let user_data = crate::rotation_tls::user_data(&cert, &String::from_utf8_lossy(&setup))
+                .map_err(RotationError::from)?;
             let live_regions: Vec<&str> = droplets.iter().map(|d| d.region.as_str()).collect();
             let region = s
                 .regions
@@ -879,7 +960,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
                 region,
                 size: s.size.clone(),
                 image: s.image.clone(),
-                user_data: String::from_utf8_lossy(&user_data).into_owned(),
+                user_data,
                 tag: TAG.into(),
             };
             let created = cloud
@@ -898,13 +979,13 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
 
     let active = rows.iter().filter(|r| r.is_active()).count();
     Ok(Loaded {
-        outcome: if actions.is_empty() && !published {
+        outcome: if actions.is_empty() && !published && certificate != "issued" {
             Outcome::Unchanged
         } else {
             Outcome::Updated
         },
         rows: actions.len() as u64,
-        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published }),
+        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published, "certificate": certificate }),
     })
 }
 

@@ -39,7 +39,10 @@ impl JobEnv {
                 &settings.rotation.api_url,
                 ctx.aws.clone(),
             )),
-            helper_check: Arc::new(HttpHelperCheck::new(&settings.rotation.check_url)),
+            helper_check: Arc::new(HttpHelperCheck::new(
+                &settings.rotation.check_url,
+                settings.rotation.tls.check_ca_pem.as_deref(),
+            )),
             fetcher: Arc::new(fetcher),
             checkpoints: Arc::new(NoCheckpoints),
             settings,

@@ -1089,6 +1089,11 @@ mod rotation_fakes {
         pub next: u64,
         pub deleted: Vec<u64>,
         pub user_data: Vec<String>,
+        /// challtestsrv's management API: TXT records are served there (the zone's DNS).
+        pub dns_api: String,
+        /// TXT records are accepted but not served (a DNS-01 validation fails).
+        pub hide_txt: bool,
+        pub txt_created: usize,
     }
 
     impl Do {
@@ -1151,8 +1156,36 @@ mod rotation_fakes {
                         body["name"].as_str().unwrap().into(),
                         body["data"].as_str().unwrap().into(),
                     );
+                    if rec.1 == "TXT" {
+                        self.txt_created += 1;
+                        if !self.hide_txt {
+                            let set =
+                                json!({"host": format!("{}.th.test.", rec.2), "value": rec.3});
+                            let (status, _) = support::pebble::http_post(
+                                &self.dns_api,
+                                "/set-txt",
+                                &set.to_string(),
+                            );
+                            assert_eq!(status, 200);
+                        }
+                    }
                     self.records.push(rec);
                     Reply::json(201, &json!({"domain_record": {"id": self.next}}))
+                }
+                ("DELETE", p) if p.starts_with("/v2/domains/th.test/records/") => {
+                    let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
+                    for (_, kind, name, _) in self.records.iter().filter(|r| r.0 == id) {
+                        if kind == "TXT" {
+                            let clear = json!({"host": format!("{name}.th.test.")});
+                            support::pebble::http_post(
+                                &self.dns_api,
+                                "/clear-txt",
+                                &clear.to_string(),
+                            );
+                        }
+                    }
+                    self.records.retain(|r| r.0 != id);
+                    Reply::text(204, "")
                 }
                 ("PUT", p) if p.starts_with("/v2/domains/th.test/records/") => {
                     let id: u64 = p.rsplit('/').next().unwrap().parse().unwrap();
@@ -1176,6 +1209,10 @@ mod rotation_fakes {
             d.ipv4 = ip.into();
         }
 
+        pub fn txt_records(&self) -> usize {
+            self.records.iter().filter(|r| r.1 == "TXT").count()
+        }
+
         pub fn a_record(&self, rdn: &str) -> Option<String> {
             self.records
                 .iter()
@@ -1191,12 +1228,17 @@ mod rotation_fakes {
         pub helper: FakeHttp,
         pub healthy: Arc<Mutex<bool>>,
         pub clock: Arc<ooni_adapters::FixedClock>,
+        pub pebble: support::pebble::Pebble,
     }
 
     impl Rotation {
         pub async fn start() -> Rotation {
             let mut h = Harness::start().await;
-            let state: Arc<Mutex<Do>> = Arc::default();
+            let pebble = support::pebble::Pebble::start().await;
+            let state: Arc<Mutex<Do>> = Arc::new(Mutex::new(Do {
+                dns_api: pebble.dns_api.clone(),
+                ..Do::default()
+            }));
             let s = state.clone();
             let cloud = FakeHttp::start(move |r| s.lock().unwrap().handle(r)).await;
             let healthy = Arc::new(Mutex::new(true));
@@ -1219,6 +1261,12 @@ mod rotation_fakes {
             h.settings.rotation.drain = chrono::Duration::hours(4);
             h.settings.rotation.spawn_timeout = chrono::Duration::minutes(60);
             h.settings.rotation.regions = vec!["fra1".into(), "ams3".into()];
+            let tls = &mut h.settings.rotation.tls;
+            tls.acme_directory = pebble.directory.clone();
+            tls.acme_ca_pem = Some(pebble.https_ca_pem.clone());
+            tls.acme_email = Some("rotation@th.test".into());
+            tls.propagation = std::time::Duration::ZERO;
+            tls.timeout = std::time::Duration::from_secs(20);
             let config = h
                 .stack
                 .ctx
@@ -1241,6 +1289,7 @@ mod rotation_fakes {
                 helper,
                 healthy,
                 clock,
+                pebble,
             }
         }
 
@@ -1256,10 +1305,10 @@ mod rotation_fakes {
                 &self.cloud.base_url,
                 ooni_adapters::Secret::new("do-token"),
             ));
-            env.helper_check = Arc::new(ooni_jobs::rotation::HttpHelperCheck::new(&format!(
-                "{}/",
-                self.helper.base_url
-            )));
+            env.helper_check = Arc::new(ooni_jobs::rotation::HttpHelperCheck::new(
+                &format!("{}/", self.helper.base_url),
+                None,
+            ));
             env.clock = self.clock.clone();
             env
         }
@@ -1276,6 +1325,12 @@ mod rotation_fakes {
 
         pub fn cloud(&self) -> std::sync::MutexGuard<'_, Do> {
             self.state.lock().unwrap()
+        }
+
+        pub async fn stored_cert(&self) -> Option<ooni_jobs::rotation_tls::StoredCert> {
+            ooni_jobs::rotation_tls::stored_certificate(&self.env(None), "th.test")
+                .await
+                .unwrap()
         }
 
         pub async fn rows(&self) -> Vec<ooni_jobs::rotation::Instance> {
@@ -1394,13 +1449,20 @@ async fn rotation_spawns_activates_replaces_drains_and_destroys_helpers_one_step
     assert_eq!(draining, ["192.0.2.1"]);
     assert_eq!(rows.iter().filter(|i| i.is_active()).count(), 2);
 
+    let first_id = r
+        .cloud()
+        .droplets
+        .iter()
+        .find(|d| d.ipv4 == "192.0.2.1")
+        .unwrap()
+        .id;
     r.advance(5);
     assert_eq!(
         actions(&r.run().await),
         ["destroyed 0"],
         "no second replacement right after the first"
     );
-    assert_eq!(r.cloud().deleted, [1]);
+    assert_eq!(r.cloud().deleted, [first_id]);
     let rows = r.rows().await;
     assert!(rows
         .iter()
@@ -1505,4 +1567,285 @@ impl ooni_jobs::checkpoint::Checkpoints for FailAt {
         }
         Ok(())
     }
+}
+
+// ---- Test helper TLS certificate (real ACME: pebble + challtestsrv) -------------------------
+
+/// Checks that `chain_pem` verifies against `root_pem` for `name` (now, server auth).
+fn verify_chain(chain_pem: &str, root_pem: &str, name: &str) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let root = ooni_jobs::rotation_tls::chain_der(root_pem).remove(0);
+    let root = CertificateDer::from(root);
+    let anchor = webpki::anchor_from_trusted_cert(&root).map_err(|e| e.to_string())?;
+    let chain: Vec<CertificateDer<'static>> = ooni_jobs::rotation_tls::chain_der(chain_pem)
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| e.to_string())?;
+    let algs = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .all;
+    leaf.verify_for_usage(
+        algs,
+        &[anchor],
+        &chain[1..],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    leaf.verify_is_valid_for_subject_name(&ServerName::try_from(name).unwrap())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn rotation_tls_the_first_spawn_obtains_a_wildcard_certificate_over_dns01_later_ones_reuse_it_until_renewal(
+) {
+    let r = Rotation::start().await;
+    let first = r.run().await;
+    assert_eq!(
+        (actions(&first), first["certificate"].as_str()),
+        (vec!["spawned 0".to_owned()], Some("issued"))
+    );
+    let cert = r.stored_cert().await.expect("stored in the config bucket");
+    let root = r.pebble.issuing_root_pem().await;
+    verify_chain(&cert.cert_pem, &root, "0.th.test").unwrap();
+    verify_chain(&cert.cert_pem, &root, "7.th.test").unwrap();
+    assert!(verify_chain(&cert.cert_pem, &root, "0.other.test").is_err());
+    assert!(
+        cert.not_after > ooni_adapters::Clock::now(r.clock.as_ref()) + chrono::Duration::days(30)
+    );
+    {
+        let c = r.cloud();
+        let ud = &c.user_data[0];
+        assert!(ud.contains(&format!(
+            "cat > /etc/ssl/private/th_fullchain.pem <<'OONI_TH_CERT'\n{}",
+            cert.cert_pem
+        )));
+        assert!(ud.contains(&format!(
+            "cat > /etc/ssl/private/th_privkey.pem <<'OONI_TH_KEY'\n{}",
+            cert.key_pem
+        )));
+        assert!(ud.contains("#!/bin/sh\napt-get install -y oohelperd\n"));
+        assert_eq!(
+            (c.txt_created, c.txt_records()),
+            (1, 0),
+            "one DNS-01 record, removed after the order"
+        );
+    }
+
+    r.cloud().boot("roaming-th-0-", "192.0.2.1");
+    let second = r.run().await;
+    assert_eq!(
+        actions(&second),
+        ["activated 0", "dns_created 0", "dns_created 0", "spawned 1"]
+    );
+    assert_eq!(second["certificate"], "stored");
+    assert_eq!(r.cloud().txt_created, 1, "no new order");
+    assert_eq!(r.stored_cert().await.unwrap(), cert);
+    assert!(r.cloud().user_data[1].contains(&cert.cert_pem));
+
+    // The stored certificate expires within renew_before: the next spawn renews it first.
+    r.cloud().boot("roaming-th-1-", "192.0.2.2");
+    let mut near = cert.clone();
+    near.not_after = ooni_adapters::Clock::now(r.clock.as_ref()) + chrono::Duration::days(10);
+    let config =
+        r.h.stack
+            .ctx
+            .object_store(ooni_platform::functions::Bucket::Config);
+    config
+        .put(
+            "rotation/tls/th.test.json",
+            serde_json::to_vec(&near).unwrap().into(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+    r.advance(49);
+    let third = r.run().await;
+    assert_eq!(
+        (actions(&third), third["certificate"].as_str()),
+        (
+            vec![
+                "activated 1".to_owned(),
+                "dns_created 1".into(),
+                "dns_created 1".into(),
+                "spawned 0".into()
+            ],
+            Some("issued")
+        )
+    );
+    let renewed = r.stored_cert().await.unwrap();
+    assert_ne!(renewed.key_pem, cert.key_pem);
+    verify_chain(&renewed.cert_pem, &root, "0.th.test").unwrap();
+    assert!(r.cloud().user_data[2].contains(&renewed.cert_pem));
+    let c = r.cloud();
+    assert_eq!((c.txt_created, c.txt_records()), (2, 0));
+}
+
+#[tokio::test]
+async fn rotation_tls_a_failed_dns01_validation_spawns_nothing_and_removes_its_record() {
+    let r = Rotation::start().await;
+    r.cloud().hide_txt = true;
+    let err = ooni_jobs::job::run_named(&r.env(None), Job::TestHelperRotation)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("TLS certificate step failed"),
+        "{err:#}"
+    );
+    {
+        let c = r.cloud();
+        assert!(c.droplets.is_empty() && c.user_data.is_empty());
+        assert_eq!(
+            (c.txt_created, c.txt_records()),
+            (1, 0),
+            "the challenge record is removed after a failure too"
+        );
+    }
+    assert!(r.stored_cert().await.is_none());
+    assert!(r.rows().await.is_empty());
+    let config =
+        r.h.stack
+            .ctx
+            .object_store(ooni_platform::functions::Bucket::Config);
+    assert!(config.get("test-helpers.json").await.unwrap().is_none());
+
+    // Once the zone serves the record, the next run gets the certificate and spawns.
+    r.cloud().hide_txt = false;
+    let report = r.run().await;
+    assert_eq!(
+        (actions(&report), report["certificate"].as_str()),
+        (vec!["spawned 0".to_owned()], Some("issued"))
+    );
+    assert_eq!(r.cloud().txt_records(), 0);
+    assert!(r.stored_cert().await.is_some());
+}
+
+#[tokio::test]
+async fn rotation_tls_a_run_killed_mid_order_or_before_the_spawn_is_finished_by_the_rerun() {
+    let r = Rotation::start().await;
+    let kill_at = |target: &'static str| {
+        support::run_killed_with(
+            |hook| r.env(Some(hook)),
+            Job::TestHelperRotation,
+            stop(Step::Stored, Some(target)),
+        )
+    };
+    kill_at("_acme-challenge").await;
+    assert_eq!(
+        r.cloud().txt_records(),
+        1,
+        "killed with its challenge record published"
+    );
+    assert!(r.stored_cert().await.is_none());
+    kill_at("rotation/tls/th.test.json").await;
+    assert_eq!(
+        r.cloud().txt_records(),
+        0,
+        "the rerun removed the stale record and its own"
+    );
+    let cert = r.stored_cert().await.expect("stored before the kill");
+    assert!(r.cloud().droplets.is_empty(), "killed before the spawn");
+    let report = r.run().await;
+    assert_eq!(
+        (actions(&report), report["certificate"].as_str()),
+        (vec!["spawned 0".to_owned()], Some("stored"))
+    );
+    assert_eq!(r.cloud().txt_created, 2, "no third order");
+    assert!(r.cloud().user_data[0].contains(&cert.cert_pem));
+}
+
+/// A TLS "helper" on 127.0.0.1 serving `cert` and answering every request like `oohelperd`.
+async fn serve_tls_helper(cert: &ooni_jobs::rotation_tls::StoredCert) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let chain: Vec<CertificateDer<'static>> = ooni_jobs::rotation_tls::chain_der(&cert.cert_pem)
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = tls.read(&mut buf).await else {
+                        return;
+                    };
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    if n == 0 {
+                        return;
+                    }
+                }
+                let body = r#"{"dns": {}, "http_request": {}, "tcp_connect": {}}"#;
+                let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _written = tls.write_all(resp.as_bytes()).await;
+                let _closed = tls.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn rotation_tls_the_end_to_end_check_requires_the_stored_certificate_for_the_helper_name() {
+    let r = Rotation::start().await;
+    r.run().await;
+    let cert = r.stored_cert().await.unwrap();
+    let root = r.pebble.issuing_root_pem().await;
+    let port = serve_tls_helper(&cert).await;
+    let template = format!("https://{{fqdn}}:{port}/");
+    let check = ooni_jobs::rotation::HttpHelperCheck::new(&template, Some(&root));
+    use ooni_jobs::rotation::HelperCheck;
+    let lo = IpAddr::from([127, 0, 0, 1]);
+    assert!(check.healthy(lo, "0.th.test", &cert.cert_pem).await);
+    assert!(
+        !check.healthy(lo, "0.other.test", &cert.cert_pem).await,
+        "a name the certificate does not cover"
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other = rcgen::CertificateParams::new(vec!["*.th.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap()
+        .pem();
+    assert!(
+        !check.healthy(lo, "0.th.test", &other).await,
+        "a valid chain, but not the certificate the helper was given"
+    );
+    let untrusting = ooni_jobs::rotation::HttpHelperCheck::new(&template, None);
+    assert!(
+        !untrusting.healthy(lo, "0.th.test", &cert.cert_pem).await,
+        "the chain must verify against the configured roots"
+    );
 }

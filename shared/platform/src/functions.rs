@@ -126,6 +126,23 @@ pub enum Access {
     ReadTable(Table),
     WriteTable(Table),
     SendEmail,
+    /// Objects under this key prefix of the bucket are read and written by this function only:
+    /// every other function with access to the bucket is denied them (secrets such as the test
+    /// helpers' TLS private key).
+    Private(Bucket, &'static str),
+}
+
+/// The private prefixes of `bucket` owned by functions other than `name`.
+pub fn private_prefixes_of_others(name: &str, bucket: Bucket) -> Vec<&'static str> {
+    FUNCTIONS
+        .iter()
+        .filter(|f| f.name != name)
+        .flat_map(|f| f.access.iter())
+        .filter_map(|a| match *a {
+            Access::Private(b, prefix) if b == bucket => Some(prefix),
+            _ => None,
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -594,7 +611,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     job(
         "JobTestHelperRotation",
         "rate(1 hour)",
-        &[ClickHouse, Read(Bucket::Config), Write(Bucket::Config)],
+        // rotation/tls/: the helpers' certificate and private key, and the ACME account.
+        &[
+            ClickHouse,
+            Read(Bucket::Config),
+            Write(Bucket::Config),
+            Private(Bucket::Config, "rotation/tls/"),
+        ],
         900,
     ),
     job(

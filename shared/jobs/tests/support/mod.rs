@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pebble;
+
 use async_trait::async_trait;
 use ooni_jobs::checkpoint::{Checkpoints, NoCheckpoints, Point, Step};
 use ooni_jobs::metrics::MetricsSink;
@@ -108,17 +110,7 @@ impl Harness {
     /// Runs `job` with a hook that never returns at `at`, then drops the run (a Lambda
     /// timeout or kill): returns once the future is dropped.
     pub async fn run_killed_at(&self, job: Job, at: Stop) {
-        let hook = Arc::new(StopAt::new(at, true));
-        let env = self.env_with(hook.clone());
-        let run = ooni_jobs::job::run_named(&env, job);
-        let r = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-            tokio::select! {
-                r = run => panic!("the run finished instead of being killed: {r:?}"),
-                () = hook.wait_hit() => {}
-            }
-        })
-        .await;
-        assert!(r.is_ok(), "the run never reached {at:?}");
+        run_killed_with(|hook| self.env_with(hook), job, at).await;
     }
 
     pub fn metric_docs(&self) -> Vec<Value> {
@@ -140,6 +132,26 @@ impl Harness {
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         self.ch().query(sql).fetch_all::<String>().await.unwrap()
     }
+}
+
+/// Runs `job` in the environment `env_with` builds around a hook that never returns at `at`,
+/// then drops the run (a Lambda timeout or kill): returns once the future is dropped.
+pub async fn run_killed_with(
+    env_with: impl FnOnce(Arc<dyn Checkpoints>) -> JobEnv,
+    job: Job,
+    at: Stop,
+) {
+    let hook = Arc::new(StopAt::new(at, true));
+    let env = env_with(hook.clone());
+    let run = ooni_jobs::job::run_named(&env, job);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        tokio::select! {
+            r = run => panic!("the run finished instead of being killed: {r:?}"),
+            () = hook.wait_hit() => {}
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "the run never reached {at:?}");
 }
 
 /// Where to stop a run.
