@@ -25,13 +25,26 @@ struct CitizenlabRow {
     msmt_cnt: u64,
 }
 
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct RuleRow {
-    category_code: String,
-    cc: String,
-    domain: String,
-    url: String,
-    priority: i32,
+/// A `url_priorities` rule as ClickHouse stores it (`priority Int32`).
+#[derive(Debug, clickhouse::Row, serde::Deserialize)]
+pub struct RuleRow {
+    pub category_code: String,
+    pub cc: String,
+    pub domain: String,
+    pub url: String,
+    pub priority: i32,
+}
+
+impl From<RuleRow> for PrioRule {
+    fn from(r: RuleRow) -> PrioRule {
+        PrioRule {
+            category_code: r.category_code,
+            cc: r.cc,
+            domain: r.domain,
+            url: r.url,
+            priority: i64::from(r.priority),
+        }
+    }
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
@@ -99,16 +112,7 @@ pub async fn citizenlab_entries(
 /// The live prioritization rules that apply to country `cc`.
 pub async fn prio_rules(client: &Client, cc: &str) -> Result<Vec<PrioRule>> {
     let rows: Vec<RuleRow> = client.query(RULES_SQL).bind(cc).fetch_all().await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PrioRule {
-            category_code: r.category_code,
-            cc: r.cc,
-            domain: r.domain,
-            url: r.url,
-            priority: i64::from(r.priority),
-        })
-        .collect())
+    Ok(rows.into_iter().map(PrioRule::from).collect())
 }
 
 /// `(category_code, url)` of the global list.

@@ -19,6 +19,7 @@ use crate::errors::OoniError;
 use crate::State;
 use async_trait::async_trait;
 use lambda_http::Request;
+use ooni_adapters::prio::RuleRow;
 use ooni_domain::prio::{
     compute_priorities, default_prio_rules, generate_test_list, CitizenlabEntry, PrioRule,
 };
@@ -47,15 +48,6 @@ pub trait PrioStore: Send + Sync {
     async fn country_entries(&self) -> anyhow::Result<Vec<(CitizenlabEntry, i8)>>;
 }
 
-#[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
-struct RuleRow {
-    category_code: String,
-    cc: String,
-    domain: String,
-    url: String,
-    priority: i32,
-}
-
 #[derive(Debug, clickhouse::Row, Serialize)]
 struct SignedRow {
     sign: i8,
@@ -74,16 +66,6 @@ struct CountryRow {
     category_code: String,
     msmt_cnt: u64,
     anomaly_perc: i8,
-}
-
-fn to_rule(r: RuleRow) -> PrioRule {
-    PrioRule {
-        category_code: r.category_code,
-        cc: r.cc,
-        domain: r.domain,
-        url: r.url,
-        priority: i64::from(r.priority),
-    }
 }
 
 /// Upstream `show_countries_prioritization`: citizenlab joined with the last week's fastpath
@@ -130,7 +112,7 @@ impl PrioStore for ClickHousePrio {
             )
             .fetch_all()
             .await?;
-        Ok(rows.into_iter().map(to_rule).collect())
+        Ok(rows.into_iter().map(PrioRule::from).collect())
     }
 
     async fn live_copies(&self, r: &PrioRule) -> anyhow::Result<i64> {
@@ -163,7 +145,7 @@ impl PrioStore for ClickHousePrio {
             .bind(&r.url)
             .fetch_all()
             .await?;
-        Ok(rows.into_iter().map(to_rule).collect())
+        Ok(rows.into_iter().map(PrioRule::from).collect())
     }
 
     async fn insert(&self, rows: &[(i8, PrioRule)]) -> anyhow::Result<()> {
