@@ -13,9 +13,7 @@
 //! object, an ASN is not a `u32`, an entry does not have five strings, a date is not a valid
 //! `YYYYMMDD`, or the row count is outside the configured bounds (upstream: 100 000..1 000 000).
 
-use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};
-use crate::metrics::Outcome;
 use crate::swap::{self, TablePair};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -100,30 +98,16 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         }
         .into());
     }
-    env.checkpoints
-        .reached(Point {
-            job: JOB,
-            step: Step::Validated,
-            target: None,
-        })
-        .await?;
-    let loaded = swap::fill_tmp(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
-    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await?
-        == swap::content_hash(&env.ch, PAIR.live).await?;
-    if !unchanged {
-        swap::exchange(&env.ch, PAIR, JOB, env.checkpoints.as_ref()).await?;
-    }
+    env.validated(JOB).await?;
+    let (loaded, outcome) =
+        swap::replace(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
     let asns = rows
         .iter()
         .map(|r| r.asn)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     Ok(Loaded {
-        outcome: if unchanged {
-            Outcome::Unchanged
-        } else {
-            Outcome::Updated
-        },
+        outcome,
         rows: loaded,
         details: json!({ "asns": asns }),
     })

@@ -15,9 +15,7 @@
 //! ASCII letters. The total row count must lie within the configured bounds.
 //! Identical `(domain, url, cc, category_code)` rows are loaded once.
 
-use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};
-use crate::metrics::Outcome;
 use crate::swap::{self, TablePair};
 use serde::Serialize;
 use serde_json::json;
@@ -295,26 +293,12 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
         }
         .into());
     }
-    env.checkpoints
-        .reached(Point {
-            job: JOB,
-            step: Step::Validated,
-            target: None,
-        })
-        .await?;
-    let loaded = swap::fill_tmp(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
-    let unchanged = swap::content_hash(&env.ch, PAIR.tmp).await?
-        == swap::content_hash(&env.ch, PAIR.live).await?;
-    if !unchanged {
-        swap::exchange(&env.ch, PAIR, JOB, env.checkpoints.as_ref()).await?;
-    }
+    env.validated(JOB).await?;
+    let (loaded, outcome) =
+        swap::replace(&env.ch, PAIR, &rows, JOB, env.checkpoints.as_ref()).await?;
     let countries: BTreeSet<&str> = rows.iter().map(|r| r.cc.as_str()).collect();
     Ok(Loaded {
-        outcome: if unchanged {
-            Outcome::Unchanged
-        } else {
-            Outcome::Updated
-        },
+        outcome,
         rows: loaded,
         details: json!({ "lists": countries.len() }),
     })

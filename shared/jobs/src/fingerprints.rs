@@ -7,7 +7,6 @@
 //! enums; `location_found` and `pattern` are non-empty; `confidence_no_fp` is 0..=255.
 //! Both files are validated and both staging tables filled before either live table is swapped.
 
-use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};
 use crate::metrics::Outcome;
 use crate::swap::{self, TablePair};
@@ -215,21 +214,14 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     )?;
     let dns = parse(Kind::Dns, &dns)?;
     let http = parse(Kind::Http, &http)?;
-    env.checkpoints
-        .reached(Point {
-            job: JOB,
-            step: Step::Validated,
-            target: None,
-        })
-        .await?;
+    env.validated(JOB).await?;
     let mut rows = 0;
     let mut changed = Vec::new();
     for (kind, data) in [(Kind::Dns, &dns), (Kind::Http, &http)] {
-        let pair = kind.pair();
-        rows += swap::fill_tmp(&env.ch, pair, data, JOB, env.checkpoints.as_ref()).await?;
-        if swap::content_hash(&env.ch, pair.tmp).await?
-            != swap::content_hash(&env.ch, pair.live).await?
-        {
+        let (loaded, differs) =
+            swap::stage(&env.ch, kind.pair(), data, JOB, env.checkpoints.as_ref()).await?;
+        rows += loaded;
+        if differs {
             changed.push(kind);
         }
     }

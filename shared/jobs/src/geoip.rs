@@ -136,13 +136,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     .await
     .map_err(|e| anyhow::anyhow!("GeoIP verification panicked: {e}"))?;
     let (cc, asn, cc_meta, asn_meta) = checked?;
-    env.checkpoints
-        .reached(Point {
-            job: JOB,
-            step: Step::Validated,
-            target: None,
-        })
-        .await?;
+    env.validated(JOB).await?;
     let mut written = 0u64;
     for (key, body) in [(&s.geoip_cc_key, cc_db), (&s.geoip_asn_key, asn_db)] {
         written += u64::from(store_if_changed(env, key, body).await?);

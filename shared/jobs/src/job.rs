@@ -2,7 +2,7 @@
 //! fetcher, settings, clock, metrics sink, checkpoints), its error type, and [`run_named`],
 //! which runs one job inside a tracing span and records its EMF metrics.
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpoints, Point, Step};
 use crate::fetch::{maybe_gunzip, FetchError, Fetcher};
 use crate::metrics::{MetricsSink, Outcome, RunRecord};
 use crate::settings::{expand_url, JobSettings};
@@ -34,6 +34,18 @@ pub struct JobEnv {
 }
 
 impl JobEnv {
+    /// Records that `job`'s download passed validation (the kill point before any write).
+    pub async fn validated(&self, job: &'static str) -> Result<(), JobError> {
+        self.checkpoints
+            .reached(Point {
+                job,
+                step: Step::Validated,
+                target: None,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Downloads `url`, inflating gzip payloads. `{month}` is the current UTC month; when that
     /// file is not published yet (404, e.g. on the 1st), the previous month's is used.
     pub async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {

@@ -11,6 +11,7 @@
 //! exchange also refuses a staging table that another run changed underneath.
 
 use crate::checkpoint::{Checkpoints, Point, Step};
+use crate::metrics::Outcome;
 use bytes::{BufMut, Bytes, BytesMut};
 use clickhouse::Client;
 use serde::Serialize;
@@ -153,6 +154,38 @@ pub async fn exchange(
         })
         .await?;
     Ok(())
+}
+
+/// Stages `rows` in `pair.tmp` and tells whether they differ from the live table (by
+/// [`content_hash`]).
+pub async fn stage<R: Serialize>(
+    ch: &Client,
+    pair: TablePair,
+    rows: &[R],
+    job: &str,
+    checkpoints: &dyn Checkpoints,
+) -> Result<(u64, bool), SwapError> {
+    let loaded = fill_tmp(ch, pair, rows, job, checkpoints).await?;
+    let changed = content_hash(ch, pair.tmp).await? != content_hash(ch, pair.live).await?;
+    Ok((loaded, changed))
+}
+
+/// Replaces the live table's contents with `rows`: [`stage`], then [`exchange`] only when
+/// they changed. Returns the rows loaded and the run's outcome.
+pub async fn replace<R: Serialize>(
+    ch: &Client,
+    pair: TablePair,
+    rows: &[R],
+    job: &str,
+    checkpoints: &dyn Checkpoints,
+) -> Result<(u64, Outcome), SwapError> {
+    let (loaded, changed) = stage(ch, pair, rows, job, checkpoints).await?;
+    if changed {
+        exchange(ch, pair, job, checkpoints).await?;
+        Ok((loaded, Outcome::Updated))
+    } else {
+        Ok((loaded, Outcome::Unchanged))
+    }
 }
 
 /// An order-independent fingerprint of a table's contents (row count, wrapping sum of row

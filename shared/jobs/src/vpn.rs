@@ -245,13 +245,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     let key = vpn_key(PROVIDER);
     VpnProviderDoc::parse("vpn/riseupvpn.json", &body)
         .map_err(|e| VpnError::Document(e.to_string()))?;
-    env.checkpoints
-        .reached(Point {
-            job: JOB,
-            step: Step::Validated,
-            target: None,
-        })
-        .await?;
+    env.validated(JOB).await?;
     env.config_bucket
         .put(&key, Bytes::from(body), "application/json")
         .await?;
