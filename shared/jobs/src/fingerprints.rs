@@ -10,7 +10,6 @@
 use crate::job::{JobEnv, JobError, Loaded};
 use crate::metrics::Outcome;
 use crate::swap::{self, TablePair};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub const JOB: &str = "JobFingerprints";
@@ -75,21 +74,8 @@ impl Kind {
     }
 }
 
-/// One fingerprint row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub name: String,
-    pub scope: String,
-    pub other_names: String,
-    pub location_found: String,
-    pub pattern_type: String,
-    pub pattern: String,
-    pub confidence_no_fp: u8,
-    pub expected_countries: String,
-    pub source: String,
-    pub exp_url: String,
-    pub notes: String,
-}
+/// One fingerprint row: the scorer's own row type, so what the job loads is what it reads.
+pub type Fingerprint = ooni_scoring::FingerprintRow;
 
 /// Why a fingerprint file was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 /// A fingerprint row as stored in `fingerprints_dns` / `fingerprints_http`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FingerprintRow {
     pub name: String,
     pub scope: String,
