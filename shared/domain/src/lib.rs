@@ -12,6 +12,7 @@ pub mod ids;
 pub mod normalize;
 pub mod prio;
 pub mod submission;
+pub mod url_host;
 
 pub use decompress::{decode_body, BodyError};
 pub use envelope::{incoming_object_key, SubmissionEnvelope};

@@ -17,6 +17,7 @@
 
 use crate::job::{JobEnv, JobError, Loaded};
 use crate::swap::{self, TablePair};
+use ooni_domain::url_host;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -90,65 +91,11 @@ fn list_file(path: &str) -> Option<&str> {
     }
 }
 
-fn is_label(l: &str) -> bool {
-    let b = l.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-}
-
-fn is_ipv4_like(h: &str) -> bool {
-    let parts: Vec<&str> = h.split('.').collect();
-    parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_digit()))
-}
-
-fn is_hostname(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    let labels: Vec<&str> = h.split('.').collect();
-    let Some((tld, rest)) = labels.split_last() else {
-        return false;
-    };
-    !rest.is_empty()
-        && rest.iter().all(|l| is_label(l))
-        && tld.len() >= 2
-        && tld.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-}
-
 /// Upstream's `_extract_domain`: the host of `url` when it matches `VALID_URL` (optional
 /// `http(s)://`, a hostname or dotted IPv4, optional port, then nothing, `/`, or `/` or `?`
 /// followed by non-space characters), else `None`.
 pub fn extract_domain(url: &str) -> Option<&str> {
-    if url.contains(['\r', '\n', '\t', '\\']) {
-        return None;
-    }
-    let lower = url
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
-    } else if lower.starts_with("http://") {
-        &url[7..]
-    } else {
-        url
-    };
-    let host_end = rest.find([':', '/', '?']).unwrap_or(rest.len());
-    let (host, mut tail) = rest.split_at(host_end);
-    if !(is_ipv4_like(host) || is_hostname(host)) {
-        return None;
-    }
-    if let Some(port_and_more) = tail.strip_prefix(':') {
-        let digits = port_and_more.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        tail = &port_and_more[digits..];
-    }
+    let (host, tail) = url_host::split_host(url, false, &[':', '/', '?'])?;
     let ok_tail = tail.is_empty()
         || tail == "/"
         || ((tail.starts_with('/') || tail.starts_with('?'))

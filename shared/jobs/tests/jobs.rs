@@ -1681,7 +1681,14 @@ async fn rotation_tls_the_first_spawn_obtains_a_wildcard_certificate_over_dns01_
     verify_chain(&renewed.cert_pem, &root, "0.th.test").unwrap();
     assert!(r.cloud().user_data[2].contains(&renewed.cert_pem));
     let c = r.cloud();
-    assert_eq!((c.txt_created, c.txt_records()), (2, 0));
+    // One new DNS-01 record for the renewal — or none when the CA reused the account's still
+    // valid authorization (RFC 8555 §7.1.4 allows it) — and nothing left in the zone.
+    assert!(
+        (1..=2).contains(&c.txt_created) && c.txt_records() == 0,
+        "txt_created {}, records {:?}",
+        c.txt_created,
+        c.records
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 use crate::errors::OoniError;
 use chrono::NaiveDate;
+use ooni_domain::url_host;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -115,64 +116,15 @@ impl Row {
     }
 }
 
-fn is_label(l: &str) -> bool {
-    let b = l.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-}
-
-fn valid_host(h: &str) -> bool {
-    let ipv4 = {
-        let p: Vec<&str> = h.split('.').collect();
-        p.len() == 4
-            && p.iter()
-                .all(|x| (1..=3).contains(&x.len()) && x.bytes().all(|c| c.is_ascii_digit()))
-    };
-    if ipv4 {
-        return true;
-    }
-    let labels: Vec<&str> = h.strip_suffix('.').unwrap_or(h).split('.').collect();
-    let Some((tld, rest)) = labels.split_last() else {
-        return false;
-    };
-    !rest.is_empty()
-        && rest.iter().all(|l| is_label(l))
-        && tld.len() >= 2
-        && tld.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-}
-
 /// Upstream `check_url`: `http(s)://`, a hostname or dotted IPv4, an optional port and a
 /// non-empty path without whitespace; no `\r \n \t \` and no surrounding whitespace.
 pub fn check_url(url: &str) -> bool {
-    if url.contains(['\r', '\n', '\t', '\\']) || url.trim() != url {
+    if url.trim() != url {
         return false;
     }
-    let lower = url
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
-    } else if lower.starts_with("http://") {
-        &url[7..]
-    } else {
+    let Some((_, tail)) = url_host::split_host(url, true, &[':', '/', '?', '#']) else {
         return false;
     };
-    let host_end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
-    let (host, mut tail) = rest.split_at(host_end);
-    if !valid_host(host) {
-        return false;
-    }
-    if let Some(after) = tail.strip_prefix(':') {
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        tail = &after[digits..];
-    }
     tail.starts_with('/') && !tail.contains(char::is_whitespace)
 }
 
