@@ -7,6 +7,10 @@ cd "$REPO_ROOT"
 export OONI_CLICKHOUSE_PORT="${OONI_SMOKE_CLICKHOUSE_PORT:-28123}"
 export OONI_AWS_PORT="${OONI_SMOKE_AWS_PORT:-25000}"
 export OONI_CLICKHOUSE_DATA="$REPO_ROOT/.local/smoke-clickhouse-data"
+# The endpoints follow the smoke ports even when the caller's environment already has them (a
+# shell that sourced scripts/env.sh, or `make test` with its own stack): env.sh keeps set values.
+export OONI_CLICKHOUSE_URL="http://127.0.0.1:${OONI_CLICKHOUSE_PORT}"
+export AWS_ENDPOINT_URL="http://127.0.0.1:${OONI_AWS_PORT}"
 source scripts/env.sh
 # An error of the CLI says what went wrong in one line; a backtrace would push it out of view.
 export RUST_BACKTRACE=0
