@@ -22,7 +22,7 @@ APT_PACKAGES=(
     gcc libc6-dev pkg-config         # linker and C toolchain for cargo builds
     python3 python3-venv             # the tools venv
     procps iproute2 util-linux       # ps/pgrep, ss, setsid/flock (infra/local/stack.sh)
-    pebble                           # local ACME CA + DNS (JobTestHelperRotation TLS tests)
+    pebble openssl                   # local ACME CA + DNS, its TLS cert (rotation tests, smoke)
 )
 
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
