@@ -124,7 +124,8 @@ async fn main() {
     for batch in fastpath.chunks(500) {
         stack
             .ch()
-            .query(&format!(
+            // Raw: inputs hold `?`, which `query` would take for bind placeholders.
+            .query_raw(&format!(
                 "INSERT INTO fastpath (measurement_uid, report_id, input) VALUES {}",
                 batch.join(",")
             ))
