@@ -58,7 +58,7 @@ use crate::checkpoint::{Point, Step};
 use crate::job::{JobEnv, JobError, Loaded};
 use crate::metrics::Outcome;
 use crate::rotation_tls::{
-    ensure_certificate, leaf_der, stored_certificate, TlsError, TlsSettings,
+    ensure_certificate, leaf_der, stored_certificate, CertSource, TlsError, TlsSettings,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -909,7 +909,7 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
     // 6. Spawn when nothing is pending: a missing rdn first; else replace the oldest helper once
     //    it is older than max_age, one at a time (none draining) and staggered (the newest
     //    helper at least max_age / active_count old), so probes never see several change at once.
-    let mut certificate = "not needed";
+    let mut certificate: Option<CertSource> = None;
     if pending == 0 {
         let active: Vec<&Instance> = active_by_rdn.values().filter_map(|l| l.first()).collect();
         let missing = (0..s.active_count)
@@ -943,8 +943,8 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
                 .ok_or_else(|| RotationError::NoSetupScript(s.setup_key.clone()))?;
             // A helper is only spawned with a certificate valid long enough (ordered now if
             // needed; an ACME failure stops the run before any droplet exists).
-            let (cert, source) = ensure_certificate(env, zone).await?;
-            certificate = source.as_str();
+            let (cert, source) = ensure_certificate(env, zone, stored_cert).await?;
+            certificate = Some(source);
             let user_data = crate::rotation_tls::user_data(&cert, &String::from_utf8_lossy(&setup))
                 .map_err(RotationError::from)?;
             let live_regions: Vec<&str> = droplets.iter().map(|d| d.region.as_str()).collect();
@@ -979,13 +979,13 @@ pub async fn run(env: &JobEnv) -> Result<Loaded, JobError> {
 
     let active = rows.iter().filter(|r| r.is_active()).count();
     Ok(Loaded {
-        outcome: if actions.is_empty() && !published && certificate != "issued" {
+        outcome: if actions.is_empty() && !published && certificate != Some(CertSource::Issued) {
             Outcome::Unchanged
         } else {
             Outcome::Updated
         },
         rows: actions.len() as u64,
-        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published, "certificate": certificate }),
+        details: json!({ "actions": actions, "pending": pending, "active": active, "droplets": droplets.len(), "published": published, "certificate": certificate.map_or("not needed", CertSource::as_str) }),
     })
 }
 

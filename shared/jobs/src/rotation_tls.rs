@@ -225,15 +225,16 @@ pub async fn stored_certificate(env: &JobEnv, zone: &str) -> Result<Option<Store
     }
 }
 
-/// A certificate for `*.<zone>` valid for more than `renew_before`: the stored one, or a new
-/// one ordered now (then stored).
+/// A certificate for `*.<zone>` valid for more than `renew_before`: `stored` (what
+/// [`stored_certificate`] read this run), or a new one ordered now (then stored).
 pub async fn ensure_certificate(
     env: &JobEnv,
     zone: &str,
+    stored: Option<StoredCert>,
 ) -> Result<(StoredCert, CertSource), JobError> {
     let tls = &env.settings.rotation.tls;
     let now = env.clock.now();
-    if let Some(c) = stored_certificate(env, zone).await? {
+    if let Some(c) = stored {
         if c.fresh(zone, now, tls.renew_before) {
             return Ok((c, CertSource::Stored));
         }
