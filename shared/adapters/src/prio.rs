@@ -53,7 +53,7 @@ struct GlobalRow {
     url: String,
 }
 
-pub const CITIZENLAB_SQL: &str = "\
+const CITIZENLAB_SQL: &str = "\
 SELECT category_code, domain, url, cc, toUInt64(COALESCE(cnt.msmt_cnt, 0)) AS msmt_cnt
 FROM (
     SELECT DISTINCT category_code, domain, url, replaceAll(toString(cc), char(0), '') AS cc
@@ -70,7 +70,7 @@ LEFT JOIN (
 ) AS cnt ON citiz.url = cnt.input
 ORDER BY url, cc, category_code";
 
-pub const RULES_SQL: &str = "\
+const RULES_SQL: &str = "\
 SELECT category_code, cc, domain, url, priority
 FROM url_priorities FINAL
 WHERE cc = ? OR cc = '*' OR cc = ''
@@ -78,7 +78,7 @@ GROUP BY category_code, cc, domain, url, priority
 HAVING sum(sign) > 0
 ORDER BY category_code, cc, domain, url, priority";
 
-pub const GLOBAL_SQL: &str = "\
+const GLOBAL_SQL: &str = "\
 SELECT DISTINCT category_code, url FROM citizenlab FINAL WHERE cc = 'ZZ' ORDER BY category_code, url";
 
 /// Test-list candidates of country `cc` (uppercase) with their recent counts for `asn`

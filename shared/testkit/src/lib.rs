@@ -70,7 +70,7 @@ fn created_at(database: &str) -> Option<u64> {
 async fn drop_stale_databases(ch_url: &str) {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     ONCE.get_or_init(|| async {
-        let client = clickhouse::Client::default().with_url(ch_url);
+        let client = ClickHouseConfig::new(ch_url, "default").client();
         let names: Vec<String> = match client
             .query("SELECT name FROM system.databases WHERE name LIKE 'test\\_t%'")
             .fetch_all()
