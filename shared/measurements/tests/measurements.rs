@@ -530,14 +530,22 @@ async fn every_metered_response_carries_the_remaining_quota() {
     assert!(headers.get("x-ratelimit-remaining").is_some(), "errors too");
 }
 
+/// The rows the listing considers between `since` and `until` (its default exclusions of
+/// unknown countries and networks included).
+fn listed_window(since: &str, until: &str) -> String {
+    format!(
+        "measurement_start_time > toDateTime('{since}') \
+         AND measurement_start_time <= toDateTime('{until}') \
+         AND probe_cc != 'ZZ' AND probe_asn != 0"
+    )
+}
+
 /// The measurement_uids ClickHouse itself returns for the listing's window and default
 /// exclusions plus `cond` — the oracle the API's filtered listing must equal.
 async fn uids_where(since: &str, until: &str, cond: &str) -> std::collections::BTreeSet<String> {
     let sql = format!(
-        "SELECT DISTINCT measurement_uid FROM fastpath FINAL \
-         WHERE measurement_start_time > toDateTime('{since}') \
-         AND measurement_start_time <= toDateTime('{until}') \
-         AND probe_cc != 'ZZ' AND probe_asn != 0 AND {cond}"
+        "SELECT DISTINCT measurement_uid FROM fastpath FINAL WHERE {} AND {cond}",
+        listed_window(since, until)
     );
     shared()
         .ch()
@@ -580,11 +588,9 @@ async fn a_value_of(column: &str, since: &str, until: &str) -> String {
     shared()
         .ch()
         .query(&format!(
-            "SELECT toString({column}) FROM fastpath FINAL \
-             WHERE measurement_start_time > toDateTime('{since}') \
-             AND measurement_start_time <= toDateTime('{until}') \
-             AND probe_cc != 'ZZ' AND probe_asn != 0 AND {column} != '' \
-             GROUP BY {column} ORDER BY count() DESC, {column} LIMIT 1"
+            "SELECT toString({column}) FROM fastpath FINAL WHERE {} AND {column} != '' \
+             GROUP BY {column} ORDER BY count() DESC, {column} LIMIT 1",
+            listed_window(since, until)
         ))
         .fetch_one::<String>()
         .await
@@ -637,9 +643,8 @@ async fn every_other_filter_returns_exactly_the_rows_clickhouse_selects() {
         .ch()
         .query(&format!(
             "SELECT category_code FROM citizenlab WHERE url IN (SELECT input FROM fastpath \
-             WHERE measurement_start_time > toDateTime('{since}') \
-             AND measurement_start_time <= toDateTime('{until}')) \
-             GROUP BY category_code ORDER BY count() DESC, category_code LIMIT 1"
+             WHERE {}) GROUP BY category_code ORDER BY count() DESC, category_code LIMIT 1",
+            listed_window(since, until)
         ))
         .fetch_one()
         .await
