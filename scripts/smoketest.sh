@@ -38,6 +38,13 @@ fi
 export OONI_SUBMISSIONS_QUEUE_URL="${AWS_ENDPOINT_URL}/123456789012/ooni-local-submissions"
 # The fetching jobs read stand-ins for their upstream sources from a local file server: the
 # seed's fingerprint CSVs and infra/smoke/ (test lists, ASN metadata, VPN credentials).
+wait_for() { # wait_for <what> <command...>: up to 10 s, else a clear error (set -e stops here)
+  local what=$1
+  shift
+  for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "smoketest: $what did not start (logs in .local/)" >&2
+  return 1
+}
 SOURCES="$REPO_ROOT/.local/smoke-sources"
 rm -rf "$SOURCES" && mkdir -p "$SOURCES"
 cp infra/seed/fingerprints_dns.csv infra/seed/fingerprints_http.csv "$SOURCES/"
@@ -55,7 +62,7 @@ export OONI_ASNMETA_URL="$src/asnmeta.json" OONI_ASNMETA_MIN_ROWS=1
 export OONI_GEOIP_CC_URL="$src/cc.mmdb.gz" OONI_GEOIP_ASN_URL="$src/asn.mmdb"
 export OONI_GEOIP_PROBE_IP=93.57.1.1 OONI_GEOIP_PROBE_CC=IT OONI_GEOIP_PROBE_ASN=30722
 export OONI_VPN_EIP_SERVICE_URL="$src/vpn/eip-service.json" OONI_VPN_CA_URL="$src/vpn/ca.crt" OONI_VPN_CERT_URL="$src/vpn/cert"
-for _ in $(seq 50); do curl -fs -o /dev/null "$OONI_FINGERPRINTS_DNS_URL" && break; sleep 0.1; done
+wait_for "the source file server" curl -fs -o /dev/null "$OONI_FINGERPRINTS_DNS_URL"
 # JobTestHelperRotation talks to the DigitalOcean API and an ACME CA. Here (as in its black-box
 # tests in shared/jobs) those are a stateful fake DigitalOcean API (infra/smoke/fake_digitalocean.py)
 # and a real local ACME server: pebble, validating DNS-01 against pebble-challtestsrv, whose TXT
@@ -95,13 +102,6 @@ OONI_SMOKE_DO_PORT="$DO_PORT" OONI_SMOKE_DO_TOKEN="$OONI_DIGITALOCEAN_TOKEN" \
   OONI_SMOKE_DNS_API="http://127.0.0.1:${DNS_API_PORT}" \
   python3 infra/smoke/fake_digitalocean.py >"$ROT/fake_digitalocean.log" 2>&1 &
 bg_pids+=($!)
-wait_for() { # wait_for <what> <command...>: up to 10 s
-  local what=$1
-  shift
-  for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "smoketest: $what did not start (logs in $ROT)" >&2
-  return 1
-}
 wait_for pebble curl -fs --cacert "$ROT/ca.pem" "https://127.0.0.1:${ACME_PORT}/dir"
 wait_for pebble-challtestsrv curl -s -o /dev/null "http://127.0.0.1:${DNS_API_PORT}/"
 wait_for "the fake DigitalOcean API" curl -fs -H "Authorization: Bearer $OONI_DIGITALOCEAN_TOKEN" \
