@@ -145,6 +145,27 @@ fn u(v: Option<&Value>) -> Value {
     Value::from(as_u64(v))
 }
 
+/// The four outcome counts of the network statistics (`SELECT <key>, ` + this).
+const OUTCOME_COUNTS: &str = "countIf(anomaly = 't') AS anomaly_count, \
+    countIf(confirmed = 't') AS confirmed_count, countIf(msm_failure = 't') AS failure_count, \
+    count() AS total_count FROM fastpath FINAL";
+
+/// One result of the network statistics: the key column (as a string) and the outcome counts.
+fn outcome_counts(rows: &[Map<String, Value>], key: &str) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            let count = |name: &str| u(r.get(name));
+            json!({
+                "anomaly_count": count("anomaly_count"),
+                "confirmed_count": count("confirmed_count"),
+                "failure_count": count("failure_count"),
+                key: as_str(r.get(key)),
+                "total_count": count("total_count"),
+            })
+        })
+        .collect()
+}
+
 /// `GET /api/_/test_names`
 pub async fn test_names(_s: Arc<State>, _req: Request) -> HttpResult {
     let names: Vec<Value> = TEST_NAMES
@@ -342,11 +363,8 @@ pub async fn website_stats(s: Arc<State>, req: Request) -> HttpResult {
         // Upstream compared `input = NULL`, which matches nothing.
         return json(&json!({"results": []}), Cache::MaxAge(0));
     };
-    let mut q = Sql::new(
-        "SELECT toDate(measurement_start_time) AS test_day, countIf(anomaly = 't') AS anomaly_count, \
-         countIf(confirmed = 't') AS confirmed_count, countIf(msm_failure = 't') AS failure_count, \
-         count() AS total_count FROM fastpath FINAL",
-    );
+    let mut q = Sql::new("SELECT toDate(measurement_start_time) AS test_day, ");
+    q.push(OUTCOME_COUNTS);
     let mut w = Where::new();
     last_31_days(&mut w, today(&s));
     w.bind("probe_cc = ?", cc.as_str())
@@ -355,18 +373,7 @@ pub async fn website_stats(s: Arc<State>, req: Request) -> HttpResult {
     q.append(w.into_sql());
     q.push(" GROUP BY test_day ORDER BY test_day");
     let rows = s.db.json(&q).await?.rows;
-    let results: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "anomaly_count": u(r.get("anomaly_count")),
-                "confirmed_count": u(r.get("confirmed_count")),
-                "failure_count": u(r.get("failure_count")),
-                "test_day": as_str(r.get("test_day")),
-                "total_count": u(r.get("total_count")),
-            })
-        })
-        .collect();
+    let results = outcome_counts(&rows, "test_day");
     json(&json!({ "results": results }), Cache::MaxAge(0))
 }
 
@@ -412,27 +419,14 @@ pub async fn website_urls(s: Arc<State>, req: Request) -> HttpResult {
             .and_then(|r| r.get("total")),
     );
 
-    let mut q = Sql::new(
-        "SELECT input, countIf(anomaly = 't') AS anomaly_count, countIf(confirmed = 't') AS confirmed_count, \
-         countIf(msm_failure = 't') AS failure_count, count() AS total_count FROM fastpath FINAL",
-    );
+    let mut q = Sql::new("SELECT input, ");
+    q.push(OUTCOME_COUNTS);
     q.append(scope());
     q.push(" GROUP BY input ORDER BY confirmed_count DESC, total_count DESC, anomaly_count DESC, input ASC");
     q.push_bind(" LIMIT ?", limit)
         .push_bind(" OFFSET ?", offset);
     let rows = s.db.json(&q).await?.rows;
-    let results: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "anomaly_count": u(r.get("anomaly_count")),
-                "confirmed_count": u(r.get("confirmed_count")),
-                "failure_count": u(r.get("failure_count")),
-                "input": as_str(r.get("input")),
-                "total_count": u(r.get("total_count")),
-            })
-        })
-        .collect();
+    let results = outcome_counts(&rows, "input");
     let next_url = (results.len() as u64 >= limit).then(|| {
         let q: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("limit", &limit.to_string())
