@@ -303,6 +303,21 @@ impl DigitalOcean {
         }
     }
 
+    /// A successful call whose JSON answer is decoded as `T`.
+    async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T, CloudError> {
+        let v = self.ok(op, method, path, body).await?;
+        serde_json::from_value(v).map_err(|e| CloudError::Request {
+            op,
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
     /// A DELETE where 404 (already gone) is success.
     async fn delete(&self, op: &'static str, path: &str) -> Result<(), CloudError> {
         match self.call(op, reqwest::Method::DELETE, path, None).await? {
@@ -362,13 +377,6 @@ impl From<DoDroplet> for Droplet {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(op: &'static str, v: Value) -> Result<T, CloudError> {
-    serde_json::from_value(v).map_err(|e| CloudError::Request {
-        op,
-        message: format!("unexpected answer: {e}"),
-    })
-}
-
 #[async_trait]
 impl Cloud for DigitalOcean {
     async fn droplets(&self, tag: &str) -> Result<Vec<Droplet>, CloudError> {
@@ -376,20 +384,11 @@ impl Cloud for DigitalOcean {
         struct List {
             droplets: Vec<DoDroplet>,
         }
-        let op = "list droplets";
-        let v = self
-            .ok(
-                op,
-                reqwest::Method::GET,
-                &format!("/v2/droplets?tag_name={tag}&per_page=200"),
-                None,
-            )
+        let path = format!("/v2/droplets?tag_name={tag}&per_page=200");
+        let list: List = self
+            .fetch("list droplets", reqwest::Method::GET, &path, None)
             .await?;
-        Ok(decode::<List>(op, v)?
-            .droplets
-            .into_iter()
-            .map(Droplet::from)
-            .collect())
+        Ok(list.droplets.into_iter().map(Droplet::from).collect())
     }
 
     async fn create_droplet(&self, d: &NewDroplet) -> Result<Droplet, CloudError> {
@@ -397,15 +396,19 @@ impl Cloud for DigitalOcean {
         struct Created {
             droplet: DoDroplet,
         }
-        let op = "create droplet";
         let body = json!({
             "name": d.name, "region": d.region, "size": d.size, "image": d.image,
             "ipv6": true, "backups": false, "user_data": d.user_data, "tags": [d.tag],
         });
-        let v = self
-            .ok(op, reqwest::Method::POST, "/v2/droplets", Some(body))
+        let created: Created = self
+            .fetch(
+                "create droplet",
+                reqwest::Method::POST,
+                "/v2/droplets",
+                Some(body),
+            )
             .await?;
-        Ok(decode::<Created>(op, v)?.droplet.into())
+        Ok(created.droplet.into())
     }
 
     async fn destroy_droplet(&self, id: u64) -> Result<(), CloudError> {
@@ -426,16 +429,11 @@ impl Cloud for DigitalOcean {
         struct List {
             domain_records: Vec<Rec>,
         }
-        let op = "list DNS records";
-        let v = self
-            .ok(
-                op,
-                reqwest::Method::GET,
-                &format!("/v2/domains/{zone}/records?per_page=200"),
-                None,
-            )
+        let path = format!("/v2/domains/{zone}/records?per_page=200");
+        let list: List = self
+            .fetch("list DNS records", reqwest::Method::GET, &path, None)
             .await?;
-        Ok(decode::<List>(op, v)?
+        Ok(list
             .domain_records
             .into_iter()
             .map(|r| DnsRecord {
