@@ -266,6 +266,14 @@ mod tests {
         UserAuth::new(&keys(), None)
     }
 
+    /// The status `auth` refuses `token` with for a route that needs `role`.
+    async fn refusal(auth: &UserAuth, token: &str, role: Role) -> http::StatusCode {
+        auth.require(&req_with(token), role)
+            .await
+            .unwrap_err()
+            .status
+    }
+
     #[tokio::test]
     async fn a_valid_admin_session_passes_the_admin_check() {
         let token = keys()
@@ -282,14 +290,7 @@ mod tests {
     #[tokio::test]
     async fn a_user_session_gets_403_on_admin_routes_and_no_token_gets_401() {
         let token = keys().user.sign(&claims(Role::User, now() + 3600)).unwrap();
-        assert_eq!(
-            auth()
-                .require(&req_with(&token), Role::Admin)
-                .await
-                .unwrap_err()
-                .status,
-            403
-        );
+        assert_eq!(refusal(&auth(), &token, Role::Admin).await, 403);
         let empty = http::Request::builder()
             .body(lambda_http::Body::Empty)
             .unwrap();
@@ -316,14 +317,7 @@ mod tests {
             .probe
             .sign(&claims(Role::Admin, now() + 3600))
             .unwrap();
-        assert_eq!(
-            auth()
-                .require(&req_with(&token), Role::User)
-                .await
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(refusal(&auth(), &token, Role::User).await, 401);
     }
 
     #[tokio::test]
@@ -331,14 +325,7 @@ mod tests {
         let mut c = claims(Role::Admin, now() + 3600);
         c.aud = AUD_REGISTER.into();
         let token = keys().user.sign(&c).unwrap();
-        assert_eq!(
-            auth()
-                .require(&req_with(&token), Role::User)
-                .await
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(refusal(&auth(), &token, Role::User).await, 401);
     }
 
     #[tokio::test]
@@ -347,27 +334,13 @@ mod tests {
         let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = b64.encode(serde_json::to_vec(&claims(Role::Admin, now() + 3600)).unwrap());
         let none_token = format!("{header}.{payload}.");
-        assert_eq!(
-            auth()
-                .require(&req_with(&none_token), Role::User)
-                .await
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(refusal(&auth(), &none_token, Role::User).await, 401);
 
         let good = keys().user.sign(&claims(Role::User, now() + 3600)).unwrap();
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         parts[1] = b64.encode(serde_json::to_vec(&claims(Role::Admin, now() + 3600)).unwrap());
         let tampered = parts.join(".");
-        assert_eq!(
-            auth()
-                .require(&req_with(&tampered), Role::User)
-                .await
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(refusal(&auth(), &tampered, Role::User).await, 401);
     }
 
     struct Expunged(i64);
@@ -385,13 +358,7 @@ mod tests {
             .sign(&claims(Role::Admin, now() + 3600))
             .unwrap();
         let auth = UserAuth::new(&keys(), Some(Arc::new(Expunged(now()))));
-        assert_eq!(
-            auth.require(&req_with(&token), Role::User)
-                .await
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(refusal(&auth, &token, Role::User).await, 401);
         let later = UserAuth::new(&keys(), Some(Arc::new(Expunged(now() - 3600))));
         assert!(later.require(&req_with(&token), Role::User).await.is_ok());
     }
