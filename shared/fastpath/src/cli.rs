@@ -10,7 +10,6 @@
 
 use crate::fingerprints::{load_dir, ClickHouseFingerprints, FingerprintSource, LoadError};
 use crate::input::{kind_of, read_items, InputError, Kind, RawItem};
-use crate::records::{FastpathRecord, OpenvpnRecord};
 use crate::store::{RowStore, StoreError};
 use crate::writer::{write, RowBatch, WriteMode, WriteReport};
 use chrono::NaiveDate;
@@ -384,9 +383,9 @@ impl Sink {
                         self.summary.rows_printed += 1;
                     }
                     ReprocessOutput::ClickHouse(_) => {
-                        self.batch.fastpath.push(FastpathRecord::from(*row));
+                        self.batch.fastpath.push(*row);
                         if let Some(ov) = openvpn {
-                            self.batch.openvpn.push(OpenvpnRecord::from(*ov));
+                            self.batch.openvpn.push(*ov);
                         }
                         if self.batch.fastpath.len() >= self.batch_size {
                             self.flush().await?;

@@ -1,84 +1,19 @@
-//! The ClickHouse row types this crate writes (`fastpath`, `obs_openvpn`,
-//! `faulty_measurements`) and their construction from the scoring crate's rows.
+//! The ClickHouse rows this crate writes (`fastpath`, `obs_openvpn`, `faulty_measurements`).
 //!
-//! Column names and types follow `infra/migrations/0001`, `0010` and `0012`. Times are sent as
-//! seconds since the epoch, reading the measurement's naive `%Y-%m-%d %H:%M:%S` times as UTC
-//! (the server's `DateTime` columns have no time zone), clamped to `DateTime`'s range.
+//! The `fastpath` and `obs_openvpn` rows are the scoring crate's own rows (built with its
+//! `clickhouse` feature): one column list, whose times go over the wire as seconds since the
+//! epoch and whose `obs_openvpn` flags as `Int8` (see `ooni_scoring::row`). Column names and
+//! types follow `infra/migrations/0001`, `0010` and `0012`.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use ooni_scoring::{FastpathRow, ObsOpenvpnRow};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// One `fastpath` row: the 26 columns upstream writes, nothing else (`update_time` is
-/// materialized by the server, the legacy columns keep their defaults).
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
-pub struct FastpathRecord {
-    pub measurement_uid: String,
-    pub report_id: String,
-    pub input: String,
-    pub probe_cc: String,
-    pub probe_asn: u32,
-    pub test_name: String,
-    /// `DateTime`, seconds since the epoch.
-    pub test_start_time: u32,
-    /// `DateTime`, seconds since the epoch.
-    pub measurement_start_time: u32,
-    pub scores: String,
-    pub platform: String,
-    pub anomaly: String,
-    pub confirmed: String,
-    pub msm_failure: String,
-    pub blocking_type: String,
-    pub domain: String,
-    pub software_name: String,
-    pub software_version: String,
-    pub test_version: String,
-    pub test_runtime: f32,
-    pub architecture: String,
-    pub engine_name: String,
-    pub engine_version: String,
-    pub test_helper_address: String,
-    pub test_helper_type: String,
-    pub ooni_run_link_id: Option<u64>,
-    pub is_verified: String,
-}
+/// One `fastpath` row: the 26 columns upstream writes.
+pub type FastpathRecord = ooni_scoring::FastpathRow;
 
-/// One `obs_openvpn` row (the 30 columns upstream writes; `error` and
-/// `tcp_connect_status_success` keep their defaults).
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
-pub struct OpenvpnRecord {
-    pub anomaly: i8,
-    pub bootstrap_time: f32,
-    pub confirmed: i8,
-    pub failure: String,
-    pub input: String,
-    pub last_handshake_transaction_id: i32,
-    pub measurement_start_time: u32,
-    pub measurement_uid: String,
-    pub minivpn_version: String,
-    pub obfs4_version: String,
-    pub obfuscation: String,
-    pub platform: String,
-    pub probe_asn: i32,
-    pub probe_cc: String,
-    pub probe_network_name: String,
-    pub provider: String,
-    pub remote: String,
-    pub report_id: String,
-    pub resolver_asn: i32,
-    pub resolver_ip: String,
-    pub resolver_network_name: String,
-    pub software_name: String,
-    pub software_version: String,
-    pub success: i8,
-    pub success_handshake: i8,
-    pub success_icmp: i8,
-    pub success_urlgrab: i8,
-    pub test_runtime: f32,
-    pub test_start_time: u32,
-    pub transport: String,
-}
+/// One `obs_openvpn` row: the 30 columns upstream writes.
+pub type OpenvpnRecord = ooni_scoring::ObsOpenvpnRow;
 
 /// One `faulty_measurements` row of type `geoip`.
 ///
@@ -100,86 +35,6 @@ pub struct FaultyRecord {
     /// JSON: `submission_cc, submission_asn, measurement_uid, software_name,
     /// software_version, platform` (what the measurement claims).
     pub details: String,
-}
-
-/// Seconds since the epoch of a naive UTC time, clamped to ClickHouse `DateTime`'s range.
-pub fn epoch_seconds(t: NaiveDateTime) -> u32 {
-    let s = t.and_utc().timestamp();
-    u32::try_from(s.max(0)).unwrap_or(u32::MAX)
-}
-
-impl From<FastpathRow> for FastpathRecord {
-    fn from(r: FastpathRow) -> Self {
-        FastpathRecord {
-            measurement_uid: r.measurement_uid,
-            report_id: r.report_id,
-            input: r.input,
-            probe_cc: r.probe_cc,
-            probe_asn: r.probe_asn,
-            test_name: r.test_name,
-            test_start_time: epoch_seconds(r.test_start_time),
-            measurement_start_time: epoch_seconds(r.measurement_start_time),
-            scores: r.scores,
-            platform: r.platform,
-            anomaly: r.anomaly,
-            confirmed: r.confirmed,
-            msm_failure: r.msm_failure,
-            blocking_type: r.blocking_type,
-            domain: r.domain,
-            software_name: r.software_name,
-            software_version: r.software_version,
-            test_version: r.test_version,
-            test_runtime: r.test_runtime,
-            architecture: r.architecture,
-            engine_name: r.engine_name,
-            engine_version: r.engine_version,
-            test_helper_address: r.test_helper_address,
-            test_helper_type: r.test_helper_type,
-            ooni_run_link_id: r.ooni_run_link_id,
-            is_verified: r.is_verified,
-        }
-    }
-}
-
-fn i8_of(b: bool) -> i8 {
-    i8::from(b)
-}
-
-impl From<ObsOpenvpnRow> for OpenvpnRecord {
-    fn from(r: ObsOpenvpnRow) -> Self {
-        OpenvpnRecord {
-            anomaly: i8_of(r.anomaly),
-            bootstrap_time: r.bootstrap_time,
-            confirmed: i8_of(r.confirmed),
-            failure: r.failure,
-            input: r.input,
-            last_handshake_transaction_id: r.last_handshake_transaction_id,
-            measurement_start_time: epoch_seconds(r.measurement_start_time),
-            measurement_uid: r.measurement_uid,
-            minivpn_version: r.minivpn_version,
-            obfs4_version: r.obfs4_version,
-            obfuscation: r.obfuscation,
-            platform: r.platform,
-            probe_asn: r.probe_asn,
-            probe_cc: r.probe_cc,
-            probe_network_name: r.probe_network_name,
-            provider: r.provider,
-            remote: r.remote,
-            report_id: r.report_id,
-            resolver_asn: r.resolver_asn,
-            resolver_ip: r.resolver_ip,
-            resolver_network_name: r.resolver_network_name,
-            software_name: r.software_name,
-            software_version: r.software_version,
-            success: i8_of(r.success),
-            success_handshake: i8_of(r.success_handshake),
-            success_icmp: i8_of(r.success_icmp),
-            success_urlgrab: i8_of(r.success_urlgrab),
-            test_runtime: r.test_runtime,
-            test_start_time: epoch_seconds(r.test_start_time),
-            transport: r.transport,
-        }
-    }
 }
 
 /// The deterministic `faulty_measurements.uid` of a measurement's GeoIP mismatch: the first
@@ -248,34 +103,12 @@ mod tests {
     use chrono::TimeZone;
 
     fn row() -> FastpathRecord {
-        FastpathRecord {
-            measurement_uid: "20240305060708.123456_IT_webconnectivity_0123456789abcdef".into(),
-            report_id: "r".into(),
-            input: String::new(),
-            probe_cc: "IT".into(),
-            probe_asn: 30722,
-            test_name: "web_connectivity".into(),
-            test_start_time: 0,
-            measurement_start_time: 0,
-            scores: "{}".into(),
-            platform: "android".into(),
-            anomaly: "f".into(),
-            confirmed: "f".into(),
-            msm_failure: "f".into(),
-            blocking_type: String::new(),
-            domain: String::new(),
-            software_name: "ooniprobe-android".into(),
-            software_version: "3.8.0".into(),
-            test_version: String::new(),
-            test_runtime: 0.0,
-            architecture: String::new(),
-            engine_name: String::new(),
-            engine_version: String::new(),
-            test_helper_address: String::new(),
-            test_helper_type: String::new(),
-            ooni_run_link_id: None,
-            is_verified: "u".into(),
-        }
+        let mut r = crate::testing::fastpath_record(
+            "20240305060708.123456_IT_webconnectivity_0123456789abcdef",
+        );
+        (r.platform, r.software_name, r.software_version) =
+            ("android".into(), "ooniprobe-android".into(), "3.8.0".into());
+        r
     }
 
     fn at() -> DateTime<Utc> {
@@ -359,13 +192,5 @@ mod tests {
         assert_eq!(a, faulty_uid("x"));
         assert_ne!(a, faulty_uid("y"));
         assert_eq!(a.get_version_num(), 8);
-    }
-
-    #[test]
-    fn times_before_1970_or_after_2106_are_clamped() {
-        let t = |s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
-        assert_eq!(epoch_seconds(t("1960-01-01 00:00:00")), 0);
-        assert_eq!(epoch_seconds(t("2200-01-01 00:00:00")), u32::MAX);
-        assert_eq!(epoch_seconds(t("2023-11-14 22:13:20")), 1_700_000_000);
     }
 }

@@ -20,7 +20,7 @@
 //!   the batch is retried (`scorer_clickhouse_unavailable`).
 
 use crate::fingerprints::FingerprintCache;
-use crate::records::{geoip_mismatch, ClientGeo, FastpathRecord, OpenvpnRecord};
+use crate::records::{geoip_mismatch, ClientGeo};
 use crate::store::RowStore;
 use crate::writer::{write, RowBatch, WriteMode};
 use async_trait::async_trait;
@@ -350,7 +350,7 @@ impl Scorer {
             }));
             item.state = match outcome {
                 Ok(Outcome::Row { row, openvpn }) => {
-                    let record = FastpathRecord::from(*row);
+                    let record = *row;
                     let geo = ClientGeo {
                         cc: env.client_cc.clone(),
                         asn: env.client_asn,
@@ -359,7 +359,7 @@ impl Scorer {
                         batch.faulty.push(f);
                     }
                     if let Some(ov) = openvpn {
-                        batch.openvpn.push(OpenvpnRecord::from(*ov));
+                        batch.openvpn.push(*ov);
                     }
                     batch.fastpath.push(record);
                     State::Row

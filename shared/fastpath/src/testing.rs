@@ -205,6 +205,12 @@ impl FingerprintSource for ScriptedFingerprints {
     }
 }
 
+fn at_epoch(secs: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
 /// A plausible `fastpath` row for `uid` (tests of the writer).
 pub fn fastpath_record(uid: &str) -> FastpathRecord {
     FastpathRecord {
@@ -214,8 +220,8 @@ pub fn fastpath_record(uid: &str) -> FastpathRecord {
         probe_cc: "IT".into(),
         probe_asn: 30722,
         test_name: "web_connectivity".into(),
-        test_start_time: 1_709_618_828,
-        measurement_start_time: 1_709_618_828,
+        test_start_time: at_epoch(1_709_618_828),
+        measurement_start_time: at_epoch(1_709_618_828),
         scores: "{\"blocking_general\":0.0}".into(),
         platform: "linux".into(),
         anomaly: "f".into(),

@@ -104,10 +104,10 @@ pub fn dedup_token<T: Serialize>(
     format!("{prefix}:{table}:{}", hex::encode(h.finalize()))
 }
 
-fn keys_of<'a>(rows: impl Iterator<Item = (&'a str, u32)>) -> Vec<RowKey> {
+fn keys_of<'a>(rows: impl Iterator<Item = (&'a str, chrono::NaiveDateTime)>) -> Vec<RowKey> {
     rows.map(|(uid, t)| RowKey {
         measurement_uid: uid.to_owned(),
-        measurement_start_time: t,
+        measurement_start_time: ooni_scoring::epoch_seconds(t),
     })
     .collect()
 }

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use ooni_adapters::{ClickHouseConfig, SystemClock};
 use ooni_fastpath::fingerprints::{DirFingerprints, FingerprintCache, RefreshPolicy};
-use ooni_fastpath::records::{epoch_seconds, FastpathRecord, OpenvpnRecord};
+use ooni_fastpath::records::{FastpathRecord, OpenvpnRecord};
 use ooni_fastpath::store::{ClickHouseRowStore, RowKey, RowStore};
 use ooni_fastpath::writer::{write, RowBatch, WriteMode};
 use ooni_fastpath::{FastpathService, Scorer, ScorerConfig, ScorerSettings};
@@ -41,47 +41,13 @@ async fn stack_with_fingerprints() -> TestStack {
     stack
 }
 
-fn time(v: &Value) -> u32 {
-    epoch_seconds(
-        chrono::NaiveDateTime::parse_from_str(v.as_str().unwrap(), "%Y-%m-%d %H:%M:%S").unwrap(),
-    )
+fn time(v: &Value) -> chrono::NaiveDateTime {
+    chrono::NaiveDateTime::parse_from_str(v.as_str().unwrap(), "%Y-%m-%d %H:%M:%S").unwrap()
 }
 
-fn s(v: &Value) -> String {
-    v.as_str().unwrap().to_owned()
-}
-
-/// Upstream's `fastpath` row for sample `idx`, as this crate's record.
+/// Upstream's `fastpath` row for sample `idx` (its JSON has the table's column names).
 fn expected_record(idx: u64) -> FastpathRecord {
-    let r = &expected(idx)["row"];
-    FastpathRecord {
-        measurement_uid: s(&r["measurement_uid"]),
-        report_id: s(&r["report_id"]),
-        input: s(&r["input"]),
-        probe_cc: s(&r["probe_cc"]),
-        probe_asn: r["probe_asn"].as_u64().unwrap() as u32,
-        test_name: s(&r["test_name"]),
-        test_start_time: time(&r["test_start_time"]),
-        measurement_start_time: time(&r["measurement_start_time"]),
-        scores: s(&r["scores"]),
-        platform: s(&r["platform"]),
-        anomaly: s(&r["anomaly"]),
-        confirmed: s(&r["confirmed"]),
-        msm_failure: s(&r["msm_failure"]),
-        blocking_type: s(&r["blocking_type"]),
-        domain: s(&r["domain"]),
-        software_name: s(&r["software_name"]),
-        software_version: s(&r["software_version"]),
-        test_version: s(&r["test_version"]),
-        test_runtime: r["test_runtime"].as_f64().unwrap() as f32,
-        architecture: s(&r["architecture"]),
-        engine_name: s(&r["engine_name"]),
-        engine_version: s(&r["engine_version"]),
-        test_helper_address: s(&r["test_helper_address"]),
-        test_helper_type: s(&r["test_helper_type"]),
-        ooni_run_link_id: r["ooni_run_link_id"].as_u64(),
-        is_verified: s(&r["is_verified"]),
-    }
+    serde_json::from_value(expected(idx)["row"].clone()).unwrap()
 }
 
 async fn stored(stack: &TestStack, uid: &str) -> FastpathRecord {
@@ -102,7 +68,7 @@ async fn stored(stack: &TestStack, uid: &str) -> FastpathRecord {
 fn sample_start(uid: &str) -> u32 {
     let s = samples().into_iter().find(|s| s.uid == uid).unwrap();
     let v: Value = serde_json::from_str(&s.measurement).unwrap();
-    time(&v["measurement_start_time"])
+    ooni_scoring::epoch_seconds(time(&v["measurement_start_time"]))
 }
 
 #[tokio::test]
@@ -140,9 +106,9 @@ async fn rows_land_with_the_values_upstream_writes() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     let got = &rows[0];
-    assert_eq!(got.measurement_uid, s(&ov["measurement_uid"]));
-    assert_eq!(got.input, s(&ov["input"]));
-    let flag = |k: &str| i8::from(ov[k].as_bool().unwrap());
+    assert_eq!(got.measurement_uid, ov["measurement_uid"].as_str().unwrap());
+    assert_eq!(got.input, ov["input"].as_str().unwrap());
+    let flag = |k: &str| ov[k].as_bool().unwrap();
     assert_eq!(
         (
             got.success,

@@ -26,5 +26,8 @@ pub use cli::score_jsonl_line;
 pub use fingerprints::{
     Fingerprint, FingerprintError, FingerprintRow, FingerprintTable, Fingerprints, PatternType, Scope,
 };
-pub use row::{parse_only, process, score_measurement, trivial_id, DiscardReason, FastpathRow, ObsOpenvpnRow, Outcome};
+pub use row::{
+    epoch_seconds, parse_only, process, score_measurement, trivial_id, DiscardReason, FastpathRow, ObsOpenvpnRow,
+    Outcome,
+};
 pub use scores::Scores;

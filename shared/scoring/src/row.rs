@@ -8,7 +8,7 @@ use crate::pyfmt;
 use crate::scores::{init_scores, SVal, ScoreMap, Scores};
 use crate::scoring;
 use chrono::NaiveDateTime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// Why a measurement produced no row. Every variant has a stable [`as_str`](Self::as_str).
@@ -75,17 +75,69 @@ impl std::fmt::Display for DiscardReason {
     }
 }
 
+/// Seconds since the epoch of a row time (naive, read as UTC), clamped to ClickHouse
+/// `DateTime`'s range (1970 to 2106).
+pub fn epoch_seconds(t: NaiveDateTime) -> u32 {
+    u32::try_from(t.and_utc().timestamp().max(0)).unwrap_or(u32::MAX)
+}
+
+/// The row times: `"YYYY-MM-DD HH:MM:SS"` in human-readable formats (JSON, what the CLI prints),
+/// seconds since the epoch (UTC, clamped to ClickHouse `DateTime`'s range) in binary ones
+/// (ClickHouse RowBinary, where the column is a `DateTime`).
 mod datetime_fmt {
-    use chrono::NaiveDateTime;
-    use serde::Serializer;
+    use chrono::{DateTime, NaiveDateTime};
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    const FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
     pub(crate) fn serialize<S: Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&t.format("%Y-%m-%d %H:%M:%S"))
+        if s.is_human_readable() {
+            s.collect_str(&t.format(FORMAT))
+        } else {
+            s.serialize_u32(super::epoch_seconds(*t))
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            NaiveDateTime::parse_from_str(&text, FORMAT).map_err(de::Error::custom)
+        } else {
+            let secs = u32::deserialize(d)?;
+            DateTime::from_timestamp(i64::from(secs), 0)
+                .map(|t| t.naive_utc())
+                .ok_or_else(|| de::Error::custom("time out of range"))
+        }
     }
 }
 
-/// One row of the `fastpath` table, with the table's column names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The `obs_openvpn` flags: booleans in human-readable formats, `Int8` 0/1 in binary ones
+/// (the table's column type).
+mod int8_flag {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(b: &bool, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_bool(*b)
+        } else {
+            s.serialize_i8(i8::from(*b))
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        if d.is_human_readable() {
+            bool::deserialize(d)
+        } else {
+            Ok(i8::deserialize(d)? != 0)
+        }
+    }
+}
+
+/// One row of the `fastpath` table, with the table's column names: the 26 columns upstream writes
+/// (`update_time` is materialized by the server, the legacy columns keep their defaults). With the
+/// `clickhouse` feature it is also the row the fastpath inserts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct FastpathRow {
     pub measurement_uid: String,
     pub report_id: String,
@@ -122,11 +174,15 @@ pub struct FastpathRow {
     pub is_verified: String,
 }
 
-/// One row of the `obs_openvpn` table (the 30 columns upstream writes).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One row of the `obs_openvpn` table (the 30 columns upstream writes; `error` and
+/// `tcp_connect_status_success` keep their defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct ObsOpenvpnRow {
+    #[serde(with = "int8_flag")]
     pub anomaly: bool,
     pub bootstrap_time: f32,
+    #[serde(with = "int8_flag")]
     pub confirmed: bool,
     pub failure: String,
     pub input: String,
@@ -149,9 +205,13 @@ pub struct ObsOpenvpnRow {
     pub resolver_network_name: String,
     pub software_name: String,
     pub software_version: String,
+    #[serde(with = "int8_flag")]
     pub success: bool,
+    #[serde(with = "int8_flag")]
     pub success_handshake: bool,
+    #[serde(with = "int8_flag")]
     pub success_icmp: bool,
+    #[serde(with = "int8_flag")]
     pub success_urlgrab: bool,
     pub test_runtime: f32,
     #[serde(with = "datetime_fmt")]
@@ -541,6 +601,14 @@ pub fn trivial_id(raw: &[u8], measurement_start_time: Option<&str>) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_times_before_1970_or_after_2106_are_clamped() {
+        let t = |s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(epoch_seconds(t("1960-01-01 00:00:00")), 0);
+        assert_eq!(epoch_seconds(t("2200-01-01 00:00:00")), u32::MAX);
+        assert_eq!(epoch_seconds(t("2023-11-14 22:13:20")), 1_700_000_000);
+    }
 
     #[test]
     fn trivial_id_matches_upstream_unit_test() {
