@@ -401,15 +401,17 @@ impl ObjectStore for S3ObjectStore {
                 let code = err.code().unwrap_or("unknown");
                 let message = format!("{code}: {}", err.message().unwrap_or(""));
                 // Per-key failures are server-side (InternalError, SlowDown) or refusals.
-                return Err(if matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable") {
+                let transient = matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable");
+                let operation = "delete_many";
+                return Err(if transient {
                     StoreError::Unavailable {
-                        operation: "delete_many",
+                        operation,
                         key,
                         message,
                     }
                 } else {
                     StoreError::Rejected {
-                        operation: "delete_many",
+                        operation,
                         key,
                         message,
                     }
