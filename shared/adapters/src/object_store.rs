@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+};
 use bytes::{Bytes, BytesMut};
 
 use crate::aws::sdk_failure;
@@ -13,6 +15,9 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// Largest page `list_page` asks S3 for.
 const LIST_PAGE_SIZE: i32 = 1000;
+
+/// Most keys one S3 DeleteObjects request takes.
+pub const MAX_DELETE_BATCH: usize = 1000;
 
 /// One stored object as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +94,16 @@ pub trait ObjectStore: Send + Sync {
 
     /// Deletes the object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes every object of `keys` (at most [`MAX_DELETE_BATCH`] per call is efficient;
+    /// any number is accepted); missing objects are fine. On failure some of the keys may be
+    /// deleted already. The default deletes one key at a time.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
 
     /// One page of objects whose key starts with `prefix`, in key order.
     async fn list_page(
@@ -353,6 +368,56 @@ impl ObjectStore for S3ObjectStore {
             .send()
             .await
             .map_err(|e| classify("delete", key, &e))?;
+        Ok(())
+    }
+
+    /// One DeleteObjects request per [`MAX_DELETE_BATCH`] keys (quiet mode: only failures
+    /// are answered).
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(MAX_DELETE_BATCH) {
+            let Some(first) = batch.first() else {
+                continue;
+            };
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| classify("delete_many", first, &e))?;
+            if let Some(err) = out.errors().first() {
+                let key = err.key().unwrap_or(first).to_owned();
+                let code = err.code().unwrap_or("unknown");
+                let message = format!("{code}: {}", err.message().unwrap_or(""));
+                // Per-key failures are server-side (InternalError, SlowDown) or refusals.
+                let transient = matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable");
+                let operation = "delete_many";
+                return Err(if transient {
+                    StoreError::Unavailable {
+                        operation,
+                        key,
+                        message,
+                    }
+                } else {
+                    StoreError::Rejected {
+                        operation,
+                        key,
+                        message,
+                    }
+                });
+            }
+        }
         Ok(())
     }
 

@@ -10,7 +10,7 @@
 //! | `OONI_UPLOADER_MEMBER_BYTES` | `262144` | uncompressed size of a JSONL gzip member |
 //! | `OONI_UPLOADER_FETCH_CONCURRENCY` | `8` | incoming GETs in flight |
 //! | `OONI_UPLOADER_FETCH_WINDOW_BYTES` | `33554432` | bytes of incoming objects fetched ahead |
-//! | `OONI_UPLOADER_DELETE_CONCURRENCY` | `16` | incoming DELETEs in flight |
+//! | `OONI_UPLOADER_DELETE_CONCURRENCY` | `16` | incoming delete requests in flight (up to 1000 keys each) |
 //! | `OONI_UPLOADER_MARKER_TRUST_DAYS` | `60` | commit markers are authoritative for hours younger than this |
 
 use std::time::Duration;

@@ -152,7 +152,8 @@ impl JsonlQuery for ClickHouseJsonl {
         // Through fastpath first: (report_id, input) is jsonl's sort key prefix, so this
         // reads a few granules. Rows upstream wrote have no uid (''): one of those for the
         // measurement's (report_id, input) is its body, after a row naming the uid. Then by
-        // uid alone, which scans (rows whose measurement is not in fastpath).
+        // uid alone (rows whose measurement is not in fastpath), through the bloom-filter skip
+        // index on measurement_uid (migration 0014).
         let guided = self
             .client
             .query(&format!(

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ooni_adapters::object_store::MAX_DELETE_BATCH;
 use ooni_adapters::{Clock, MultipartUpload, ObjectInfo, ObjectStore, StoreError};
 use serde::Serialize;
 use tokio::task::{JoinHandle, JoinSet};
@@ -555,19 +556,20 @@ impl Uploader {
         Ok(())
     }
 
-    /// Deletes `keys` with bounded concurrency (a missing key is fine).
+    /// Deletes `keys` in batches (one request per [`MAX_DELETE_BATCH`] keys on S3) with
+    /// bounded concurrency (a missing key is fine).
     async fn delete_keys(&self, keys: &[String]) -> Result<(), UploadError> {
         let mut set = JoinSet::new();
         let mut first_error = None;
-        for key in keys {
+        for batch in keys.chunks(MAX_DELETE_BATCH) {
             while set.len() >= self.config.delete_concurrency {
                 if let Some(done) = set.join_next().await {
                     note_error(&mut first_error, done);
                 }
             }
             let store = self.incoming.clone();
-            let key = key.clone();
-            set.spawn(async move { store.delete(&key).await });
+            let batch = batch.to_vec();
+            set.spawn(async move { store.delete_many(&batch).await });
         }
         while let Some(done) = set.join_next().await {
             note_error(&mut first_error, done);
