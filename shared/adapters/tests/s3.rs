@@ -305,3 +305,33 @@ async fn an_unreachable_endpoint_is_a_transient_failure() {
     let err = store.get("k").await.expect_err("nothing listens on port 9");
     assert!(err.is_transient(), "{err}");
 }
+
+#[tokio::test]
+async fn delete_many_removes_every_key_across_batches_and_ignores_missing_ones() {
+    let (_aws, store) = store().await;
+    let n = ooni_adapters::object_store::MAX_DELETE_BATCH + 3;
+    let keys: Vec<String> = (0..n).map(|i| format!("d/{i:05}")).collect();
+    for k in &keys {
+        store
+            .put(k, Bytes::from_static(b"x"), "text/plain")
+            .await
+            .expect("put");
+    }
+    store
+        .put("keep/0", Bytes::from_static(b"y"), "text/plain")
+        .await
+        .expect("put");
+
+    // Two requests (1000 + 4 keys), one of the keys never existed.
+    let mut doomed = keys.clone();
+    doomed.push("d/never-written".into());
+    store.delete_many(&doomed).await.expect("delete_many");
+
+    let left = store.list_page("d/", None).await.expect("list");
+    assert!(left.objects.is_empty(), "{:?}", left.objects.first());
+    assert_eq!(
+        store.get("keep/0").await.expect("get"),
+        Some(Bytes::from_static(b"y"))
+    );
+    store.delete_many(&[]).await.expect("nothing to delete");
+}
