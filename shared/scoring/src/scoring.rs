@@ -437,9 +437,7 @@ fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
     match (a, b) {
         (PyItem::Str(x), PyItem::Str(y)) => x == y,
         (PyItem::Raw(x), PyItem::Raw(y)) => json::py_eq(x, y),
-        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => {
-            json::as_str(r).is_some_and(|v| v == *s)
-        }
+        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::as_str(r).is_some_and(|v| v == *s),
     }
 }
 
@@ -602,13 +600,6 @@ fn decode_b64(data: &str) -> Result<Vec<u8>, MatchFail> {
     })
 }
 
-thread_local! {
-    static BODY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Scratch buffers above this size are released after use.
-const MAX_SCRATCH: usize = 16 << 20;
-
 crate::json::json_object!(
     /// A `{format, data}` binary body or header value.
     B64Value<'a> {
@@ -628,21 +619,8 @@ fn match_body<'f>(
         Kind::Null => return Ok(()),
         Kind::String => {
             let text = body.get();
-            let inner = &text[1..text.len() - 1];
-            if inner.contains('\\') {
-                // decode into a per-thread scratch buffer: bodies are large and frequent
-                BODY_SCRATCH.with(|cell| {
-                    let mut buf = cell.borrow_mut();
-                    buf.clear();
-                    json::unescape_into(inner, &mut buf);
-                    fps.body_matches(&buf, &mut idx);
-                    if buf.capacity() > MAX_SCRATCH {
-                        *buf = Vec::new();
-                    }
-                });
-            } else {
-                fps.body_matches(inner.as_bytes(), &mut idx);
-            }
+            let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or_default();
+            fps.body_matches_escaped(inner, &mut idx);
         }
         Kind::Object => {
             let Some(Obj::Val(v)) = json::parse_obj::<B64Value>(body) else {
