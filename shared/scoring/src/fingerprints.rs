@@ -5,8 +5,10 @@
 //! patterns match `full` (equality) or `prefix`; header `contains`/`regexp` are
 //! ignored. Fingerprints are walked in the order the ClickHouse EmbeddedRocksDB table
 //! returns them (by byte length of `name`, then `name`), and all body patterns are
-//! found in a single filtered pass over each body ([`crate::literals`]).
+//! found in a single filtered pass over each body's escaped JSON text ([`crate::escaped`]),
+//! or over its decoded bytes ([`crate::literals`]).
 
+use crate::escaped::EscapedLiterals;
 use crate::literals::Literals;
 use std::collections::HashMap;
 use thiserror::Error;
@@ -230,8 +232,10 @@ pub struct Fingerprints {
     dns: Vec<Fingerprint>,
     http: Vec<Fingerprint>,
     dns_by_pattern: HashMap<String, Vec<u32>>,
-    /// The distinct non-empty body patterns, searched together.
+    /// The distinct non-empty body patterns, searched together in decoded bytes...
     body_literals: Option<Literals>,
+    /// ... and in escaped JSON string text.
+    body_escaped: Option<EscapedLiterals>,
     /// Body pattern id -> http fingerprint indices (ascending).
     body_pattern_fps: Vec<Vec<u32>>,
     /// Body fingerprints with an empty pattern (`str.find("") == 0` always matches).
@@ -320,11 +324,13 @@ impl Fingerprints {
         }
         let body_literals =
             (!patterns.is_empty()).then(|| Literals::new(patterns.iter().map(|p| p.as_bytes().into()).collect()));
+        let body_escaped = (!patterns.is_empty()).then(|| EscapedLiterals::new(&patterns));
         Ok(Fingerprints {
             dns,
             http,
             dns_by_pattern,
             body_literals,
+            body_escaped,
             body_pattern_fps,
             body_empty,
             headers,
@@ -352,20 +358,55 @@ impl Fingerprints {
             .filter_map(|&i| self.dns.get(i as usize))
     }
 
-    /// Body fingerprints found in `body`, in table order, with one pass over it.
+    /// Body fingerprints found in `body` (decoded bytes), in table order, with one pass over it.
     pub(crate) fn body_matches(&self, body: &[u8], out: &mut Vec<u32>) {
+        let mut ids = Vec::new();
+        if let Some(lits) = &self.body_literals {
+            lits.find_all(body, |_| true, |id| ids.push(id));
+        }
+        self.push_body_fps(&ids, out);
+    }
+
+    /// Body fingerprints found in a body given as the inside of its JSON string literal, in
+    /// table order. The escaped text is searched as it is, unless it encodes pattern characters
+    /// in a way the search does not follow: then it is decoded first.
+    pub(crate) fn body_matches_escaped(&self, inner: &str, out: &mut Vec<u32>) {
+        let mut ids = Vec::new();
+        if self.body_escaped.as_ref().is_none_or(|e| e.find_all(inner, &mut ids)) {
+            self.push_body_fps(&ids, out);
+            return;
+        }
+        // decode into a per-thread scratch buffer: bodies can be large
+        BODY_SCRATCH.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            buf.clear();
+            crate::json::unescape_into(inner, &mut buf);
+            self.body_matches(&buf, out);
+            if buf.capacity() > MAX_SCRATCH {
+                *buf = Vec::new();
+            }
+        });
+    }
+
+    /// Appends the fingerprints of the body patterns `ids` (and of the empty patterns).
+    fn push_body_fps(&self, ids: &[u32], out: &mut Vec<u32>) {
         let start = out.len();
         out.extend_from_slice(&self.body_empty);
-        if let Some(lits) = &self.body_literals {
-            lits.find_all(body, |id| {
-                if let Some(fps) = self.body_pattern_fps.get(id as usize) {
-                    out.extend_from_slice(fps);
-                }
-            });
+        for &id in ids {
+            if let Some(fps) = self.body_pattern_fps.get(id as usize) {
+                out.extend_from_slice(fps);
+            }
         }
         out[start..].sort_unstable();
     }
 }
+
+thread_local! {
+    static BODY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch buffers above this size are released after use.
+const MAX_SCRATCH: usize = 16 << 20;
 
 fn read_csv(text: &str, table: FingerprintTable) -> Result<Vec<FingerprintRow>, FingerprintError> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());

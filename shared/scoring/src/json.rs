@@ -151,48 +151,70 @@ pub(crate) fn unescape_into(inner: &str, out: &mut Vec<u8>) {
     loop {
         i = copy_plain(bytes, i, out);
         // bytes[i] is a backslash, or i is the end
-        let Some(&esc) = bytes.get(i + 1) else {
+        let Some(esc) = escape_at(bytes, i) else {
             return; // end, or a lone trailing backslash (dropped)
         };
-        i += 2;
-        match esc {
-            b'"' => out.push(b'"'),
-            b'\\' => out.push(b'\\'),
-            b'/' => out.push(b'/'),
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'u' => {
-                let c = match hex4(bytes, i) {
-                    None => '\u{fffd}',
-                    Some(hi) => {
-                        i += 4;
-                        if (0xD800..0xDC00).contains(&hi) {
-                            let lo = if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
-                                hex4(bytes, i + 2).filter(|lo| (0xDC00..0xE000).contains(lo))
-                            } else {
-                                None
-                            };
-                            match lo {
-                                Some(lo) => {
-                                    i += 6;
-                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
-                                        .unwrap_or('\u{fffd}')
-                                }
-                                None => '\u{fffd}',
-                            }
-                        } else {
-                            char::from_u32(hi).unwrap_or('\u{fffd}')
-                        }
-                    }
-                };
+        i += esc.len;
+        match esc.ch {
+            Some(c) if c.is_ascii() => out.push(c as u8),
+            c => {
                 let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                out.extend_from_slice(c.unwrap_or('\u{fffd}').encode_utf8(&mut buf).as_bytes());
             }
-            _ => out.extend_from_slice("\u{fffd}".as_bytes()),
         }
+    }
+}
+
+/// One escape sequence of a JSON string's inside, as [`unescape_into`] decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Escape {
+    /// The character it stands for; `None` when it decodes to U+FFFD (an unknown escape,
+    /// bad hex digits, a lone surrogate).
+    pub(crate) ch: Option<char>,
+    /// Its length in bytes (2, 6, or 12 for a surrogate pair).
+    pub(crate) len: usize,
+}
+
+/// The escape sequence starting at `bytes[at]` (a backslash); None past the end or for a
+/// lone trailing backslash.
+pub(crate) fn escape_at(bytes: &[u8], at: usize) -> Option<Escape> {
+    let esc = *bytes.get(at + 1)?;
+    let simple = |c: u8| {
+        Some(Escape {
+            ch: Some(char::from(c)),
+            len: 2,
+        })
+    };
+    match esc {
+        b'"' | b'\\' | b'/' => simple(esc),
+        b'b' => simple(8),
+        b'f' => simple(12),
+        b'n' => simple(b'\n'),
+        b'r' => simple(b'\r'),
+        b't' => simple(b'\t'),
+        b'u' => Some(match hex4(bytes, at + 2) {
+            None => Escape { ch: None, len: 2 },
+            Some(hi) if (0xD800..0xDC00).contains(&hi) => {
+                let i = at + 6;
+                let lo = if bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u') {
+                    hex4(bytes, i + 2).filter(|lo| (0xDC00..0xE000).contains(lo))
+                } else {
+                    None
+                };
+                match lo {
+                    Some(lo) => Escape {
+                        ch: char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                        len: 12,
+                    },
+                    None => Escape { ch: None, len: 6 },
+                }
+            }
+            Some(cp) => Escape {
+                ch: char::from_u32(cp),
+                len: 6,
+            },
+        }),
+        _ => Some(Escape { ch: None, len: 2 }),
     }
 }
 

@@ -8,10 +8,12 @@
 //!
 //! Parsing is a single borrowed pass with typed views ([`serde_json::value::RawValue`]
 //! leaves, `IgnoredAny` for the rest); HTTP bodies are matched against all body
-//! fingerprints with one filtered pass ([`literals`]).
+//! fingerprints with one filtered pass over their escaped JSON text ([`escaped`]), or over the
+//! decoded bytes ([`literals`]) for bodies encoded in an unusual way and base64 bodies.
 
 mod b64;
 mod cli;
+mod escaped;
 mod fingerprints;
 mod json;
 mod literals;

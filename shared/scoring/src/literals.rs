@@ -148,8 +148,9 @@ impl Literals {
         }
     }
 
-    /// Calls `found(id)` once for each pattern that occurs in `text`, in no particular order.
-    pub(crate) fn find_all(&self, text: &[u8], mut found: impl FnMut(u32)) {
+    /// Calls `found(id)` once for each pattern that occurs in `text` at a start `accept`s,
+    /// in no particular order.
+    pub(crate) fn find_all(&self, text: &[u8], mut accept: impl FnMut(usize) -> bool, mut found: impl FnMut(u32)) {
         let mut seen = vec![false; self.patterns.len()];
         let mut report = |start: usize, lanes: u64| {
             // byte j of `lanes`: the buckets still possible at `start + j`, as zero bits
@@ -158,7 +159,7 @@ impl Literals {
                 let j = open.trailing_zeros() as usize / 8;
                 let buckets = (open >> (j * 8)) as u8;
                 open &= !(0xFF << (j * 8));
-                self.verify(text, start + j, buckets, &mut seen, &mut found);
+                self.verify(text, start + j, buckets, &mut seen, &mut accept, &mut found);
             }
         };
         // Blocks of WINDOW starts. A block's own positions give the lanes of its starts (`lo`)
@@ -211,7 +212,15 @@ impl Literals {
     }
 
     /// Exact check of the candidate buckets at `s`; reports each pattern found the first time.
-    fn verify(&self, text: &[u8], s: usize, buckets: u8, seen: &mut [bool], found: &mut impl FnMut(u32)) {
+    fn verify(
+        &self,
+        text: &[u8],
+        s: usize,
+        buckets: u8,
+        seen: &mut [bool],
+        accept: &mut impl FnMut(usize) -> bool,
+        found: &mut impl FnMut(u32),
+    ) {
         let Some(rest) = text.get(s..) else { return };
         let second = rest.get(WINDOW..).and_then(word);
         let mut check = |id: u32| {
@@ -221,7 +230,7 @@ impl Literals {
                     return;
                 }
             }
-            if !seen[i] && rest.starts_with(&self.patterns[i]) {
+            if !seen[i] && rest.starts_with(&self.patterns[i]) && accept(s) {
                 seen[i] = true;
                 found(id);
             }
@@ -269,7 +278,7 @@ mod tests {
 
     fn found(lits: &Literals, text: &[u8]) -> Vec<u32> {
         let mut v = Vec::new();
-        lits.find_all(text, |id| v.push(id));
+        lits.find_all(text, |_| true, |id| v.push(id));
         v.sort_unstable();
         v
     }

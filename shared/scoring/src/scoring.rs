@@ -365,57 +365,91 @@ crate::json::json_object!(
     }
 );
 
-/// `len(x)` and iteration items for `sent`/`received`.
-fn py_sequence(raw: Option<Raw<'_>>) -> R<Vec<Cow<'_, str>>> {
-    let Some(raw) = raw else { return Ok(Vec::new()) };
-    match json::kind(raw) {
-        Kind::Array => {
-            let items: Vec<Raw> = serde_json::from_str(raw.get()).map_err(|_| Unscorable("bad list"))?;
-            Ok(items.into_iter().map(|r| Cow::Owned(r.get().to_owned())).collect())
-        }
-        Kind::String => Ok(json::as_str(raw)
-            .unwrap_or_default()
-            .chars()
-            .map(|c| Cow::Owned(serde_json::Value::String(c.to_string()).to_string()))
-            .collect()),
-        Kind::Object => match json::parse_obj::<RawMap>(raw) {
-            Some(Obj::Val(RawMap(entries))) => {
-                let mut keys: Vec<String> = Vec::new();
-                for (k, _) in entries {
-                    if !keys.iter().any(|x| *x == k) {
-                        keys.push(k.into_owned());
+/// `sent` / `received` as Python's `len()` and iteration see them.
+enum PySeq<'a> {
+    Missing,
+    /// A string iterates over its characters.
+    Text(Cow<'a, str>),
+    List(Vec<Raw<'a>>),
+    /// A dict iterates over its (distinct) keys.
+    Keys(Vec<Cow<'a, str>>),
+}
+
+/// One item of a [`PySeq`].
+enum PyItem<'s> {
+    Str(&'s str),
+    Raw(Raw<'s>),
+}
+
+impl<'a> PySeq<'a> {
+    fn new(raw: Option<Raw<'a>>) -> R<Self> {
+        let Some(raw) = raw else { return Ok(PySeq::Missing) };
+        match json::kind(raw) {
+            Kind::Array => Ok(PySeq::List(
+                serde_json::from_str(raw.get()).map_err(|_| Unscorable("bad list"))?,
+            )),
+            Kind::String => Ok(PySeq::Text(json::as_str(raw).unwrap_or_default())),
+            Kind::Object => match json::parse_obj::<RawMap>(raw) {
+                Some(Obj::Val(RawMap(entries))) => {
+                    let mut keys: Vec<Cow<str>> = Vec::new();
+                    for (k, _) in entries {
+                        if !keys.contains(&k) {
+                            keys.push(k);
+                        }
                     }
+                    Ok(PySeq::Keys(keys))
                 }
-                Ok(keys
-                    .into_iter()
-                    .map(|k| Cow::Owned(serde_json::Value::String(k).to_string()))
-                    .collect())
-            }
-            _ => Err(Unscorable("bad object")),
-        },
-        _ => Err(Unscorable("sent/received has no len()")),
+                _ => Err(Unscorable("bad object")),
+            },
+            _ => Err(Unscorable("sent/received has no len()")),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            PySeq::Missing => true,
+            PySeq::Text(t) => t.is_empty(),
+            PySeq::List(v) => v.is_empty(),
+            PySeq::Keys(v) => v.is_empty(),
+        }
+    }
+
+    /// The items in iteration order, without allocating one per character.
+    fn items(&self) -> impl Iterator<Item = PyItem<'_>> {
+        let (text, list, keys) = match self {
+            PySeq::Text(t) => (Some(t.as_ref()), None, None),
+            PySeq::List(v) => (None, Some(v.as_slice()), None),
+            PySeq::Keys(v) => (None, None, Some(v.as_slice())),
+            PySeq::Missing => (None, None, None),
+        };
+        let chars = text.into_iter().flat_map(|t| {
+            t.char_indices()
+                .map(move |(i, c)| PyItem::Str(t.get(i..i + c.len_utf8()).unwrap_or_default()))
+        });
+        let list = list.into_iter().flatten().map(|r| PyItem::Raw(r));
+        let keys = keys.into_iter().flatten().map(|k| PyItem::Str(k.as_ref()));
+        chars.chain(list).chain(keys)
+    }
+}
+
+/// Python `a == b` for two items of `sent` / `received`.
+fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
+    match (a, b) {
+        (PyItem::Str(x), PyItem::Str(y)) => x == y,
+        (PyItem::Raw(x), PyItem::Raw(y)) => json::py_eq(x, y),
+        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::as_str(r).is_some_and(|v| v == *s),
     }
 }
 
 fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
     let mut scores = init_scores();
-    let sent = py_sequence(tk.sent)?;
-    let received = py_sequence(tk.received)?;
+    let sent = PySeq::new(tk.sent)?;
+    let received = PySeq::new(tk.received)?;
     if sent.is_empty() && received.is_empty() {
         set_f(&mut scores, "accuracy", 0.0);
         return Ok(scores);
     }
-    let mut anomaly = false;
-    for (s, r) in sent.iter().zip(received.iter()) {
-        let equal = s == r
-            || match (serde_json::from_str::<Raw>(s), serde_json::from_str::<Raw>(r)) {
-                (Ok(a), Ok(b)) => json::py_eq(a, b),
-                _ => false,
-            };
-        if !equal {
-            anomaly = true;
-        }
-    }
+    let anomaly = sent.items().zip(received.items()).any(|(s, r)| !py_item_eq(&s, &r));
     if anomaly {
         set_f(&mut scores, "blocking_general", 1.0);
     }
@@ -566,13 +600,6 @@ fn decode_b64(data: &str) -> Result<Vec<u8>, MatchFail> {
     })
 }
 
-thread_local! {
-    static BODY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Scratch buffers above this size are released after use.
-const MAX_SCRATCH: usize = 16 << 20;
-
 crate::json::json_object!(
     /// A `{format, data}` binary body or header value.
     B64Value<'a> {
@@ -592,21 +619,8 @@ fn match_body<'f>(
         Kind::Null => return Ok(()),
         Kind::String => {
             let text = body.get();
-            let inner = &text[1..text.len() - 1];
-            if inner.contains('\\') {
-                // decode into a per-thread scratch buffer: bodies are large and frequent
-                BODY_SCRATCH.with(|cell| {
-                    let mut buf = cell.borrow_mut();
-                    buf.clear();
-                    json::unescape_into(inner, &mut buf);
-                    fps.body_matches(&buf, &mut idx);
-                    if buf.capacity() > MAX_SCRATCH {
-                        *buf = Vec::new();
-                    }
-                });
-            } else {
-                fps.body_matches(inner.as_bytes(), &mut idx);
-            }
+            let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or_default();
+            fps.body_matches_escaped(inner, &mut idx);
         }
         Kind::Object => {
             let Some(Obj::Val(v)) = json::parse_obj::<B64Value>(body) else {
@@ -1257,4 +1271,32 @@ fn browser_web(tk: &TestKeys<'_>) -> R<ScoreMap> {
     extra.set("load_time_ms", or(tk.load_time_ms, SVal::Int(0)));
     scores.set("extra", SVal::Map(extra));
     Ok(scores)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn hirl_anomaly(sent: &str, received: &str) -> Option<bool> {
+        let text = format!(r#"{{"sent":{sent},"received":{received}}}"#);
+        let Obj::Val(tk) = serde_json::from_str::<Obj<TestKeys>>(&text).unwrap() else {
+            panic!("test_keys")
+        };
+        let s = http_invalid_request_line(&tk).ok()?;
+        Some(s.number("blocking_general") == Some(1.0))
+    }
+
+    #[test]
+    fn invalid_request_line_compares_items_like_python() {
+        // a string iterates over characters, a dict over its keys
+        assert_eq!(hirl_anomaly(r#""ab\u00e9""#, r#"["a","\u0062","é"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#""ab""#, r#""ax""#), Some(true));
+        assert_eq!(hirl_anomaly(r#"{"a":1,"b":2,"a":3}"#, r#"["a","b"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"[1, true, [2.0]]"#, r#"[1.0, 1, [2]]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#""1""#, r#"[1]"#), Some(true));
+        // zip stops at the shorter one
+        assert_eq!(hirl_anomaly(r#""abc""#, r#""ab""#), Some(false));
+        assert_eq!(hirl_anomaly(r#"5"#, r#""ab""#), None);
+    }
 }
