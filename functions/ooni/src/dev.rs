@@ -239,17 +239,17 @@ async fn poll(
             .iter()
             .map(|f| f.item_identifier.clone())
             .collect();
-        // The deletes of one batch go out together (the mapping deletes a batch at once).
-        let mut deletes = tokio::task::JoinSet::new();
-        for m in messages.into_iter().filter(|m| !failed.contains(&m.id.0)) {
-            let queue = queue.clone();
-            deletes.spawn(async move {
-                if let Err(e) = queue.delete(&m.receipt_handle).await {
-                    tracing::warn!(error = %e, message_id = %m.id.0, "delete after processing failed (will be redelivered)");
-                }
-            });
+        // The deletes of one batch go out together, in one `DeleteMessageBatch` (as the
+        // mapping deletes a batch).
+        let done: Vec<&ReceivedMessage> = messages
+            .iter()
+            .filter(|m| !failed.contains(&m.id.0))
+            .collect();
+        let handles: Vec<String> = done.iter().map(|m| m.receipt_handle.clone()).collect();
+        for f in queue.delete_batch(&handles).await {
+            let message_id = done.get(f.index).map_or("", |m| m.id.0.as_str());
+            tracing::warn!(code = %f.code, error = %f.message, message_id, "delete after processing failed (will be redelivered)");
         }
-        while deletes.join_next().await.is_some() {}
     }
 }
 

@@ -6,7 +6,7 @@ use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 /// Region used when neither the options nor the environment name one.
@@ -91,8 +91,12 @@ impl AwsClients {
             }
         }
         let shared = loader.load().await;
+        // No default CRC32 on every upload: each request's payload is already covered by its
+        // SigV4 `x-amz-content-sha256`, which S3 verifies. Uploads that ask for a checksum (the
+        // multipart parts) still get it.
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(options.endpoint_url.is_some())
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .build();
         Self {
             s3: aws_sdk_s3::Client::from_conf(s3_config),

@@ -2,7 +2,9 @@
 //! and `delete` serve the local poller that feeds queue-triggered functions in dev.
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 
 use crate::aws::sdk_failure;
 
@@ -42,6 +44,21 @@ pub struct BatchFailure {
     pub message: String,
     /// True when the queue blames the sender (retrying the same entry will not help).
     pub sender_fault: bool,
+}
+
+impl BatchFailure {
+    /// Entry `index` failed because its whole request did.
+    fn from_error(index: usize, err: &QueueError) -> Self {
+        BatchFailure {
+            index,
+            code: match err {
+                QueueError::Unavailable { .. } => "Unavailable".to_owned(),
+                other => other.to_string(),
+            },
+            message: err.to_string(),
+            sender_fault: !err.is_transient(),
+        }
+    }
 }
 
 /// Queue failures. `Unavailable` is worth retrying.
@@ -96,6 +113,18 @@ pub trait MessageQueue: Send + Sync {
     ) -> Result<Vec<ReceivedMessage>, QueueError>;
     /// Deletes a received message.
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError>;
+    /// Deletes received messages, in as few requests as the queue allows (SQS: up to ten per
+    /// `DeleteMessageBatch`). Returns the entries that were not deleted (`index` into
+    /// `receipt_handles`); an empty `Vec` means every message is gone.
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<BatchFailure> {
+        let mut failed = Vec::new();
+        for (index, handle) in receipt_handles.iter().enumerate() {
+            if let Err(e) = self.delete(handle).await {
+                failed.push(BatchFailure::from_error(index, &e));
+            }
+        }
+        failed
+    }
 }
 
 /// [`MessageQueue`] on one SQS queue.
@@ -184,6 +213,49 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// One `DeleteMessageBatch` of at most ten entries (`Id` = index in `chunk`); the entries
+    /// SQS reports as failed are appended to `failed` with `first_index` added.
+    async fn delete_chunk(
+        &self,
+        first_index: usize,
+        chunk: &[String],
+        failed: &mut Vec<BatchFailure>,
+    ) -> Result<(), QueueError> {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (i, handle) in chunk.iter().enumerate() {
+            let entry = DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .build()
+                .map_err(|e| QueueError::Rejected {
+                    operation: "delete_batch",
+                    message: e.to_string(),
+                })?;
+            entries.push(entry);
+        }
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify("delete_batch", &e))?;
+        for bad in out.failed() {
+            if let Some(i) = bad.id().parse::<usize>().ok().filter(|i| *i < chunk.len()) {
+                failed.push(BatchFailure {
+                    index: first_index + i,
+                    code: bad.code().to_owned(),
+                    message: bad.message().unwrap_or_default().to_owned(),
+                    sender_fault: bad.sender_fault(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 fn classify<E>(
     operation: &'static str,
     err: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
@@ -258,16 +330,7 @@ impl MessageQueue for SqsQueue {
                 if failed.is_empty() && sent.iter().all(Option::is_none) {
                     return Err(err);
                 }
-                let (code, transient) = match &err {
-                    QueueError::Unavailable { .. } => ("Unavailable".to_owned(), true),
-                    other => (other.to_string(), false),
-                };
-                failed.extend((start..end).map(|index| BatchFailure {
-                    index,
-                    code: code.clone(),
-                    message: err.to_string(),
-                    sender_fault: !transient,
-                }));
+                failed.extend((start..end).map(|index| BatchFailure::from_error(index, &err)));
             }
         }
         if failed.is_empty() {
@@ -341,6 +404,19 @@ impl MessageQueue for SqsQueue {
             .await
             .map_err(|e| classify("delete", &e))?;
         Ok(())
+    }
+    async fn delete_batch(&self, receipt_handles: &[String]) -> Vec<BatchFailure> {
+        let mut failed = Vec::new();
+        for (chunk_no, chunk) in receipt_handles.chunks(MAX_BATCH_ENTRIES).enumerate() {
+            let first = chunk_no * MAX_BATCH_ENTRIES;
+            if let Err(err) = self.delete_chunk(first, chunk, &mut failed).await {
+                failed.extend(
+                    (first..first + chunk.len()).map(|i| BatchFailure::from_error(i, &err)),
+                );
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+        failed
     }
 }
 

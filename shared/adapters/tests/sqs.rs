@@ -140,3 +140,30 @@ async fn an_oversized_entry_fails_alone_and_the_rest_are_sent() {
     assert!(!err.is_transient());
     assert_eq!(queue.approximate_len().await.expect("len"), 2);
 }
+
+#[tokio::test]
+async fn delete_batch_deletes_more_than_ten_messages_and_names_the_bad_handles() {
+    let (queue, _dlq) = queues().await;
+    let bodies: Vec<String> = (0..13).map(|i| format!("d{i}")).collect();
+    queue.send_batch(bodies).await.expect("batch");
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        for m in queue.receive(10, 0, 5).await.expect("receive") {
+            handles.push(m.receipt_handle);
+        }
+        if handles.len() >= 13 {
+            break;
+        }
+    }
+    assert_eq!(handles.len(), 13);
+    handles.insert(11, "not-a-receipt-handle".to_owned());
+    let failed = queue.delete_batch(&handles).await;
+    assert_eq!(
+        failed.iter().map(|f| f.index).collect::<Vec<_>>(),
+        vec![11],
+        "{failed:?}"
+    );
+    // Undeleted messages would be visible again once their 5 s visibility timeout is over.
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    assert_eq!(queue.approximate_len().await.expect("len"), 0);
+}
