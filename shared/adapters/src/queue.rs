@@ -199,16 +199,7 @@ impl SqsQueue {
                 }
             }
         }
-        for bad in out.failed() {
-            if let Ok(i) = bad.id().parse::<usize>() {
-                failed.push(BatchFailure {
-                    index: first_index + i,
-                    code: bad.code().to_owned(),
-                    message: bad.message().unwrap_or_default().to_owned(),
-                    sender_fault: bad.sender_fault(),
-                });
-            }
-        }
+        failed.extend(batch_failures(out.failed(), first_index, bodies.len()));
         Ok(())
     }
 }
@@ -242,18 +233,28 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| classify("delete_batch", &e))?;
-        for bad in out.failed() {
-            if let Some(i) = bad.id().parse::<usize>().ok().filter(|i| *i < chunk.len()) {
-                failed.push(BatchFailure {
-                    index: first_index + i,
-                    code: bad.code().to_owned(),
-                    message: bad.message().unwrap_or_default().to_owned(),
-                    sender_fault: bad.sender_fault(),
-                });
-            }
-        }
+        failed.extend(batch_failures(out.failed(), first_index, chunk.len()));
         Ok(())
     }
+}
+
+/// The entries SQS reports as failed in a batch of `len` entries whose `Id`s are their indexes,
+/// as failures at `first_index` + that index (ids that are not an index of the batch are
+/// dropped: SQS only answers with the ids it was sent).
+fn batch_failures(
+    entries: &[aws_sdk_sqs::types::BatchResultErrorEntry],
+    first_index: usize,
+    len: usize,
+) -> impl Iterator<Item = BatchFailure> + '_ {
+    entries.iter().filter_map(move |bad| {
+        let i = bad.id().parse::<usize>().ok().filter(|i| *i < len)?;
+        Some(BatchFailure {
+            index: first_index + i,
+            code: bad.code().to_owned(),
+            message: bad.message().unwrap_or_default().to_owned(),
+            sender_fault: bad.sender_fault(),
+        })
+    })
 }
 
 fn classify<E>(
