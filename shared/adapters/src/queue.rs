@@ -202,9 +202,7 @@ impl SqsQueue {
         failed.extend(batch_failures(out.failed(), first_index, bodies.len()));
         Ok(())
     }
-}
 
-impl SqsQueue {
     /// One `DeleteMessageBatch` of at most ten entries (`Id` = index in `chunk`); the entries
     /// SQS reports as failed are appended to `failed` with `first_index` added.
     async fn delete_chunk(

@@ -415,20 +415,19 @@ impl<'a> PySeq<'a> {
     }
 
     /// The items in iteration order, without allocating one per character.
-    fn items(&self) -> impl Iterator<Item = PyItem<'_>> {
-        let (text, list, keys) = match self {
-            PySeq::Text(t) => (Some(t.as_ref()), None, None),
-            PySeq::List(v) => (None, Some(v.as_slice()), None),
-            PySeq::Keys(v) => (None, None, Some(v.as_slice())),
-            PySeq::Missing => (None, None, None),
-        };
-        let chars = text.into_iter().flat_map(|t| {
-            t.char_indices()
-                .map(move |(i, c)| PyItem::Str(t.get(i..i + c.len_utf8()).unwrap_or_default()))
-        });
-        let list = list.into_iter().flatten().map(|r| PyItem::Raw(r));
-        let keys = keys.into_iter().flatten().map(|k| PyItem::Str(k.as_ref()));
-        chars.chain(list).chain(keys)
+    fn items(&self) -> Box<dyn Iterator<Item = PyItem<'_>> + '_> {
+        match self {
+            PySeq::Missing => Box::new(std::iter::empty()),
+            PySeq::Text(t) => {
+                let t = t.as_ref();
+                Box::new(
+                    t.char_indices()
+                        .map(move |(i, c)| PyItem::Str(t.get(i..i + c.len_utf8()).unwrap_or_default())),
+                )
+            }
+            PySeq::List(v) => Box::new(v.iter().map(|r| PyItem::Raw(r))),
+            PySeq::Keys(v) => Box::new(v.iter().map(|k| PyItem::Str(k.as_ref()))),
+        }
     }
 }
 
