@@ -5,7 +5,6 @@ functions are never created on a shared emulator. Each test deploys functions of
 
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,11 +29,12 @@ def code_zip() -> bytes:
 class RollbackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        moto = shutil.which("moto_server") or os.path.join(os.path.dirname(sys.executable), "moto_server")
+        # The same emulator launcher as the local stack (moto's app with keep-alive).
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra", "local", "aws_server.py")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.moto = subprocess.Popen([sys.executable, server, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cls.saved_endpoint = os.environ.get("AWS_ENDPOINT_URL")
         os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")

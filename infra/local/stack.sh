@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local backing services for development and tests: ClickHouse (HTTP, served from chdb by
-# infra/local/clickhouse_server.py) and an AWS emulator (moto_server), both on 127.0.0.1.
+# infra/local/clickhouse_server.py) and an AWS emulator (moto served with keep-alive by
+# infra/local/aws_server.py), both on 127.0.0.1.
 #
 # Usage: infra/local/stack.sh start|stop|status|wait|restart
 #
@@ -30,8 +31,8 @@ LOCAL_DIR="${OONI_LOCAL_DIR:-$REPO_ROOT/.local}"
 CH_DATA="${OONI_CLICKHOUSE_DATA:-$LOCAL_DIR/clickhouse-data}"
 TIMEOUT="${OONI_STACK_TIMEOUT:-60}"
 PYTHON="$REPO_ROOT/.venv/bin/python"
-MOTO="$REPO_ROOT/.venv/bin/moto_server"
 CH_SCRIPT="$SCRIPT_DIR/clickhouse_server.py"
+AWS_SCRIPT="$SCRIPT_DIR/aws_server.py"
 
 CH_PID="$LOCAL_DIR/clickhouse.$CH_PORT.pid"
 CH_LOG="$LOCAL_DIR/clickhouse.$CH_PORT.log"
@@ -40,7 +41,7 @@ AWS_PID="$LOCAL_DIR/moto.$AWS_PORT.pid"
 AWS_LOG="$LOCAL_DIR/moto.$AWS_PORT.log"
 # Substrings of each service's command line: a pid file only counts if its process matches.
 CH_NEEDLE="clickhouse_server.py --port $CH_PORT "
-AWS_NEEDLE="moto_server -H 127.0.0.1 -p $AWS_PORT"
+AWS_NEEDLE="aws_server.py -H 127.0.0.1 -p $AWS_PORT "
 
 say() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -120,7 +121,7 @@ check_data_dir() {
 STARTED=()
 
 cmd_start() {
-    [[ -x "$PYTHON" && -x "$MOTO" ]] || die "missing $REPO_ROOT/.venv tools; run scripts/setup.sh first"
+    [[ -x "$PYTHON" ]] && "$PYTHON" -c 'import moto, waitress' 2>/dev/null || die "missing $REPO_ROOT/.venv tools; run scripts/setup.sh first"
     command -v curl >/dev/null || die "curl is required"
     START_MS="$(now_ms)"
     check_port clickhouse "$CH_PID" "$CH_NEEDLE" "$CH_PORT" OONI_CLICKHOUSE_PORT
@@ -130,7 +131,7 @@ cmd_start() {
     start_service clickhouse "$CH_PID" "$CH_LOG" "$CH_PORT" "$CH_NEEDLE" -- \
         "$PYTHON" "$CH_SCRIPT" --port "$CH_PORT" --data-dir "$CH_DATA" --run-dir "$CH_RUN"
     start_service moto "$AWS_PID" "$AWS_LOG" "$AWS_PORT" "$AWS_NEEDLE" -- \
-        "$MOTO" -H 127.0.0.1 -p "$AWS_PORT"
+        "$PYTHON" "$AWS_SCRIPT" -H 127.0.0.1 -p "$AWS_PORT" --threads 8
     if ! cmd_wait; then
         # Leave things as they were: stop what this invocation started.
         if ((${#STARTED[@]})); then

@@ -98,7 +98,7 @@ pub fn self_cpu_seconds() -> Result<f64, ProcError> {
 }
 
 /// Processes (other than this one) whose command line contains `needle`, e.g. `clickhouse`,
-/// `moto_server`, `ooni dev`. The command line's NUL separators count as spaces.
+/// `aws_server.py`, `ooni dev`. The command line's NUL separators count as spaces.
 pub fn pids_matching(needle: &str) -> Vec<u32> {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -68,7 +68,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
+// The same runtime as the Lambda (functions/jobs/src/main.rs): what is measured is what runs.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let n: usize = std::env::var("OONI_BENCH_MEASUREMENTS")
         .ok()

@@ -52,7 +52,7 @@ pub async fn aws() -> AwsClients {
         "The AWS emulator (moto)",
         &endpoint,
         "OONI_TEST_AWS_ENDPOINT",
-        ".venv/bin/moto_server -H 127.0.0.1 -p 5000",
+        "infra/local/stack.sh start",
     )
     .await;
     AwsClients::load(AwsOptions {
