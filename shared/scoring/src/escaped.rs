@@ -422,7 +422,7 @@ mod sample_tests {
         out
     }
 
-    fn bodies_of(line: &str) -> Vec<&str> {
+    pub(super) fn bodies_of(line: &str) -> Vec<&str> {
         #[derive(serde::Deserialize)]
         struct Line<'a> {
             #[serde(borrow)]
@@ -470,5 +470,67 @@ mod sample_tests {
         }
         eprintln!("{bodies} bodies, {fallbacks} decoded, {matched} matches");
         assert!(bodies > 300 && matched > 10);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod timing {
+    /// Time of the body search alone over the sample bodies (`cargo test --release -p
+    /// ooni-scoring --lib timing -- --ignored --nocapture`; development aid).
+    #[test]
+    #[ignore]
+    fn timing_of_the_body_search() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        let csv = std::fs::read_to_string(format!("{dir}fingerprints_http.csv")).unwrap();
+        let mut rdr = csv::Reader::from_reader(csv.as_bytes());
+        let mut patterns: Vec<String> = rdr
+            .deserialize::<crate::FingerprintRow>()
+            .map(|r| r.unwrap())
+            .filter(|r| r.location_found == "body" && !r.pattern.is_empty())
+            .map(|r| r.pattern)
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let escaped = super::EscapedLiterals::new(&refs);
+        let samples = std::fs::read_to_string(format!("{dir}samples.jsonl")).unwrap();
+        let bodies: Vec<&str> = samples.lines().flat_map(super::sample_tests::bodies_of).collect();
+        let bytes: usize = bodies.iter().map(|b| b.len()).sum();
+        let time = |name: &str, f: &mut dyn FnMut(&str)| {
+            let mut best = f64::MAX;
+            for _ in 0..30 {
+                let t = std::time::Instant::now();
+                bodies.iter().for_each(|b| f(b));
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            eprintln!(
+                "{name}: {} bodies, {bytes} bytes: {:.0} us per pass, {:.2} GB/s, {:.2} us per sample",
+                bodies.len(),
+                best * 1e6,
+                bytes as f64 / best / 1e9,
+                best * 1e6 / 173.0
+            );
+        };
+        let mut out = Vec::new();
+        time("escaped search", &mut |b| {
+            out.clear();
+            escaped.find_all(b, &mut out);
+        });
+        time("literals only", &mut |b| {
+            escaped.encodings.find_all(b.as_bytes(), |_| true, |id| out.push(id));
+        });
+        time("classify only", &mut |b| {
+            let mut scan = super::Scan {
+                chars: &escaped.chars,
+                text: b.as_bytes(),
+                run: (0, 0),
+                next_free: 0,
+                l_ok: true,
+                p_ok: true,
+            };
+            scan.classify();
+            out.push(u32::from(scan.l_ok));
+        });
     }
 }
