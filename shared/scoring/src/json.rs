@@ -462,6 +462,43 @@ pub(crate) fn parse_obj<'a, T: FromMap<'a>>(raw: &'a RawValue) -> Option<Obj<T>>
     serde_json::from_str::<Obj<T>>(raw.get()).ok()
 }
 
+/// The first `limit` elements of a JSON array (`raw` is one), without reading the rest; None
+/// if it is not an array after all.
+pub(crate) fn array_prefix(raw: &RawValue, limit: usize) -> Option<Vec<Raw<'_>>> {
+    struct Prefix<'v, 'a> {
+        out: &'v mut Vec<Raw<'a>>,
+        limit: usize,
+        /// Set when the visitor stopped with elements left.
+        stopped: &'v mut bool,
+    }
+    impl<'de> Visitor<'de> for Prefix<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while self.out.len() < self.limit {
+                match seq.next_element::<Raw<'de>>()? {
+                    Some(x) => self.out.push(x),
+                    None => return Ok(()),
+                }
+            }
+            *self.stopped = true;
+            Ok(())
+        }
+    }
+    let mut out = Vec::new();
+    let mut stopped = false;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let read = de.deserialize_seq(Prefix {
+        out: &mut out,
+        limit,
+        stopped: &mut stopped,
+    });
+    // stopping early leaves elements unread, which serde_json reports as an error
+    (read.is_ok() || stopped).then_some(out)
+}
+
 /// Python equality of two JSON values (`1 == 1.0 == True`, key order irrelevant).
 pub(crate) fn py_eq(a: &RawValue, b: &RawValue) -> bool {
     py_eq_depth(a, b, 0)
@@ -562,6 +599,18 @@ mod tests {
         assert!(py_eq(raw(r#""\u0061""#), raw(r#""a""#)));
         assert!(py_eq(raw(r#"{"a":1,"b":[2]}"#), raw(r#"{"b":[2.0],"a":1}"#)));
         assert!(!py_eq(raw("\"1\""), raw("1")));
+    }
+
+    #[test]
+    fn array_prefixes_stop_at_the_limit() {
+        let a = raw(r#"[1, "two", [3], {"4": 4}]"#);
+        let texts = |v: Option<Vec<Raw>>| v.map(|v| v.iter().map(|r| r.get().to_owned()).collect::<Vec<_>>());
+        assert_eq!(texts(array_prefix(a, 0)), Some(vec![]));
+        assert_eq!(texts(array_prefix(a, 2)), Some(vec!["1".into(), "\"two\"".into()]));
+        assert_eq!(texts(array_prefix(a, 4)).map(|v| v.len()), Some(4));
+        assert_eq!(texts(array_prefix(a, usize::MAX)).map(|v| v.len()), Some(4));
+        assert_eq!(texts(array_prefix(raw("[ ]"), 3)), Some(vec![]));
+        assert_eq!(texts(array_prefix(raw("{}"), 3)), None);
     }
 
     #[test]

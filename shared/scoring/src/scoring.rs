@@ -382,11 +382,12 @@ enum PyItem<'s> {
 }
 
 impl<'a> PySeq<'a> {
-    fn new(raw: Option<Raw<'a>>) -> R<Self> {
+    /// `raw` as a sequence; of a list, only the first `limit` items are read.
+    fn new(raw: Option<Raw<'a>>, limit: usize) -> R<Self> {
         let Some(raw) = raw else { return Ok(PySeq::Missing) };
         match json::kind(raw) {
             Kind::Array => Ok(PySeq::List(
-                serde_json::from_str(raw.get()).map_err(|_| Unscorable("bad list"))?,
+                json::array_prefix(raw, limit).ok_or(Unscorable("bad list"))?,
             )),
             Kind::String => Ok(PySeq::Text(json::as_str(raw).unwrap_or_default())),
             Kind::Object => match json::parse_obj::<RawMap>(raw) {
@@ -402,6 +403,16 @@ impl<'a> PySeq<'a> {
                 _ => Err(Unscorable("bad object")),
             },
             _ => Err(Unscorable("sent/received has no len()")),
+        }
+    }
+
+    /// Python's `len()` (of a list, the items read).
+    fn len(&self) -> usize {
+        match self {
+            PySeq::Missing => 0,
+            PySeq::Text(t) => t.chars().count(),
+            PySeq::List(v) => v.len(),
+            PySeq::Keys(v) => v.len(),
         }
     }
 
@@ -442,8 +453,17 @@ fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
 
 fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
     let mut scores = init_scores();
-    let sent = PySeq::new(tk.sent)?;
-    let received = PySeq::new(tk.received)?;
+    // The smaller one (in bytes) is read whole, the other only as far as the comparison below
+    // can go (one item at least, to tell whether it is empty): a `received` list can be large.
+    let size = |raw: Option<Raw>| raw.map_or(0, |r| r.get().len());
+    let (sent, received) = if size(tk.sent) <= size(tk.received) {
+        let sent = PySeq::new(tk.sent, usize::MAX)?;
+        let received = PySeq::new(tk.received, sent.len().max(1))?;
+        (sent, received)
+    } else {
+        let received = PySeq::new(tk.received, usize::MAX)?;
+        (PySeq::new(tk.sent, received.len().max(1))?, received)
+    };
     if sent.is_empty() && received.is_empty() {
         set_f(&mut scores, "accuracy", 0.0);
         return Ok(scores);
@@ -1296,6 +1316,18 @@ mod tests {
         assert_eq!(hirl_anomaly(r#""1""#, r#"[1]"#), Some(true));
         // zip stops at the shorter one
         assert_eq!(hirl_anomaly(r#""abc""#, r#""ab""#), Some(false));
+        // only as many items as the shorter side has are read from the longer one
+        assert_eq!(hirl_anomaly(r#"["a"]"#, r#"["a", "b", "c", "d"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c", "d"]"#, r#"["a"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b"]"#, r#"["a", "x", "c", "d"]"#), Some(true));
+        assert_eq!(hirl_anomaly(r#"["a", "x", "c", "d"]"#, r#"["a", "b"]"#), Some(true));
+        assert_eq!(hirl_anomaly(r#"[]"#, r#"["a", "b"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b"]"#, r#"[]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"[]"#, r#"[]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#""""#, r#"["a", "b"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c"]"#, r#"{"a": 1}"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c"]"#, r#"7"#), None);
+        assert_eq!(hirl_anomaly(r#"7"#, r#"["a", "b", "c"]"#), None);
         assert_eq!(hirl_anomaly(r#"5"#, r#""ab""#), None);
     }
 }
