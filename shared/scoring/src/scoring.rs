@@ -382,12 +382,11 @@ enum PyItem<'s> {
 }
 
 impl<'a> PySeq<'a> {
-    /// `raw` as a sequence; of a list, only the first `limit` items are read.
-    fn new(raw: Option<Raw<'a>>, limit: usize) -> R<Self> {
+    fn new(raw: Option<Raw<'a>>) -> R<Self> {
         let Some(raw) = raw else { return Ok(PySeq::Missing) };
         match json::kind(raw) {
             Kind::Array => Ok(PySeq::List(
-                json::array_prefix(raw, limit).ok_or(Unscorable("bad list"))?,
+                serde_json::from_str(raw.get()).map_err(|_| Unscorable("bad list"))?,
             )),
             Kind::String => Ok(PySeq::Text(json::as_str(raw).unwrap_or_default())),
             Kind::Object => match json::parse_obj::<RawMap>(raw) {
@@ -403,16 +402,6 @@ impl<'a> PySeq<'a> {
                 _ => Err(Unscorable("bad object")),
             },
             _ => Err(Unscorable("sent/received has no len()")),
-        }
-    }
-
-    /// Python's `len()` (of a list, the items read).
-    fn len(&self) -> usize {
-        match self {
-            PySeq::Missing => 0,
-            PySeq::Text(t) => t.chars().count(),
-            PySeq::List(v) => v.len(),
-            PySeq::Keys(v) => v.len(),
         }
     }
 
@@ -447,28 +436,62 @@ fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
     match (a, b) {
         (PyItem::Str(x), PyItem::Str(y)) => x == y,
         (PyItem::Raw(x), PyItem::Raw(y)) => json::py_eq(x, y),
-        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::as_str(r).is_some_and(|v| v == *s),
+        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::str_eq(Some(r), s),
     }
+}
+
+/// The larger of `sent` / `received`: a list is walked lazily.
+enum Large<'a> {
+    Seq(PySeq<'a>),
+    List(Raw<'a>),
 }
 
 fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
     let mut scores = init_scores();
-    // The smaller one (in bytes) is read whole, the other only as far as the comparison below
-    // can go (one item at least, to tell whether it is empty): a `received` list can be large.
+    // `sent` and `received` are compared item by item (the comparison is symmetric). The
+    // smaller one in bytes is read whole; a list on the other side only as far as the
+    // comparison goes: a `received` list can hold several copies of a large response.
     let size = |raw: Option<Raw>| raw.map_or(0, |r| r.get().len());
-    let (sent, received) = if size(tk.sent) <= size(tk.received) {
-        let sent = PySeq::new(tk.sent, usize::MAX)?;
-        let received = PySeq::new(tk.received, sent.len().max(1))?;
-        (sent, received)
+    let (small, large) = if size(tk.sent) <= size(tk.received) {
+        (tk.sent, tk.received)
     } else {
-        let received = PySeq::new(tk.received, usize::MAX)?;
-        (PySeq::new(tk.sent, received.len().max(1))?, received)
+        (tk.received, tk.sent)
     };
-    if sent.is_empty() && received.is_empty() {
+    let small = PySeq::new(small)?;
+    let large = match large.filter(|r| json::kind(r) == Kind::Array) {
+        Some(list) => Large::List(list),
+        None => Large::Seq(PySeq::new(large)?),
+    };
+    let large_is_empty = match &large {
+        Large::Seq(seq) => seq.is_empty(),
+        Large::List(list) => {
+            let mut empty = true;
+            json::array_items(list, |_| {
+                empty = false;
+                false
+            });
+            empty
+        }
+    };
+    if small.is_empty() && large_is_empty {
         set_f(&mut scores, "accuracy", 0.0);
         return Ok(scores);
     }
-    let anomaly = sent.items().zip(received.items()).any(|(s, r)| !py_item_eq(&s, &r));
+    let anomaly = match &large {
+        Large::Seq(seq) => small.items().zip(seq.items()).any(|(s, r)| !py_item_eq(&s, &r)),
+        Large::List(list) => {
+            let mut items = small.items();
+            let mut anomaly = false;
+            json::array_items(list, |r| match items.next() {
+                Some(s) => {
+                    anomaly = !py_item_eq(&s, &PyItem::Raw(r));
+                    !anomaly
+                }
+                None => false,
+            });
+            anomaly
+        }
+    };
     if anomaly {
         set_f(&mut scores, "blocking_general", 1.0);
     }
