@@ -699,18 +699,18 @@ fn match_headers<'f>(
     let Some(Obj::Val(RawMap(entries))) = json::parse_obj::<RawMap>(headers) else {
         return Err(Unscorable("headers is not an object").into());
     };
-    // {h.lower(): v}: later duplicates win
-    let mut lowered: Vec<(String, Raw)> = Vec::with_capacity(entries.len());
-    for (k, v) in entries {
-        let k = k.to_lowercase();
-        match lowered.iter_mut().find(|(lk, _)| *lk == k) {
-            Some(slot) => slot.1 = v,
-            None => lowered.push((k, v)),
+    // {h.lower(): v}[name]: the last header whose lower-cased name is `name` (compared without
+    // allocating for ASCII names, which lower-case byte by byte)
+    let lowers_to = |k: &str, name: &str| {
+        if k.is_ascii() {
+            k.len() == name.len() && k.bytes().zip(name.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b)
+        } else {
+            k.to_lowercase() == name
         }
-    }
+    };
     let mut idx: Vec<u32> = Vec::new();
     for (hname, hfps) in &fps.headers {
-        let Some((_, v)) = lowered.iter().find(|(k, _)| k == hname) else {
+        let Some((_, v)) = entries.iter().rev().find(|(k, _)| lowers_to(k, hname)) else {
             continue;
         };
         let as_text = json::as_str(v);
@@ -1327,6 +1327,40 @@ mod tests {
         };
         let s = http_invalid_request_line(&tk).ok()?;
         Some(s.number("blocking_general") == Some(1.0))
+    }
+
+    #[test]
+    fn header_names_are_lower_cased_like_python_and_the_last_duplicate_wins() {
+        let row = |name: &str, loc: &str, pattern: &str| crate::FingerprintRow {
+            name: name.into(),
+            scope: "isp".into(),
+            location_found: loc.into(),
+            pattern_type: "full".into(),
+            pattern: pattern.into(),
+            ..Default::default()
+        };
+        let fps = Fingerprints::from_rows(
+            vec![],
+            vec![row("k", "header.key", "v"), row("upper", "header.Server", "nginx")],
+        )
+        .unwrap();
+        let names = |headers: &str| {
+            let text = format!(r#"{{"headers": {headers}}}"#);
+            let Obj::Val(resp) = serde_json::from_str::<Obj<HttpResponse>>(&text).unwrap() else {
+                panic!("response")
+            };
+            let mut out = Vec::new();
+            assert!(match_headers(&resp, &fps, &mut out).is_ok());
+            out.iter().map(|fp| fp.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(r#"{"KEY": "v"}"#), ["k"]);
+        assert_eq!(names(r#"{"Key": "v", "kEY": "w"}"#), Vec::<String>::new());
+        assert_eq!(names(r#"{"Key": "w", "kEY": "v"}"#), ["k"]);
+        // KELVIN SIGN lower-cases to an ASCII k
+        assert_eq!(names(r#"{"key": "w", "\u212aey": "v"}"#), ["k"]);
+        assert_eq!(names(r#"{"key": "v", "\u212aey": "w"}"#), Vec::<String>::new());
+        // a name with capitals in the table never equals a lower-cased one
+        assert_eq!(names(r#"{"Server": "nginx", "server": "nginx"}"#), Vec::<String>::new());
     }
 
     #[test]
