@@ -11,15 +11,21 @@ pub(crate) enum B64Error {
     NonAscii,
 }
 
-fn sextet(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
+/// Value of each base64 alphabet byte; [`NOT_B64`] for the others.
+const SEXTETS: [u8; 256] = {
+    let mut t = [NOT_B64; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < alphabet.len() {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
     }
+    t
+};
+const NOT_B64: u8 = 0xFF;
+
+fn sextet(c: u8) -> Option<u8> {
+    Some(SEXTETS[usize::from(c)]).filter(|&v| v != NOT_B64)
 }
 
 /// Decode like CPython: characters outside the alphabet are skipped, a complete
@@ -39,9 +45,11 @@ pub(crate) fn py_b64decode(s: &str) -> Result<Vec<u8>, B64Error> {
             // whole quads of alphabet characters, as the loop below would decode them
             let start = i;
             while let Some(&[a, b, c, d]) = bytes.get(i..i + 4).and_then(|q| <&[u8; 4]>::try_from(q).ok()) {
-                let (Some(a), Some(b), Some(c), Some(d)) = (sextet(a), sextet(b), sextet(c), sextet(d)) else {
+                let [a, b, c, d] = [a, b, c, d].map(|x| SEXTETS[usize::from(x)]);
+                // alphabet values are below 64; NOT_B64 has the top bit set
+                if (a | b | c | d) & 0x80 != 0 {
                     break;
-                };
+                }
                 out.extend_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
                 i += 4;
             }
@@ -147,6 +155,21 @@ mod tests {
             0 => Ok(out),
             1 => Err(B64Error::InvalidLength),
             _ => Err(B64Error::IncorrectPadding),
+        }
+    }
+
+    #[test]
+    fn the_table_holds_the_alphabet() {
+        for c in 0..=255u8 {
+            let want = match c {
+                b'A'..=b'Z' => Some(c - b'A'),
+                b'a'..=b'z' => Some(c - b'a' + 26),
+                b'0'..=b'9' => Some(c - b'0' + 52),
+                b'+' => Some(62),
+                b'/' => Some(63),
+                _ => None,
+            };
+            assert_eq!(sextet(c), want, "{c}");
         }
     }
 
