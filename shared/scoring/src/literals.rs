@@ -11,9 +11,10 @@
 //! position `p = s + k` for each offset `k ≡ -s (mod STRIDE)` with `k + g ≤ len` (`g` the gram
 //! length); for each of the `STRIDE` residues one such `k` is registered (the one whose gram
 //! looks rarest), so every occurrence puts a registered gram of its pattern at some sampled
-//! position. Per sampled position: a multiplicative hash of the gram and a test in a bit set of
-//! the registered grams' hashes. A set bit is checked exactly: the gram is looked up in a table
-//! of its (pattern, offset) pairs and those patterns compared in place.
+//! position. Per sampled position: a multiplicative hash of the gram and a test in a blocked
+//! Bloom filter of the registered grams (two bits in one word each). A gram that passes is
+//! checked exactly: it is looked up in a table of its (pattern, offset) pairs and those patterns
+//! compared in place. On the sample bodies about 0.2% of the sampled positions get that far.
 //!
 //! Patterns of at least [`STRIDE`]` + 7` bytes (nearly all) use 8-byte grams; shorter ones down
 //! to [`STRIDE`]` + 3` bytes use 4-byte grams, tested at the same positions; the few shorter
@@ -328,6 +329,22 @@ mod tests {
         Literals::new(patterns.iter().map(|p| Box::from(*p)).collect())
     }
 
+    /// Checks every pattern with up to `pad` bytes before and after it; returns the searcher.
+    fn each_pattern_at_every_offset(patterns: &[&[u8]], pad: usize) -> Literals {
+        let l = lits(patterns);
+        for p in patterns {
+            for before in 0..pad {
+                for after in 0..pad {
+                    let mut text = vec![b'.'; before];
+                    text.extend_from_slice(p);
+                    text.extend(std::iter::repeat_n(b'.', after));
+                    assert_eq!(found(&l, &text), naive(patterns, &text), "{p:?} at {before}+{after}");
+                }
+            }
+        }
+        l
+    }
+
     #[test]
     fn every_pattern_is_found_at_every_offset_and_text_length() {
         let patterns: Vec<&[u8]> = vec![
@@ -341,17 +358,7 @@ mod tests {
             b"\x00\x00zz",
             b"\x00\x00\x00\x00\x00\x00\x00\x00\x00",
         ];
-        let l = lits(&patterns);
-        for p in &patterns {
-            for before in 0..20 {
-                for after in 0..20 {
-                    let mut text = vec![b'.'; before];
-                    text.extend_from_slice(p);
-                    text.extend(std::iter::repeat_n(b'.', after));
-                    assert_eq!(found(&l, &text), naive(&patterns, &text), "{p:?} at {before}+{after}");
-                }
-            }
-        }
+        each_pattern_at_every_offset(&patterns, 20);
     }
 
     #[test]
@@ -369,17 +376,7 @@ mod tests {
             })
             .collect();
         let patterns: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        let l = lits(&patterns);
-        for p in &patterns {
-            for before in 0..12 {
-                for after in 0..12 {
-                    let mut text = vec![b'.'; before];
-                    text.extend_from_slice(p);
-                    text.extend(std::iter::repeat_n(b'.', after));
-                    assert_eq!(found(&l, &text), naive(&patterns, &text), "{p:?} at {before}+{after}");
-                }
-            }
-        }
+        let l = each_pattern_at_every_offset(&patterns, 12);
         // runs of `a` of every length, alone and followed by `b`
         for n in 0..48 {
             let mut text = vec![b'a'; n];
@@ -426,13 +423,7 @@ mod tests {
     fn a_pseudo_random_corpus_agrees_with_naive_search() {
         // many patterns sharing prefixes, and texts spliced from pieces of them, so that long
         // and short patterns really occur (and almost occur) at every alignment
-        let mut x = 0x1234_5678_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x1234_5678_u64);
         let owned: Vec<Vec<u8>> = (0..400)
             .map(|i| {
                 let len = 3 + (next() % 24) as usize;
