@@ -362,13 +362,7 @@ mod tests {
 
     #[test]
     fn a_pseudo_random_corpus_agrees_with_the_decoded_search() {
-        let mut x = 0x9E37_79B9_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_u64);
         let alphabet = ["a", "b", "<", "\"", "\\", "/", "\n", "é", "д", "😀", "u", "0", "\u{1}"];
         let owned: Vec<String> = (0..150)
             .map(|_| (0..1 + next() % 14).map(|_| alphabet[(next() % 13) as usize]).collect())
@@ -422,7 +416,7 @@ mod sample_tests {
         out
     }
 
-    fn bodies_of(line: &str) -> Vec<&str> {
+    pub(super) fn bodies_of(line: &str) -> Vec<&str> {
         #[derive(serde::Deserialize)]
         struct Line<'a> {
             #[serde(borrow)]
@@ -432,8 +426,8 @@ mod sample_tests {
         sample_bodies(line.measurement.get())
     }
 
-    #[test]
-    fn the_sample_bodies_give_what_the_decoded_search_gives() {
+    /// The distinct non-empty body patterns of the production fingerprints.
+    pub(super) fn body_patterns() -> Vec<String> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
         let csv = std::fs::read_to_string(format!("{dir}fingerprints_http.csv")).unwrap();
         let mut rdr = csv::Reader::from_reader(csv.as_bytes());
@@ -445,6 +439,13 @@ mod sample_tests {
             .collect();
         patterns.sort();
         patterns.dedup();
+        patterns
+    }
+
+    #[test]
+    fn the_sample_bodies_give_what_the_decoded_search_gives() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+        let patterns = body_patterns();
         let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
         let escaped = EscapedLiterals::new(&refs);
         let decoded = Literals::new(refs.iter().map(|p| p.as_bytes().into()).collect());

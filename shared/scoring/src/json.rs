@@ -97,7 +97,17 @@ pub(crate) fn as_str<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
 
 /// Python `v == s` for a JSON value and a string.
 pub(crate) fn str_eq(raw: Option<&RawValue>, s: &str) -> bool {
-    raw.and_then(as_str).is_some_and(|v| v == s)
+    raw.filter(|r| may_decode_to(r.get().len().saturating_sub(2), s.len()))
+        .and_then(as_str)
+        .is_some_and(|v| v == s)
+}
+
+/// Whether the inside of a JSON string literal, `inner` bytes long, can decode to `decoded`
+/// bytes of UTF-8: each byte or escape gives at least one byte and at most as many as it has
+/// (at most 6 bytes per decoded byte, for `\u0000`). Saves decoding long strings only to find
+/// them unequal.
+fn may_decode_to(inner: usize, decoded: usize) -> bool {
+    decoded <= inner && inner <= decoded.saturating_mul(6)
 }
 
 /// Python truthiness of a JSON value (`None`, `False`, `0`, `""`, `[]`, `{}` are false).
@@ -462,6 +472,39 @@ pub(crate) fn parse_obj<'a, T: FromMap<'a>>(raw: &'a RawValue) -> Option<Obj<T>>
     serde_json::from_str::<Obj<T>>(raw.get()).ok()
 }
 
+/// Calls `f` on the elements of a JSON array (`raw` is one) in order until it returns false,
+/// without reading further; false if `raw` is not an array after all.
+pub(crate) fn array_items<'a>(raw: &'a RawValue, f: impl FnMut(Raw<'a>) -> bool) -> bool {
+    struct Items<'v, F> {
+        f: F,
+        /// Set when `f` stopped the walk with elements left.
+        stopped: &'v mut bool,
+    }
+    impl<'de, F: FnMut(Raw<'de>) -> bool> Visitor<'de> for Items<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(x) = seq.next_element::<Raw<'de>>()? {
+                if !(self.f)(x) {
+                    *self.stopped = true;
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut stopped = false;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let read = de.deserialize_seq(Items {
+        f,
+        stopped: &mut stopped,
+    });
+    // stopping early leaves elements unread, which serde_json reports as an error
+    read.is_ok() || stopped
+}
+
 /// Python equality of two JSON values (`1 == 1.0 == True`, key order irrelevant).
 pub(crate) fn py_eq(a: &RawValue, b: &RawValue) -> bool {
     py_eq_depth(a, b, 0)
@@ -476,7 +519,11 @@ fn py_eq_depth(a: &RawValue, b: &RawValue, depth: usize) -> bool {
         return false;
     }
     match (kind(a), kind(b)) {
-        (Kind::String, Kind::String) => as_str(a) == as_str(b),
+        (Kind::String, Kind::String) => {
+            // each decodes to between a sixth of its inner length and all of it
+            let (x, y) = (a.get().len().saturating_sub(2), b.get().len().saturating_sub(2));
+            x <= y.saturating_mul(6) && y <= x.saturating_mul(6) && as_str(a) == as_str(b)
+        }
         (Kind::Array, Kind::Array) => {
             let (Ok(x), Ok(y)) = (
                 serde_json::from_str::<Vec<Raw>>(a.get()),
@@ -562,6 +609,39 @@ mod tests {
         assert!(py_eq(raw(r#""\u0061""#), raw(r#""a""#)));
         assert!(py_eq(raw(r#"{"a":1,"b":[2]}"#), raw(r#"{"b":[2.0],"a":1}"#)));
         assert!(!py_eq(raw("\"1\""), raw("1")));
+    }
+
+    #[test]
+    fn array_walks_stop_when_told() {
+        let walk = |text: &str, n: usize| {
+            let mut seen = Vec::new();
+            let ok = array_items(raw(text), |x| {
+                seen.push(x.get().to_owned());
+                seen.len() < n
+            });
+            ok.then_some(seen)
+        };
+        let a = r#"[1, "two", [3], {"4": 4}]"#;
+        assert_eq!(walk(a, 1), Some(vec!["1".to_owned()]));
+        assert_eq!(walk(a, 2), Some(vec!["1".to_owned(), "\"two\"".to_owned()]));
+        assert_eq!(walk(a, 4).map(|v| v.len()), Some(4));
+        assert_eq!(walk(a, usize::MAX).map(|v| v.len()), Some(4));
+        assert_eq!(walk("[ ]", 3), Some(vec![]));
+        assert_eq!(walk("{}", 3), None);
+    }
+
+    #[test]
+    fn strings_of_incompatible_lengths_are_unequal_without_decoding() {
+        let long = format!("\"{}\"", "\\u0041".repeat(10));
+        assert!(py_eq(raw(&long), raw(&format!("\"{}\"", "A".repeat(10)))));
+        assert!(!py_eq(raw(&long), raw(&format!("\"{}\"", "A".repeat(9)))));
+        assert!(str_eq(Some(raw(&long)), &"A".repeat(10)));
+        assert!(!str_eq(Some(raw(&long)), &"A".repeat(9)));
+        assert!(!str_eq(Some(raw(&long)), &"A".repeat(61)));
+        assert!(str_eq(Some(raw(r#""\ud83d\ude00""#)), "😀"));
+        assert!(str_eq(Some(raw(r#""""#)), ""));
+        assert!(!str_eq(Some(raw(r#""""#)), "x"));
+        assert!(py_eq(raw(r#""\u00e9""#), raw(r#""é""#)));
     }
 
     #[test]

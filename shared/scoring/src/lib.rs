@@ -33,3 +33,14 @@ pub use row::{
     Outcome,
 };
 pub use scores::Scores;
+
+/// A xorshift64 generator for the randomized tests (`seed` non-zero).
+#[cfg(test)]
+pub(crate) fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}

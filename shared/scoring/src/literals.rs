@@ -1,150 +1,242 @@
 //! Many-literal substring search: which of a fixed set of byte strings occur in a text.
 //!
-//! This is how body fingerprints are found: ~1,300 patterns against every HTTP body. An
-//! Aho-Corasick automaton that size walks a text with one dependent table load per byte and
-//! ran at ~350 MB/s here; this search filters first and verifies rarely instead.
+//! This is how body fingerprints are found: ~1,300 patterns (~1,500 with their escaped
+//! encodings) against every HTTP body. An Aho-Corasick automaton that size walks a text with
+//! one dependent table load per byte (~350 MB/s here), and a shift-or filter over every 2-byte
+//! gram (after Hyperscan's FDR, the previous version) still costs a table load per byte. Here
+//! the text is sampled instead.
 //!
-//! The filter is a bucketed shift-or over 2-byte grams, after Hyperscan's FDR. Patterns are put
-//! in 8 buckets; only the first [`WINDOW`] bytes of a pattern take part. For each of the 65,536
-//! grams a `u64` mask holds, for every window offset `k` and every bucket `b`, one bit that is
-//! set when no pattern of bucket `b` can have that gram at offset `k`. A text start `s` is a
-//! candidate for bucket `b` when that bit is clear in the masks of the grams at `s..s+WINDOW`,
-//! which costs one table load per text byte, with no dependency from one byte to the next: the
-//! masks are ORed 8 positions at a time and tested once per 8 starts.
+//! **Sampling.** Only every [`STRIDE`]-th position `p` of the text is looked at: the word
+//! starting there. An occurrence of a pattern of length `len` starting at `s` covers a sampled
+//! position `p = s + k` for each offset `k ≡ -s (mod STRIDE)` with `k + g ≤ len` (`g` the gram
+//! length); for each of the `STRIDE` residues one such `k` is registered (the one whose gram
+//! looks rarest), so every occurrence puts a registered gram of its pattern at some sampled
+//! position. Per sampled position: a multiplicative hash of the gram and a test in a blocked
+//! Bloom filter of the registered grams (two bits in one word each). A gram that passes is
+//! checked exactly: it is looked up in a table of its (pattern, offset) pairs and those patterns
+//! compared in place. On the sample bodies about 0.2% of the sampled positions get that far.
 //!
-//! A candidate is verified exactly: patterns of at least [`WINDOW`] bytes are looked up by their
-//! first 8 bytes in a small open-addressing table, shorter ones (their own bucket) are compared
-//! one by one; a hit compares bytes 8..16 as one word, then the whole pattern. The filter never
-//! drops a real match, so the result is exactly the set of patterns `p` with `text.contains(p)`.
+//! Patterns of at least [`STRIDE`]` + 7` bytes (nearly all) use 8-byte grams; shorter ones down
+//! to [`STRIDE`]` + 3` bytes use 4-byte grams, tested at the same positions; the few shorter
+//! still are searched one by one with `memmem`. The result is exactly the set of patterns that
+//! occur in the text at a start `accept`ed.
 
-/// Bytes of each pattern that the filter looks at (one mask byte per offset).
-const WINDOW: usize = 8;
-/// Positions whose gram is looked up: all of them. A stride of 2 (grams at even offsets still
-/// tile each window) halves the table loads but lets through enough extra candidates to be ~8%
-/// slower on the samples.
-const STRIDE: usize = 1;
-/// Buckets, one bit each in a mask byte.
-const BUCKETS: usize = 8;
-/// Bucket of the patterns shorter than [`WINDOW`] (verified by direct comparison).
-const SHORT_BUCKET: usize = BUCKETS - 1;
-/// Gram used past the end of the text: no match reaches there, so any value is correct.
-const PAD: u8 = 0;
-/// Distinct 2-byte grams.
-const GRAMS: usize = 1 << 16;
-/// A block: the bytes of WINDOW grams.
-type Block = [u8; WINDOW + 1];
+use memchr::memmem;
+use std::collections::HashMap;
+
+/// Distance between the sampled text positions.
+const STRIDE: usize = 4;
+/// Gram lengths of the two tiers.
+const LONG_GRAM: usize = 8;
+const MID_GRAM: usize = 4;
+/// Words of the tiers' filters: 16 KiB for a few thousand 8-byte grams (about 0.7% of the
+/// other grams pass), 1 KiB for the few hundred 4-byte ones.
+const LONG_WORDS: usize = 1 << 13;
+const MID_WORDS: usize = 1 << 10;
 
 /// A prepared set of non-empty literals.
 #[derive(Debug, Clone)]
 pub(crate) struct Literals {
-    /// Per 2-byte gram (`text[i] | text[i+1] << 8`): byte `7 - k` holds, per bucket, "no
-    /// pattern of this bucket has this gram at window offset `k`".
-    masks: Box<[u64; GRAMS]>,
     patterns: Vec<Box<[u8]>>,
-    /// Open-addressing table from the first 8 bytes of a long pattern to its slot in `groups`.
-    slots: Box<[(u64, u32)]>,
-    /// Pattern ids sharing one 8-byte prefix, one group per occupied slot.
-    groups: Vec<Vec<u32>>,
-    /// Ids of the patterns shorter than [`WINDOW`].
-    short: Vec<u32>,
-    /// Per pattern, (mask, value) of its bytes 8..16 as a word: a cheap first test before
-    /// comparing the whole pattern, since many share their first 8 bytes (`<title>`, ...).
-    tails: Vec<(u64, u64)>,
+    /// Patterns of at least `STRIDE + 7` bytes.
+    long: Tier<LONG_WORDS>,
+    /// Patterns of `STRIDE + 3` to `STRIDE + 6` bytes.
+    mid: Tier<MID_WORDS>,
+    /// Shorter patterns, searched one by one.
+    tiny: Vec<(u32, memmem::Finder<'static>)>,
 }
 
-/// First 8 bytes of `b` as a little-endian word (`b` has at least 8).
-fn word(b: &[u8]) -> Option<u64> {
-    b.get(..8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes)
+/// `b[at..at + 8]` as a little-endian word.
+#[inline(always)]
+fn word_at(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
 }
 
-/// Slot index of a key in a table of `len` slots (a power of two).
-fn slot_of(key: u64, len: usize) -> usize {
-    // Fibonacci hashing: the high bits of the product mix every input byte.
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (len - 1)
+/// `b[at..at + len]` (`len` ≤ 8) as a little-endian word.
+fn gram_at(b: &[u8], at: usize, len: usize) -> Option<u64> {
+    let bytes = b.get(at..at + len)?;
+    let mut w = [0u8; 8];
+    w.get_mut(..len)?.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(w))
 }
 
-/// Mask bit for bucket `b` at window offset `k`.
-fn bit(k: usize, b: usize) -> u64 {
-    1u64 << ((WINDOW - 1 - k) * 8 + b)
+/// Every `len`-byte gram of `p`, with its offset.
+fn grams_of(p: &[u8], len: usize) -> impl Iterator<Item = (u64, usize)> + '_ {
+    (0..=p.len().saturating_sub(len)).filter_map(move |k| Some((gram_at(p, k, len)?, k)))
+}
+
+/// Multiplicative (Fibonacci) hash of a gram to `bits` bits.
+#[inline(always)]
+fn hash(gram: u64, bits: u32) -> usize {
+    (gram.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+}
+
+/// How common a gram's bytes are in web pages (lower is rarer): lower-case letters, spaces and
+/// markup punctuation are everywhere, digits and capitals less so, other bytes rarely.
+fn byte_commonness(gram: u64, len: usize) -> u32 {
+    gram.to_le_bytes()
+        .iter()
+        .take(len)
+        .map(|b| match b {
+            b'a'..=b'z' | b' ' | b'<' | b'>' | b'/' | b'"' | b'=' | b'.' | b':' | b'-' => 3,
+            b'0'..=b'9' | b'A'..=b'Z' | b'\\' => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The patterns found through grams of one length, with a bit set of `WORDS` words.
+#[derive(Debug, Clone)]
+struct Tier<const WORDS: usize> {
+    /// The mask that cuts a text word down to the tier's gram length.
+    mask: u64,
+    /// A blocked Bloom filter of the registered grams: each sets two bits in one word.
+    filter: Box<[u64; WORDS]>,
+    /// Registered gram -> its (pattern id, offset of the gram in the pattern) pairs.
+    grams: GramTable,
+}
+
+impl<const WORDS: usize> Tier<WORDS> {
+    /// Hash bits that pick a word.
+    const WORD_BITS: u32 = WORDS.trailing_zeros();
+
+    /// The filter word of a gram, and the two bits it sets there.
+    #[inline(always)]
+    fn bloom(gram: u64) -> (usize, u64) {
+        let h = gram.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let word = (h >> (64 - Self::WORD_BITS)) as usize;
+        (word, (1 << ((h >> 41) & 63)) | (1 << ((h >> 47) & 63)))
+    }
+
+    /// Registers `ids` (each at least `STRIDE + len - 1` bytes long).
+    fn new(patterns: &[Box<[u8]>], ids: &[u32], len: usize) -> Self {
+        // how many patterns contain each gram: a gram many share (`https://`, `<title>`) is a
+        // common one in pages too, and would make a long group
+        let mut shared: HashMap<u64, u32> = HashMap::new();
+        for &id in ids {
+            let mut grams: Vec<u64> = grams_of(&patterns[id as usize], len).map(|(g, _)| g).collect();
+            grams.sort_unstable();
+            grams.dedup();
+            for g in grams {
+                *shared.entry(g).or_default() += 1;
+            }
+        }
+        let mut entries: Vec<Slot> = Vec::with_capacity(ids.len() * STRIDE);
+        for &id in ids {
+            for residue in 0..STRIDE {
+                let best = grams_of(&patterns[id as usize], len)
+                    .filter(|&(_, k)| k % STRIDE == residue)
+                    .min_by_key(|&(g, _)| (shared.get(&g).copied().unwrap_or(0), byte_commonness(g, len)));
+                if let Some((gram, k)) = best {
+                    entries.push(Slot { gram, id, k: k as u32 });
+                }
+            }
+        }
+        let mut filter: Box<[u64; WORDS]> = vec![0u64; WORDS]
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| Box::new([0u64; WORDS]));
+        for e in &entries {
+            let (word, bits) = Self::bloom(e.gram);
+            if let Some(w) = filter.get_mut(word) {
+                *w |= bits;
+            }
+        }
+        Tier {
+            mask: if len >= 8 { u64::MAX } else { (1 << (8 * len)) - 1 },
+            filter,
+            grams: GramTable::new(&entries),
+        }
+    }
+
+    /// Whether `gram` (already cut to the tier's length) passes the filter.
+    #[inline(always)]
+    fn hit(&self, gram: u64) -> bool {
+        let (word, bits) = Self::bloom(gram);
+        self.filter.get(word).is_some_and(|w| w & bits == bits)
+    }
+}
+
+/// Open-addressing multimap from a gram to its (pattern id, offset) pairs, stored inline so
+/// that a lookup touches one or two cache lines.
+#[derive(Debug, Clone)]
+struct GramTable {
+    /// A power of two long, at most half full: a probe always ends at a free slot.
+    slots: Box<[Slot]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    gram: u64,
+    /// Pattern id, [`FREE`] for a free slot.
+    id: u32,
+    /// Offset of the gram in the pattern.
+    k: u32,
+}
+
+const FREE: u32 = u32::MAX;
+
+/// Hash bits of a [`GramTable`] slot index (masked down to the table size).
+const TABLE_BITS: u32 = 32;
+
+impl GramTable {
+    fn new(entries: &[Slot]) -> Self {
+        let size = (entries.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![
+            Slot {
+                gram: 0,
+                id: FREE,
+                k: 0
+            };
+            size
+        ]
+        .into_boxed_slice();
+        for e in entries {
+            let mut i = hash(e.gram, TABLE_BITS) & (size - 1);
+            while slots[i].id != FREE {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = *e;
+        }
+        GramTable { slots }
+    }
+
+    /// The (pattern id, offset) pairs registered for `gram`.
+    fn get(&self, gram: u64) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let mask = self.slots.len().saturating_sub(1);
+        let start = hash(gram, TABLE_BITS);
+        (0..self.slots.len())
+            .map_while(move |j| self.slots.get((start + j) & mask).filter(|s| s.id != FREE))
+            .filter(move |s| s.gram == gram)
+            .map(|s| (s.id, s.k))
+    }
 }
 
 impl Literals {
     /// Prepares `patterns` (all non-empty); ids are their indices.
     pub(crate) fn new(patterns: Vec<Box<[u8]>>) -> Self {
-        let mut masks: Box<[u64; GRAMS]> = vec![u64::MAX; GRAMS]
-            .into_boxed_slice()
-            .try_into()
-            .unwrap_or_else(|_| Box::new([u64::MAX; GRAMS]));
-        let mut short = Vec::new();
-        // Long patterns sorted by their window go to the 7 long buckets in contiguous runs, so
-        // a bucket holds patterns that share leading bytes and its masks stay selective.
-        let mut long: Vec<u32> = Vec::new();
+        let (mut long, mut mid, mut tiny) = (Vec::new(), Vec::new(), Vec::new());
         for (id, p) in patterns.iter().enumerate() {
-            if p.len() < WINDOW {
-                short.push(id as u32);
+            let tier = if p.len() >= STRIDE + LONG_GRAM - 1 {
+                &mut long
+            } else if p.len() >= STRIDE + MID_GRAM - 1 {
+                &mut mid
             } else {
-                long.push(id as u32);
-            }
-        }
-        long.sort_by(|&a, &b| patterns[a as usize][..WINDOW].cmp(&patterns[b as usize][..WINDOW]));
-        let per_bucket = long.len().div_ceil(SHORT_BUCKET).max(1);
-        let assigned = long
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i / per_bucket))
-            .chain(short.iter().map(|&id| (id, SHORT_BUCKET)));
-        for (id, b) in assigned {
-            let p = &patterns[id as usize];
-            for k in 0..WINDOW {
-                match (p.get(k), p.get(k + 1)) {
-                    (Some(&lo), Some(&hi)) => masks[usize::from(lo) | usize::from(hi) << 8] &= !bit(k, b),
-                    // past the pattern's end: any gram will do
-                    _ => masks.iter_mut().for_each(|m| *m &= !bit(k, b)),
-                }
-            }
-        }
-
-        let size = (long.len() * 2).next_power_of_two().max(16);
-        let mut slots = vec![(0u64, u32::MAX); size].into_boxed_slice();
-        let mut groups: Vec<Vec<u32>> = Vec::new();
-        for &id in &long {
-            let Some(key) = word(&patterns[id as usize]) else {
-                continue;
+                &mut tiny
             };
-            let mut i = slot_of(key, size);
-            loop {
-                let (k, g) = slots[i];
-                if g == u32::MAX {
-                    slots[i] = (key, groups.len() as u32);
-                    groups.push(vec![id]);
-                    break;
-                }
-                if k == key {
-                    groups[g as usize].push(id);
-                    break;
-                }
-                i = (i + 1) & (size - 1);
-            }
+            tier.push(id as u32);
         }
-        let tails = patterns
-            .iter()
-            .map(|p| {
-                let mut mask = [0u8; 8];
-                let mut value = [0u8; 8];
-                for (i, &b) in p.iter().skip(WINDOW).take(8).enumerate() {
-                    mask[i] = 0xFF;
-                    value[i] = b;
-                }
-                (u64::from_le_bytes(mask), u64::from_le_bytes(value))
-            })
+        let tiny = tiny
+            .into_iter()
+            .map(|id| (id, memmem::Finder::new(&patterns[id as usize]).into_owned()))
             .collect();
         Literals {
-            masks,
+            long: Tier::new(&patterns, &long, LONG_GRAM),
+            mid: Tier::new(&patterns, &mid, MID_GRAM),
             patterns,
-            slots,
-            groups,
-            short,
-            tails,
+            tiny,
         }
     }
 
@@ -152,112 +244,62 @@ impl Literals {
     /// in no particular order.
     pub(crate) fn find_all(&self, text: &[u8], mut accept: impl FnMut(usize) -> bool, mut found: impl FnMut(u32)) {
         let mut seen = vec![false; self.patterns.len()];
-        let mut report = |start: usize, lanes: u64| {
-            // byte j of `lanes`: the buckets still possible at `start + j`, as zero bits
-            let mut open = !lanes;
-            while open != 0 {
-                let j = open.trailing_zeros() as usize / 8;
-                let buckets = (open >> (j * 8)) as u8;
-                open &= !(0xFF << (j * 8));
-                self.verify(text, start + j, buckets, &mut seen, &mut accept, &mut found);
-            }
-        };
-        // Blocks of WINDOW starts. A block's own positions give the lanes of its starts (`lo`)
-        // and the end of the previous block's (`hi`); `prev` carries `lo` to the next block.
-        let mut prev = u64::MAX;
-        let mut s0 = 0usize;
-        while let Some(block) = text.get(s0..s0 + WINDOW + 1).and_then(|b| <&Block>::try_from(b).ok()) {
-            let (lo, hi) = self.block(block);
-            if prev | hi != u64::MAX {
-                report(s0.saturating_sub(WINDOW), prev | hi);
-            }
-            prev = lo;
-            s0 += WINDOW;
-        }
-        // Fewer than WINDOW + 1 bytes are left: one block over them, padded, then one block of
-        // padding to complete its starts. Later starts are past the end.
-        let mut tail = [PAD; 2 * WINDOW + 1];
-        let rest = text.get(s0..).unwrap_or_default();
-        if let Some(dst) = tail.get_mut(..rest.len()) {
-            dst.copy_from_slice(rest);
-        }
-        for t0 in [0, WINDOW] {
-            let Some(block) = tail.get(t0..t0 + WINDOW + 1).and_then(|b| <&Block>::try_from(b).ok()) else {
-                break;
-            };
-            let (lo, hi) = self.block(block);
-            if prev | hi != u64::MAX {
-                report((s0 + t0).saturating_sub(WINDOW), prev | hi);
-            }
-            prev = lo;
-        }
-    }
-
-    /// Masks of the WINDOW grams starting in `b` (WINDOW + 1 bytes): the lanes they give the
-    /// block's own starts, and the ones they give the previous block's starts.
-    #[inline(always)]
-    fn block(&self, b: &Block) -> (u64, u64) {
-        let mut lo = 0u64;
-        let mut hi = 0u64;
-        for t in (0..WINDOW).step_by(STRIDE) {
-            let m = self.masks[usize::from(b[t]) | usize::from(b[t + 1]) << 8];
-            // the gram at block offset t is window offset k of start t - k: shifting by 8t
-            // lines every start's lanes up in one byte (see the module comment)
-            lo |= m >> (8 * (WINDOW - 1 - t));
-            if t + 1 < WINDOW {
-                hi |= m << (8 * (t + 1));
-            }
-        }
-        (lo, hi)
-    }
-
-    /// Exact check of the candidate buckets at `s`; reports each pattern found the first time.
-    fn verify(
-        &self,
-        text: &[u8],
-        s: usize,
-        buckets: u8,
-        seen: &mut [bool],
-        accept: &mut impl FnMut(usize) -> bool,
-        found: &mut impl FnMut(u32),
-    ) {
-        let Some(rest) = text.get(s..) else { return };
-        let second = rest.get(WINDOW..).and_then(word);
-        let mut check = |id: u32| {
-            let i = id as usize;
-            if let (Some(w), Some(&(mask, value))) = (second, self.tails.get(i)) {
-                if w & mask != value {
-                    return;
-                }
-            }
-            if !seen[i] && rest.starts_with(&self.patterns[i]) && accept(s) {
-                seen[i] = true;
+        let mut report = |id: u32, start: usize, seen: &mut Vec<bool>| {
+            if seen.get(id as usize) == Some(&false) && accept(start) {
+                seen[id as usize] = true;
                 found(id);
             }
         };
-        if buckets & !(1 << SHORT_BUCKET) != 0 {
-            if let Some(group) = word(rest).and_then(|key| self.group(key)) {
-                group.iter().for_each(|&id| check(id));
+        for (id, finder) in &self.tiny {
+            for start in finder.find_iter(text) {
+                report(*id, start, &mut seen);
             }
         }
-        if buckets & (1 << SHORT_BUCKET) != 0 {
-            self.short.iter().for_each(|&id| check(id));
+        // a sampled position whose gram's bit is set in a tier: compare the patterns there
+        let mut check = |grams: &GramTable, p: usize, gram: u64, seen: &mut Vec<bool>| {
+            for (id, k) in grams.get(gram) {
+                let i = id as usize;
+                if seen.get(i) != Some(&false) {
+                    continue;
+                }
+                let Some(s) = p.checked_sub(k as usize) else { continue };
+                if text.get(s..).is_some_and(|rest| rest.starts_with(&self.patterns[i])) {
+                    report(id, s, seen);
+                }
+            }
+        };
+        let (long, mid) = (&self.long, &self.mid);
+        // four sampled positions per step, their bits tested together (a hit is rare: the
+        // positions are then gone through one by one)
+        let mut p = 0;
+        while let Some(block) = text.get(p..p + 3 * STRIDE + 8) {
+            let w = |j: usize| word_at(block, j * STRIDE).unwrap_or_default();
+            let (w0, w1, w2, w3) = (w(0), w(1), w(2), w(3));
+            let long_hit = long.hit(w0) | long.hit(w1) | long.hit(w2) | long.hit(w3);
+            let m = mid.mask;
+            let mid_hit = mid.hit(w0 & m) | mid.hit(w1 & m) | mid.hit(w2 & m) | mid.hit(w3 & m);
+            if long_hit | mid_hit {
+                for q in (p..p + 4 * STRIDE).step_by(STRIDE) {
+                    let gram = word_at(text, q).unwrap_or_default();
+                    if long.hit(gram) {
+                        check(&long.grams, q, gram, &mut seen);
+                    }
+                    if mid.hit(gram & m) {
+                        check(&mid.grams, q, gram & m, &mut seen);
+                    }
+                }
+            }
+            p += 4 * STRIDE;
         }
-    }
-
-    /// The long patterns whose first 8 bytes are `key`.
-    fn group(&self, key: u64) -> Option<&[u32]> {
-        let len = self.slots.len();
-        let mut i = slot_of(key, len);
-        loop {
-            let (k, g) = self.slots[i];
-            if g == u32::MAX {
-                return None;
+        // the last positions, where fewer than 8 bytes may be left
+        while let Some(gram) = gram_at(text, p, MID_GRAM) {
+            if let Some(gram) = word_at(text, p).filter(|&g| long.hit(g)) {
+                check(&long.grams, p, gram, &mut seen);
             }
-            if k == key {
-                return self.groups.get(g as usize).map(Vec::as_slice);
+            if mid.hit(gram) {
+                check(&mid.grams, p, gram, &mut seen);
             }
-            i = (i + 1) & (len - 1);
+            p += STRIDE;
         }
     }
 }
@@ -287,6 +329,22 @@ mod tests {
         Literals::new(patterns.iter().map(|p| Box::from(*p)).collect())
     }
 
+    /// Checks every pattern with up to `pad` bytes before and after it; returns the searcher.
+    fn each_pattern_at_every_offset(patterns: &[&[u8]], pad: usize) -> Literals {
+        let l = lits(patterns);
+        for p in patterns {
+            for before in 0..pad {
+                for after in 0..pad {
+                    let mut text = vec![b'.'; before];
+                    text.extend_from_slice(p);
+                    text.extend(std::iter::repeat_n(b'.', after));
+                    assert_eq!(found(&l, &text), naive(patterns, &text), "{p:?} at {before}+{after}");
+                }
+            }
+        }
+        l
+    }
+
     #[test]
     fn every_pattern_is_found_at_every_offset_and_text_length() {
         let patterns: Vec<&[u8]> = vec![
@@ -300,16 +358,54 @@ mod tests {
             b"\x00\x00zz",
             b"\x00\x00\x00\x00\x00\x00\x00\x00\x00",
         ];
-        let l = lits(&patterns);
-        for p in &patterns {
-            for before in 0..20 {
-                for after in 0..20 {
-                    let mut text = vec![b'.'; before];
-                    text.extend_from_slice(p);
-                    text.extend(std::iter::repeat_n(b'.', after));
-                    assert_eq!(found(&l, &text), naive(&patterns, &text), "{p:?} at {before}+{after}");
-                }
-            }
+        each_pattern_at_every_offset(&patterns, 20);
+    }
+
+    #[test]
+    fn patterns_of_every_length_around_the_tier_bounds_are_found_at_every_offset() {
+        // 1..=6 bytes: memmem; 7..=10: 4-byte grams; 11 and more: 8-byte grams. Distinct
+        // patterns of each length, and repetitive ones whose grams are all the same (no rare
+        // gram to register) or shared with many others.
+        let owned: Vec<Vec<u8>> = (1..=20)
+            .flat_map(|n| {
+                [
+                    (0..n).map(|i| b"0123456789ABCDEFGHIJ"[i]).collect::<Vec<u8>>(),
+                    vec![b'a'; n],
+                    (0..n).map(|i| if i + 1 == n { b'b' } else { b'a' }).collect(),
+                ]
+            })
+            .collect();
+        let patterns: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let l = each_pattern_at_every_offset(&patterns, 12);
+        // runs of `a` of every length, alone and followed by `b`
+        for n in 0..48 {
+            let mut text = vec![b'a'; n];
+            assert_eq!(found(&l, &text), naive(&patterns, &text), "a x {n}");
+            text.push(b'b');
+            assert_eq!(found(&l, &text), naive(&patterns, &text), "a x {n} b");
+        }
+    }
+
+    #[test]
+    fn a_start_that_is_not_accepted_is_not_a_match_but_a_later_one_is() {
+        let l = lits(&[b"BUSY", b"abcdefgh", b"0123456789abcdef"]);
+        for text in [
+            &b"BUSY..BUSY"[..],
+            b"abcdefgh..abcdefgh",
+            b"0123456789abcdef..0123456789abcdef",
+        ] {
+            let mut got = Vec::new();
+            let mut starts = Vec::new();
+            l.find_all(
+                text,
+                |s| {
+                    starts.push(s);
+                    s > 0
+                },
+                |id| got.push(id),
+            );
+            assert_eq!(got.len(), 1, "{text:?}");
+            assert_eq!(starts.first(), Some(&0), "{text:?}");
         }
     }
 
@@ -327,13 +423,7 @@ mod tests {
     fn a_pseudo_random_corpus_agrees_with_naive_search() {
         // many patterns sharing prefixes, and texts spliced from pieces of them, so that long
         // and short patterns really occur (and almost occur) at every alignment
-        let mut x = 0x1234_5678_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::xorshift(0x1234_5678_u64);
         let owned: Vec<Vec<u8>> = (0..400)
             .map(|i| {
                 let len = 3 + (next() % 24) as usize;

@@ -436,19 +436,62 @@ fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
     match (a, b) {
         (PyItem::Str(x), PyItem::Str(y)) => x == y,
         (PyItem::Raw(x), PyItem::Raw(y)) => json::py_eq(x, y),
-        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::as_str(r).is_some_and(|v| v == *s),
+        (PyItem::Str(s), PyItem::Raw(r)) | (PyItem::Raw(r), PyItem::Str(s)) => json::str_eq(Some(r), s),
     }
+}
+
+/// The larger of `sent` / `received`: a list is walked lazily.
+enum Large<'a> {
+    Seq(PySeq<'a>),
+    List(Raw<'a>),
 }
 
 fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
     let mut scores = init_scores();
-    let sent = PySeq::new(tk.sent)?;
-    let received = PySeq::new(tk.received)?;
-    if sent.is_empty() && received.is_empty() {
+    // `sent` and `received` are compared item by item (the comparison is symmetric). The
+    // smaller one in bytes is read whole; a list on the other side only as far as the
+    // comparison goes: a `received` list can hold several copies of a large response.
+    let size = |raw: Option<Raw>| raw.map_or(0, |r| r.get().len());
+    let (small, large) = if size(tk.sent) <= size(tk.received) {
+        (tk.sent, tk.received)
+    } else {
+        (tk.received, tk.sent)
+    };
+    let small = PySeq::new(small)?;
+    let large = match large.filter(|r| json::kind(r) == Kind::Array) {
+        Some(list) => Large::List(list),
+        None => Large::Seq(PySeq::new(large)?),
+    };
+    let large_is_empty = match &large {
+        Large::Seq(seq) => seq.is_empty(),
+        Large::List(list) => {
+            let mut empty = true;
+            json::array_items(list, |_| {
+                empty = false;
+                false
+            });
+            empty
+        }
+    };
+    if small.is_empty() && large_is_empty {
         set_f(&mut scores, "accuracy", 0.0);
         return Ok(scores);
     }
-    let anomaly = sent.items().zip(received.items()).any(|(s, r)| !py_item_eq(&s, &r));
+    let anomaly = match &large {
+        Large::Seq(seq) => small.items().zip(seq.items()).any(|(s, r)| !py_item_eq(&s, &r)),
+        Large::List(list) => {
+            let mut items = small.items();
+            let mut anomaly = false;
+            json::array_items(list, |r| match items.next() {
+                Some(s) => {
+                    anomaly = !py_item_eq(&s, &PyItem::Raw(r));
+                    !anomaly
+                }
+                None => false,
+            });
+            anomaly
+        }
+    };
     if anomaly {
         set_f(&mut scores, "blocking_general", 1.0);
     }
@@ -656,18 +699,18 @@ fn match_headers<'f>(
     let Some(Obj::Val(RawMap(entries))) = json::parse_obj::<RawMap>(headers) else {
         return Err(Unscorable("headers is not an object").into());
     };
-    // {h.lower(): v}: later duplicates win
-    let mut lowered: Vec<(String, Raw)> = Vec::with_capacity(entries.len());
-    for (k, v) in entries {
-        let k = k.to_lowercase();
-        match lowered.iter_mut().find(|(lk, _)| *lk == k) {
-            Some(slot) => slot.1 = v,
-            None => lowered.push((k, v)),
+    // {h.lower(): v}[name]: the last header whose lower-cased name is `name` (compared without
+    // allocating for ASCII names, which lower-case byte by byte)
+    let lowers_to = |k: &str, name: &str| {
+        if k.is_ascii() {
+            k.len() == name.len() && k.bytes().zip(name.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b)
+        } else {
+            k.to_lowercase() == name
         }
-    }
+    };
     let mut idx: Vec<u32> = Vec::new();
     for (hname, hfps) in &fps.headers {
-        let Some((_, v)) = lowered.iter().find(|(k, _)| k == hname) else {
+        let Some((_, v)) = entries.iter().rev().find(|(k, _)| lowers_to(k, hname)) else {
             continue;
         };
         let as_text = json::as_str(v);
@@ -1287,6 +1330,40 @@ mod tests {
     }
 
     #[test]
+    fn header_names_are_lower_cased_like_python_and_the_last_duplicate_wins() {
+        let row = |name: &str, loc: &str, pattern: &str| crate::FingerprintRow {
+            name: name.into(),
+            scope: "isp".into(),
+            location_found: loc.into(),
+            pattern_type: "full".into(),
+            pattern: pattern.into(),
+            ..Default::default()
+        };
+        let fps = Fingerprints::from_rows(
+            vec![],
+            vec![row("k", "header.key", "v"), row("upper", "header.Server", "nginx")],
+        )
+        .unwrap();
+        let names = |headers: &str| {
+            let text = format!(r#"{{"headers": {headers}}}"#);
+            let Obj::Val(resp) = serde_json::from_str::<Obj<HttpResponse>>(&text).unwrap() else {
+                panic!("response")
+            };
+            let mut out = Vec::new();
+            assert!(match_headers(&resp, &fps, &mut out).is_ok());
+            out.iter().map(|fp| fp.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(r#"{"KEY": "v"}"#), ["k"]);
+        assert_eq!(names(r#"{"Key": "v", "kEY": "w"}"#), Vec::<String>::new());
+        assert_eq!(names(r#"{"Key": "w", "kEY": "v"}"#), ["k"]);
+        // KELVIN SIGN lower-cases to an ASCII k
+        assert_eq!(names(r#"{"key": "w", "\u212aey": "v"}"#), ["k"]);
+        assert_eq!(names(r#"{"key": "v", "\u212aey": "w"}"#), Vec::<String>::new());
+        // a name with capitals in the table never equals a lower-cased one
+        assert_eq!(names(r#"{"Server": "nginx", "server": "nginx"}"#), Vec::<String>::new());
+    }
+
+    #[test]
     fn invalid_request_line_compares_items_like_python() {
         // a string iterates over characters, a dict over its keys
         assert_eq!(hirl_anomaly(r#""ab\u00e9""#, r#"["a","\u0062","é"]"#), Some(false));
@@ -1296,6 +1373,18 @@ mod tests {
         assert_eq!(hirl_anomaly(r#""1""#, r#"[1]"#), Some(true));
         // zip stops at the shorter one
         assert_eq!(hirl_anomaly(r#""abc""#, r#""ab""#), Some(false));
+        // only as many items as the shorter side has are read from the longer one
+        assert_eq!(hirl_anomaly(r#"["a"]"#, r#"["a", "b", "c", "d"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c", "d"]"#, r#"["a"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b"]"#, r#"["a", "x", "c", "d"]"#), Some(true));
+        assert_eq!(hirl_anomaly(r#"["a", "x", "c", "d"]"#, r#"["a", "b"]"#), Some(true));
+        assert_eq!(hirl_anomaly(r#"[]"#, r#"["a", "b"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b"]"#, r#"[]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"[]"#, r#"[]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#""""#, r#"["a", "b"]"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c"]"#, r#"{"a": 1}"#), Some(false));
+        assert_eq!(hirl_anomaly(r#"["a", "b", "c"]"#, r#"7"#), None);
+        assert_eq!(hirl_anomaly(r#"7"#, r#"["a", "b", "c"]"#), None);
         assert_eq!(hirl_anomaly(r#"5"#, r#""ab""#), None);
     }
 }

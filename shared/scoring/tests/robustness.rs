@@ -50,6 +50,35 @@ fn a_ten_mebibyte_body_is_scored_and_a_pattern_at_its_end_is_found() {
 }
 
 #[test]
+fn a_ten_mebibyte_body_of_near_misses_is_searched_in_linear_time() {
+    let fps = common::fingerprints();
+    // every pattern minus its last byte, over and over: the sampled search finds its grams
+    // everywhere and compares the patterns registered with them, every time in vain
+    let near: String = [
+        "GdF Stop Page",
+        "<title>WEBSITE BLOCKED</title>",
+        "Access Denied",
+        "Not found",
+        "redirect",
+        "BUSY",
+    ]
+    .iter()
+    .map(|p| &p[..p.len() - 1])
+    .collect::<Vec<_>>()
+    .join(" ");
+    let mut body = near.repeat(10 * 1024 * 1024 / near.len());
+    body.push_str("GdF Stop Page");
+    let msm = wc(json!({"blocking": false, "accessible": true, "requests": [{"response": {"body": body}}]}));
+    let raw = serde_json::to_vec(&msm).unwrap();
+    let t = Instant::now();
+    let o = process(&raw, UID, &fps);
+    let elapsed = t.elapsed();
+    let s = row_scores(&o);
+    assert_eq!(s["fingerprints"][0]["name"], "ooni.it_0");
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+#[test]
 fn deep_nesting_is_rejected_without_overflowing_the_stack() {
     let fps = common::fingerprints();
     for depth in [200usize, 100_000] {
