@@ -22,7 +22,9 @@
 # existing binary), BENCH_OONI_BIN [target/release/ooni], BENCH_SPLIT [1]: two `ooni dev`
 # processes, as deployed (ReportSubmit and the Scorer are separate Lambdas): one serves the API
 # without a poller, one polls the queue into the Scorer, metered apart; 0: one `ooni dev` doing
-# both. RUST_LOG (of `ooni dev`, default info as deployed).
+# both. RUST_LOG (of `ooni dev`, default info as deployed). BENCH_DEV_THREADS [1]: tokio worker
+# threads of each `ooni dev` (TOKIO_WORKER_THREADS): one, like the deployed Lambdas, whose
+# containers each run one event at a time on a single-threaded runtime.
 set -euo pipefail
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO_ROOT"
@@ -88,7 +90,8 @@ start_dev() {
     local name="$1" addr="$2" pid i
     shift 2
     say "starting $name on $addr (log: ${OUT#"$REPO_ROOT"/}/${name// /-}.log)"
-    "$OONI" dev --addr "$addr" --no-scheduler "$@" >"$OUT/${name// /-}.log" 2>&1 &
+    TOKIO_WORKER_THREADS="${BENCH_DEV_THREADS:-1}" "$OONI" dev --addr "$addr" --no-scheduler "$@" \
+        >"$OUT/${name// /-}.log" 2>&1 &
     pid=$!
     DEV_PIDS+=("$pid")
     for i in $(seq 300); do
