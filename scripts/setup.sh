@@ -107,8 +107,7 @@ step_venv() {
     say "venv: installing requirements-dev.txt"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
     "$VENV/bin/python" -c 'import chdb._chdb' || die "chdb does not import in .venv"
-    "$VENV/bin/python" -c 'import moto, waitress' || die "moto/waitress do not import in .venv"
-    for tool in moto_server sam cargo-lambda; do
+    for tool in moto_server waitress-serve sam cargo-lambda; do
         [[ -x "$VENV/bin/$tool" ]] || die ".venv/bin/$tool missing after install"
     done
     printf '%s\n' "$want" >"$STAMP"

@@ -30,7 +30,8 @@ AWS_PORT="${OONI_AWS_PORT:-5000}"
 LOCAL_DIR="${OONI_LOCAL_DIR:-$REPO_ROOT/.local}"
 CH_DATA="${OONI_CLICKHOUSE_DATA:-$LOCAL_DIR/clickhouse-data}"
 TIMEOUT="${OONI_STACK_TIMEOUT:-60}"
-PYTHON="$REPO_ROOT/.venv/bin/python"
+VENV_BIN="$REPO_ROOT/.venv/bin"
+PYTHON="$VENV_BIN/python"
 CH_SCRIPT="$SCRIPT_DIR/clickhouse_server.py"
 AWS_SCRIPT="$SCRIPT_DIR/aws_server.py"
 
@@ -121,7 +122,8 @@ check_data_dir() {
 STARTED=()
 
 cmd_start() {
-    [[ -x "$PYTHON" ]] && "$PYTHON" -c 'import moto, waitress' 2>/dev/null || die "missing $REPO_ROOT/.venv tools; run scripts/setup.sh first"
+    [[ -x "$PYTHON" && -x "$VENV_BIN/moto_server" && -x "$VENV_BIN/waitress-serve" ]] ||
+        die "missing $REPO_ROOT/.venv tools; run scripts/setup.sh first"
     command -v curl >/dev/null || die "curl is required"
     START_MS="$(now_ms)"
     check_port clickhouse "$CH_PID" "$CH_NEEDLE" "$CH_PORT" OONI_CLICKHOUSE_PORT

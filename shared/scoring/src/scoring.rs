@@ -440,12 +440,6 @@ fn py_item_eq(a: &PyItem<'_>, b: &PyItem<'_>) -> bool {
     }
 }
 
-/// The larger of `sent` / `received`: a list is walked lazily.
-enum Large<'a> {
-    Seq(PySeq<'a>),
-    List(Raw<'a>),
-}
-
 fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
     let mut scores = init_scores();
     // `sent` and `received` are compared item by item (the comparison is symmetric). The
@@ -458,40 +452,33 @@ fn http_invalid_request_line(tk: &TestKeys<'_>) -> R<ScoreMap> {
         (tk.received, tk.sent)
     };
     let small = PySeq::new(small)?;
-    let large = match large.filter(|r| json::kind(r) == Kind::Array) {
-        Some(list) => Large::List(list),
-        None => Large::Seq(PySeq::new(large)?),
-    };
-    let large_is_empty = match &large {
-        Large::Seq(seq) => seq.is_empty(),
-        Large::List(list) => {
-            let mut empty = true;
-            json::array_items(list, |_| {
+    // zip stops at the shorter side; whether the larger one has items is needed too
+    let (large_is_empty, anomaly) = match large.filter(|r| json::kind(r) == Kind::Array) {
+        Some(list) => {
+            // one walk of the list answers both
+            let (mut empty, mut anomaly, mut items) = (true, false, small.items());
+            json::array_items(list, |r| {
                 empty = false;
-                false
+                match items.next() {
+                    Some(s) => {
+                        anomaly = !py_item_eq(&s, &PyItem::Raw(r));
+                        !anomaly
+                    }
+                    None => false,
+                }
             });
-            empty
+            (empty, anomaly)
+        }
+        None => {
+            let seq = PySeq::new(large)?;
+            let anomaly = small.items().zip(seq.items()).any(|(s, r)| !py_item_eq(&s, &r));
+            (seq.is_empty(), anomaly)
         }
     };
     if small.is_empty() && large_is_empty {
         set_f(&mut scores, "accuracy", 0.0);
         return Ok(scores);
     }
-    let anomaly = match &large {
-        Large::Seq(seq) => small.items().zip(seq.items()).any(|(s, r)| !py_item_eq(&s, &r)),
-        Large::List(list) => {
-            let mut items = small.items();
-            let mut anomaly = false;
-            json::array_items(list, |r| match items.next() {
-                Some(s) => {
-                    anomaly = !py_item_eq(&s, &PyItem::Raw(r));
-                    !anomaly
-                }
-                None => false,
-            });
-            anomaly
-        }
-    };
     if anomaly {
         set_f(&mut scores, "blocking_general", 1.0);
     }
